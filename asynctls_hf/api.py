@@ -1,0 +1,185 @@
+"""patch / unpatch / patched: install AsyncTLS on a transformers model instance, and take it off again."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers.cache_utils import DynamicCache
+
+from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
+
+
+@dataclass
+class _PatchState:
+    """What patch() changed on a model, so that unpatch() can restore it exactly."""
+
+    family: ModelFamily
+    config: AsyncTLSConfig
+    geometry: list
+    restorers: list = field(default_factory=list)
+
+
+def patch(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides) -> nn.Module:
+    """Make `model` decode with AsyncTLS; returns the same model, changed in place.
+
+    Each attention module's forward (accelerate's `_old_forward` where a hook wraps it) is replaced on the
+    instance; generate() and forward() build an AsyncTLSCache when given no cache. A cache that is not an
+    AsyncTLSCache (a static cache, a user's DynamicCache) or use_cache=False runs the stock attention.
+    Patching a patched model replaces its config. Any error leaves the model as it was.
+
+    Raises UnsupportedModelError (a ValueError) for a model type or attention module we cannot run, and
+    ValueError for an invalid config value.
+    """
+    family = family_for(model.config)
+    if config is not None and not isinstance(config, AsyncTLSConfig):
+        raise ValueError(f"config must be an AsyncTLSConfig, got {type(config).__name__}")
+    config = (config or AsyncTLSConfig()).replace(**overrides) if overrides else (config or AsyncTLSConfig())
+    decoder = _decoder_of(model)
+    attention_modules = [layer.self_attn for layer in decoder.layers]
+    for module in attention_modules:
+        family.check_attention(module, config)
+    text_config = model.config.get_text_config(decoder=True)
+    geometry = family.layer_geometry(text_config)
+    for layer_geometry in geometry:
+        config.label_channels_for(layer_geometry.key_width)
+
+    state: _PatchState | None = getattr(model, "_asynctls_state", None)
+    if state is not None:
+        state.config = config
+        return model
+    state = _PatchState(family, config, geometry)
+    try:
+        for module in attention_modules:
+            _replace_forward(module, family, state)
+        _install_cache_builders(model, decoder, state)
+    except BaseException:
+        for restore in reversed(state.restorers):
+            restore()
+        raise
+    model._asynctls_state = state
+    return model
+
+
+def unpatch(model: nn.Module) -> nn.Module:
+    """Restore the exact original behaviour of a patched model (a no-op on an unpatched one)."""
+    state: _PatchState | None = getattr(model, "_asynctls_state", None)
+    if state is None:
+        return model
+    for restore in reversed(state.restorers):
+        restore()
+    del model._asynctls_state
+    return model
+
+
+@contextlib.contextmanager
+def patched(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides):
+    """Context manager: the model is patched inside the block and restored on exit, whatever happens."""
+    previous: _PatchState | None = getattr(model, "_asynctls_state", None)
+    previous_config = previous.config if previous is not None else None
+    patch(model, config, **overrides)
+    try:
+        yield model
+    finally:
+        if previous_config is None:
+            unpatch(model)
+        else:
+            model._asynctls_state.config = previous_config
+
+
+def _decoder_of(model: nn.Module) -> nn.Module:
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    if not hasattr(decoder, "layers") or not all(hasattr(layer, "self_attn") for layer in decoder.layers):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no decoder with `layers[i].self_attn`; pass a causal LM or its base model"
+        )
+    return decoder
+
+
+def _set_instance_attribute(obj, name: str, value, state: _PatchState) -> None:
+    """Set obj.name on the instance and record how to undo it."""
+    had_own = name in vars(obj)
+    previous = vars(obj).get(name)
+
+    def restore():
+        if had_own:
+            setattr(obj, name, previous)
+        else:
+            delattr(obj, name)
+
+    setattr(obj, name, value)
+    state.restorers.append(restore)
+
+
+def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState) -> None:
+    hooked = hasattr(module, "_hf_hook") and hasattr(module, "_old_forward")
+    attribute = "_old_forward" if hooked else "forward"
+    original = getattr(module, attribute)
+    signature = inspect.signature(original)
+
+    def forward(*args, **kwargs):
+        arguments = signature.bind_partial(*args, **kwargs).arguments
+        cache = arguments.get("cache", arguments.get("past_key_values"))
+        if not isinstance(cache, AsyncTLSCache):
+            return original(*args, **kwargs)
+        return family.forward(module, cache, arguments["hidden_states"], arguments["position_embeddings"])
+
+    _set_instance_attribute(module, attribute, forward, state)
+
+
+def _cache_parameter(forward) -> str:
+    parameters = inspect.signature(forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchState) -> None:
+    """Make forward() and generate() use an AsyncTLSCache when the caller gave none, and keep masks small."""
+    cache_name = _cache_parameter(decoder.forward)
+    use_cache_default = getattr(model.config.get_text_config(decoder=True), "use_cache", True)
+
+    def prepare_decoder_inputs(module, args, kwargs):
+        cache = kwargs.get(cache_name)
+        if cache is None:
+            use_cache = kwargs.get("use_cache")
+            if (use_cache if use_cache is not None else use_cache_default) and not module.training:
+                cache = kwargs[cache_name] = AsyncTLSCache(state.geometry, state.config)
+        if not isinstance(cache, AsyncTLSCache):
+            return None
+        embeddings = kwargs.get("inputs_embeds")
+        inputs = embeddings if embeddings is not None else kwargs.get("input_ids", args[0] if args else None)
+        batch, tokens = inputs.shape[:2]
+        device = inputs.device
+        attention_mask = kwargs.get("attention_mask")
+        cache.observe_attention_mask(attention_mask, batch, tokens, device)
+        # A 4D mask passes through transformers' mask creation untouched: no [B, 1, T, S] mask is ever built.
+        # The AsyncTLS forward reads padding from the cache, not from this tensor.
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, cache.get_seq_length() + tokens, dtype=torch.bool, device=device)
+        kwargs["attention_mask"] = attention_mask.to(torch.bool)[:, None, None, :]
+        return args, kwargs
+
+    handle = decoder.register_forward_pre_hook(prepare_decoder_inputs, with_kwargs=True)
+    state.restorers.append(handle.remove)
+
+    original_prepare = model._prepare_cache_for_generation
+    prepare_signature = inspect.signature(original_prepare)
+
+    def prepare_cache_for_generation(*args, **kwargs):
+        arguments = prepare_signature.bind(*args, **kwargs).arguments
+        generation_config, model_kwargs = arguments["generation_config"], arguments["model_kwargs"]
+        user_cache = model_kwargs.get("cache", model_kwargs.get("past_key_values"))
+        result = original_prepare(*args, **kwargs)
+        if user_cache is None and generation_config.cache_implementation in (None, "dynamic"):
+            for key in ("cache", "past_key_values"):
+                if type(model_kwargs.get(key)) is DynamicCache:
+                    model_kwargs[key] = AsyncTLSCache(
+                        state.geometry, state.config, max_length=arguments.get("max_cache_length")
+                    )
+        return result
+
+    _set_instance_attribute(model, "_prepare_cache_for_generation", prepare_cache_for_generation, state)

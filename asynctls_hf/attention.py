@@ -1,0 +1,93 @@
+"""Family-independent AsyncTLS attention: append to the cache, then dense prefill or two-level sparse decode."""
+
+from __future__ import annotations
+
+import torch
+
+from asynctls_hf import ops
+from asynctls_hf.cache import AsyncTLSCache, AsyncTLSLayer, DecodePlan
+from asynctls_hf.config import AsyncTLSConfig
+
+
+def select_tokens(
+    query: torch.Tensor, layer: AsyncTLSLayer, plan: DecodePlan, config: AsyncTLSConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-level selection for one decode step, shared by each group's query heads.
+
+    query [B, NG, G, Dk]. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool:
+    sinks, then the local window, then the best tokens of the best blocks (block filtering on the min/max
+    summaries, then token selection on the quantized labels). Pad slots and duplicates are never valid.
+    """
+    batch, groups = query.shape[:2]
+    fixed_slots = plan.fixed_slots[:, None, :].expand(-1, groups, -1)
+    fixed_valid = plan.fixed_valid[:, None, :].expand(-1, groups, -1)
+    if config.selected_tokens == 0:
+        return fixed_slots, fixed_valid
+    block_size = config.block_size
+    scores = ops.block_scores(
+        query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid
+    )
+    kept_blocks = scores.topk(min(config.top_blocks, plan.n_blocks), dim=-1)  # [B, NG, Kb]
+    offsets = torch.arange(block_size, device=query.device)
+    candidates = (kept_blocks.indices[..., None] * block_size + offsets).flatten(-2)  # [B, NG, Kb * bs]
+    candidate_valid = (
+        (kept_blocks.values[..., None] > float("-inf")).expand(-1, -1, -1, block_size).flatten(-2)
+        & (candidates >= plan.candidate_low[:, None, None])
+        & (candidates < plan.candidate_high)
+    )
+    query_channels = query.float().sum(dim=2).gather(-1, layer.label_channels)  # [B, NG, C]
+    codes = layer.label_codes.gather(2, candidates[..., None].expand(-1, -1, -1, layer.label_codes.shape[-1]))
+    token_scores = ops.label_scores(
+        query_channels,
+        codes,
+        layer.label_scale.gather(2, candidates),
+        layer.label_zero.gather(2, candidates),
+        config.label_bits,
+    ).masked_fill(~candidate_valid, float("-inf"))
+    best = token_scores.topk(min(config.selected_tokens, candidates.shape[-1]), dim=-1)
+    selected = candidates.gather(-1, best.indices)
+    selected_valid = best.values > float("-inf")
+    return torch.cat([fixed_slots, selected], dim=-1), torch.cat([fixed_valid, selected_valid], dim=-1)
+
+
+def asynctls_attention(
+    cache: AsyncTLSCache,
+    layer_idx: int,
+    query: torch.Tensor,
+    key_states: torch.Tensor,
+    value_states: torch.Tensor | None,
+    scaling: float,
+) -> torch.Tensor:
+    """Append T tokens to layer `layer_idx` of `cache` and attend.
+
+    query [B, H, T, Dk]; key_states [B, NG, T, Dk]; value_states [B, NG, T, Dv], or None when the values are a
+    prefix of the keys (MLA latent). T > 1 is prefill: dense causal attention in chunks. T == 1 is a decode
+    step: dense while the context fits the token budget, two-level sparse after. Returns [B, H, T, Dv].
+    """
+    layer = cache.layers[layer_idx]
+    row_start = cache.row_start.to(query.device)
+    first_slot = layer.length
+    layer.append(key_states, value_states, query, row_start)
+    batch, heads, tokens, _ = query.shape
+    if tokens > 1:
+        return ops.causal_prefill_attention(
+            query,
+            layer.keys[:, :, : layer.length],
+            layer.values[:, :, : layer.length],
+            first_slot,
+            row_start,
+            scaling,
+            cache.config.prefill_chunk_size,
+        )
+    plan = cache.decode_plan(layer.length, query.device)
+    grouped_query = query.view(batch, layer.num_groups, heads // layer.num_groups, query.shape[-1])
+    if plan.dense:
+        output = ops.dense_decode_attention(
+            grouped_query, layer.keys[:, :, : plan.length], layer.values[:, :, : plan.length], plan.key_valid, scaling
+        )
+        cache.record_decode(plan.key_valid.sum(dim=1, keepdim=True).expand(-1, layer.num_groups), dense=True)
+    else:
+        slots, valid = select_tokens(grouped_query, layer, plan, cache.config)
+        output = ops.sparse_attention(grouped_query, layer.keys, layer.values, slots, valid, scaling)
+        cache.record_decode(valid.sum(dim=-1), dense=False)
+    return output.reshape(batch, heads, 1, -1)

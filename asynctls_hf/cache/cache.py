@@ -1,0 +1,237 @@
+"""AsyncTLSCache: a transformers Cache holding one AsyncTLSLayer per decoder layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import Cache
+
+from asynctls_hf.cache.layer import AsyncTLSLayer
+from asynctls_hf.config import AsyncTLSConfig
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """What one layer caches per token: NG groups of keys Dk wide and values Dv wide."""
+
+    num_groups: int
+    key_width: int
+    value_width: int
+    values_in_keys: bool = False
+
+
+@dataclass
+class DecodePlan:
+    """Per-step metadata, planned once per decode step and device and shared by all layers.
+
+    length: slots in use (the new token included); dense: whether the whole context fits the budget.
+    row_start [B]; key_valid [B, length] (dense only); block_valid [B, n_blocks] (blocks holding at least one
+    candidate slot); candidate_low [B] and candidate_high (int) bound the slots token selection may pick;
+    fixed_slots, fixed_valid [B, sink + local]: the sinks and the local window, always attended.
+    """
+
+    length: int
+    dense: bool
+    row_start: torch.Tensor
+    key_valid: torch.Tensor | None
+    n_blocks: int
+    block_valid: torch.Tensor | None
+    candidate_low: torch.Tensor | None
+    candidate_high: int
+    fixed_slots: torch.Tensor | None
+    fixed_valid: torch.Tensor | None
+
+
+class AsyncTLSCache(Cache):
+    """KV cache for two-level sparse decoding.
+
+    Build it for a model with `AsyncTLSCache.for_model(model)` (a patched model builds one itself when
+    generate() or forward() gets no cache). `max_length`, when known, preallocates storage once.
+    Rows must be left-padded: the padding of the first forward's attention mask fixes each row's first
+    real slot (`row_start`).
+    """
+
+    def __init__(
+        self, layer_geometry: list[LayerGeometry], config: AsyncTLSConfig | None = None, max_length: int | None = None
+    ):
+        self.config = config if config is not None else AsyncTLSConfig()
+        self.max_length = max_length
+        super().__init__(
+            layers=[
+                AsyncTLSLayer(
+                    self.config,
+                    geometry.num_groups,
+                    geometry.key_width,
+                    geometry.value_width,
+                    geometry.values_in_keys,
+                    max_length,
+                )
+                for geometry in layer_geometry
+            ]
+        )
+        self.row_start: torch.Tensor | None = None
+        self._plans: dict[torch.device, DecodePlan] = {}
+        self._reset_stats()
+
+    @classmethod
+    def for_model(cls, model, config: AsyncTLSConfig | None = None, max_length: int | None = None) -> AsyncTLSCache:
+        """A cache shaped for `model` (patched or not); `config` defaults to the one the model was patched with."""
+        from asynctls_hf.patches import family_for
+
+        family = family_for(model.config)
+        if config is None:
+            state = getattr(model, "_asynctls_state", None)
+            config = state.config if state is not None else AsyncTLSConfig()
+        return cls(family.layer_geometry(model.config.get_text_config(decoder=True)), config, max_length)
+
+    # ---- padding -------------------------------------------------------------------------------------
+
+    def observe_attention_mask(self, attention_mask: torch.Tensor | None, batch_size: int, new_tokens: int,
+                               device: torch.device) -> None:
+        """Record each row's first real slot from a 2D mask [B, past + new] on the first forward; check later ones.
+
+        Raises ValueError for right padding or holes, which AsyncTLS does not support.
+        """
+        past = self.get_seq_length()
+        if attention_mask is None:
+            if self.row_start is None:
+                self.row_start = torch.zeros(batch_size, dtype=torch.long, device=device)
+            return
+        if attention_mask.dim() != 2:
+            raise ValueError(f"AsyncTLS needs a 2D attention mask [batch, length], got shape {tuple(attention_mask.shape)}")
+        if self.row_start is not None and new_tokens == 1:
+            return  # decode steps: the padding was fixed by the prompt, and checking it would synchronize
+        mask = attention_mask.to(torch.bool)
+        pad_count = (~mask).sum(dim=1)
+        left_padded = torch.arange(mask.shape[1], device=mask.device)[None, :] >= pad_count[:, None]
+        if not torch.equal(mask, left_padded):
+            raise ValueError(
+                "AsyncTLS supports left padding only (zeros then ones in each row of attention_mask); "
+                "set tokenizer.padding_side = 'left'"
+            )
+        if self.row_start is None or past == 0:
+            self.row_start = pad_count.to(device)
+        elif not torch.equal(pad_count.to(device), self.row_start):
+            raise ValueError("the attention mask's padding changed after the prompt; AsyncTLS keeps the prompt's padding")
+
+    # ---- per-step metadata ---------------------------------------------------------------------------
+
+    def decode_plan(self, length: int, device: torch.device) -> DecodePlan:
+        """The metadata of the decode step whose context is `length` slots, computed once per step and device."""
+        plan = self._plans.get(device)
+        if plan is not None and plan.length == length:
+            return plan
+        config = self.config
+        row_start = self.row_start.to(device)
+        slots = torch.arange(length, device=device)
+        if length <= config.token_budget:
+            plan = DecodePlan(length, True, row_start, slots[None, :] >= row_start[:, None], 0, None, None, 0, None, None)
+        else:
+            block_size = config.block_size
+            n_blocks = -(-length // block_size)
+            candidate_low = row_start + config.sink_tokens
+            candidate_high = length - config.local_tokens
+            block_begin = torch.arange(n_blocks, device=device) * block_size
+            block_valid = (block_begin[None, :] + block_size > candidate_low[:, None]) & (block_begin[None, :] < candidate_high)
+            sink_slots = row_start[:, None] + torch.arange(config.sink_tokens, device=device)[None, :]
+            sink_valid = sink_slots < length
+            local_slots = torch.arange(length - config.local_tokens, length, device=device)[None, :].expand(len(row_start), -1)
+            local_valid = local_slots >= candidate_low[:, None]
+            plan = DecodePlan(
+                length,
+                False,
+                row_start,
+                None,
+                n_blocks,
+                block_valid,
+                candidate_low,
+                candidate_high,
+                torch.cat([sink_slots.clamp(max=length - 1), local_slots.clamp(min=0)], dim=1),
+                torch.cat([sink_valid, local_valid], dim=1),
+            )
+        self._plans[device] = plan
+        return plan
+
+    # ---- statistics ----------------------------------------------------------------------------------
+
+    def _reset_stats(self) -> None:
+        self._attended_sum: torch.Tensor | None = None
+        self._attended_groups = 0
+        self._decode_calls = {"dense": 0, "sparse": 0}
+
+    def record_decode(self, attended_per_group: torch.Tensor, dense: bool) -> None:
+        """Add one layer's decode step: attended_per_group [B, NG] (or [B, 1]) tokens attended by each group."""
+        total = attended_per_group.sum(dtype=torch.float64)
+        self._attended_sum = total if self._attended_sum is None else self._attended_sum + total.to(self._attended_sum.device)
+        self._attended_groups += attended_per_group.numel()
+        self._decode_calls["dense" if dense else "sparse"] += 1
+
+    def stats(self) -> dict:
+        """Counters since the cache was built or reset (reading them synchronizes the device).
+
+        attended_tokens: mean tokens attended per KV group (so per head) per layer and decode step;
+        h2d_bytes: bytes copied host to device by the offload engine; hit_rate: share of wanted blocks already
+        on the device (1.0 when the cache is resident); memory_bytes: storage of all layers.
+        """
+        attended = float(self._attended_sum) / self._attended_groups if self._attended_groups else 0.0
+        return {
+            "attended_tokens": attended,
+            "decode_layer_steps": sum(self._decode_calls.values()),
+            "dense_layer_steps": self._decode_calls["dense"],
+            "sparse_layer_steps": self._decode_calls["sparse"],
+            "h2d_bytes": 0,
+            "hit_rate": 1.0,
+            "memory_bytes": sum(layer.memory_bytes() for layer in self.layers if layer.is_initialized),
+        }
+
+    # ---- transformers Cache API ----------------------------------------------------------------------
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        raise NotImplementedError(
+            "AsyncTLSCache is written by the AsyncTLS attention forward: patch the model with asynctls_hf.patch(model)"
+        )
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.layers[layer_idx].length if layer_idx < len(self.layers) else 0
+
+    def get_mask_sizes(self, query_length, layer_idx: int = 0) -> tuple[int, int]:
+        if isinstance(query_length, torch.Tensor):
+            query_length = query_length.shape[0]
+        return self.get_seq_length(layer_idx) + query_length, 0
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.reset()
+        self.row_start = None
+        self._plans.clear()
+        self._reset_stats()
+
+    def crop(self, tokens: int) -> None:
+        """Drop tokens from the end: `crop(-n)` removes n tokens, `crop(n)` with n >= 0 keeps the first n."""
+        length = self.get_seq_length()
+        keep = length + tokens if tokens < 0 else min(tokens, length)
+        if keep < 0:
+            raise ValueError(f"cannot crop {-tokens} tokens from a cache holding {length}")
+        for layer in self.layers:
+            layer.crop(keep)
+            if layer.is_initialized and self.row_start is not None:
+                layer.rebuild_index(self.row_start.to(layer.device))
+        self._plans.clear()
+
+    def _select_rows(self, rows: torch.Tensor) -> None:
+        if self.row_start is not None:
+            self.row_start = self.row_start.index_select(0, rows.to(self.row_start.device))
+        for layer in self.layers:
+            layer.select_rows(rows)
+        self._plans.clear()
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._select_rows(beam_idx)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._select_rows(indices)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.row_start is not None:
+            self._select_rows(torch.arange(len(self.row_start), device=self.row_start.device).repeat_interleave(repeats))

@@ -1,0 +1,113 @@
+"""AsyncTLSConfig: every knob of the method, validated when it is built."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+_OFFLOAD_CHOICES = (False, True, "auto")
+_BACKEND_CHOICES = ("auto", "torch", "triton")
+_LABEL_BITS_CHOICES = (4, 8, 16)
+
+
+def default_label_channels(key_width: int) -> int:
+    """A quarter of the key width rounded down to a power of two: 128 -> 32, 576 -> 128, 64 -> 16."""
+    quarter = max(key_width // 4, 2)
+    return min(1 << (quarter.bit_length() - 1), key_width)
+
+
+@dataclass(frozen=True)
+class AsyncTLSConfig:
+    """Settings of two-level sparse decoding.
+
+    block_size: tokens per block for block filtering (Quest-style min/max summaries).
+    top_blocks: blocks kept by block filtering, per KV group and decode step.
+    token_budget: tokens attended per KV group and decode step, sinks and local window included.
+        A context of at most this many tokens is attended densely (exactly the unpatched result).
+    label_channels: key channels kept in each token's label; None picks a quarter of the key
+        width rounded down to a power of two (32 of 128 for Qwen3, 128 of 576 for MLA).
+    label_bits: bits per label channel: 4 (packed two per byte), 8, or 16 (the key's own dtype).
+    sink_tokens: first real tokens of each row, always attended.
+    local_tokens: most recent tokens, always attended.
+    offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto").
+    backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
+    prefill_chunk_size: query tokens per dense attention chunk during prefill.
+    """
+
+    block_size: int = 64
+    top_blocks: int = 128
+    token_budget: int = 1024
+    label_channels: int | None = None
+    label_bits: int = 4
+    sink_tokens: int = 16
+    local_tokens: int = 64
+    offload: bool | str = False
+    backend: str = "auto"
+    prefill_chunk_size: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "top_blocks", "token_budget", "prefill_chunk_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("sink_tokens", "local_tokens"):
+            _check_int(name, getattr(self, name), minimum=0)
+        if self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {self.block_size}")
+        if self.label_channels is not None:
+            _check_int("label_channels", self.label_channels, minimum=1)
+        if self.label_bits not in _LABEL_BITS_CHOICES or isinstance(self.label_bits, bool):
+            raise ValueError(f"label_bits must be one of {_LABEL_BITS_CHOICES}, got {self.label_bits!r}")
+        if self.label_bits == 4 and self.label_channels is not None and self.label_channels % 2:
+            raise ValueError(
+                f"label_channels must be even when label_bits=4 (two 4-bit codes per byte), got {self.label_channels}"
+            )
+        if self.sink_tokens + self.local_tokens > self.token_budget:
+            raise ValueError(
+                f"sink_tokens + local_tokens ({self.sink_tokens} + {self.local_tokens}) must fit inside "
+                f"token_budget ({self.token_budget}); lower them or raise token_budget"
+            )
+        if self.top_blocks * self.block_size < self.selected_tokens:
+            raise ValueError(
+                f"top_blocks * block_size ({self.top_blocks} * {self.block_size}) must cover the "
+                f"{self.selected_tokens} tokens that token selection picks "
+                "(token_budget - sink_tokens - local_tokens); raise top_blocks"
+            )
+        if not any(self.offload is choice for choice in _OFFLOAD_CHOICES):
+            raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
+        if self.offload is not False:
+            raise NotImplementedError(
+                f"offload={self.offload!r} is not available yet: the CPU-offload engine has not landed; use offload=False"
+            )
+        if self.backend not in _BACKEND_CHOICES:
+            raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")
+        if self.backend == "triton":
+            raise NotImplementedError(
+                "backend='triton' is not available yet: the Triton kernels have not landed; use backend='torch' or 'auto'"
+            )
+
+    @property
+    def selected_tokens(self) -> int:
+        """Tokens picked by token selection per group and step (the budget minus sinks and local window)."""
+        return self.token_budget - self.sink_tokens - self.local_tokens
+
+    def label_channels_for(self, key_width: int) -> int:
+        """The label width for keys `key_width` wide; raises if the configured width does not fit."""
+        channels = self.label_channels if self.label_channels is not None else default_label_channels(key_width)
+        if channels > key_width:
+            raise ValueError(f"label_channels ({channels}) must not exceed the model's key width ({key_width})")
+        return channels
+
+    def replace(self, **overrides) -> AsyncTLSConfig:
+        """A copy with some fields changed (validated again)."""
+        unknown = set(overrides) - {field.name for field in dataclasses.fields(self)}
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            known = ", ".join(field.name for field in dataclasses.fields(self))
+            raise ValueError(f"unknown AsyncTLSConfig option(s): {names}; the options are: {known}")
+        return dataclasses.replace(self, **overrides)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")

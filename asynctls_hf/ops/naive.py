@@ -1,0 +1,185 @@
+"""Naive PyTorch reference of every decode-path op (no transformers import).
+
+These functions define what the Triton kernels must compute. Names used in the shapes:
+    B   rows of the batch
+    NG  KV groups of a layer (GQA: one per KV head; MLA: one for the whole layer)
+    G   query heads per group
+    Dk  key width, Dv value width (MLA: 576 and 512)
+    S   slots of the cache storage (its capacity)
+    NB  blocks considered (a prefix of the block-summary storage)
+    C   label channels, W label bytes per token (C/2 for 4 bits, C for 8 bits, C values for 16 bits)
+    N   candidate or selected slots per group
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NEG_INF = float("-inf")
+
+
+def update_block_summaries(
+    keys: torch.Tensor,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    row_start: torch.Tensor,
+    slot_begin: int,
+    slot_end: int,
+    block_size: int,
+) -> None:
+    """Recompute, in place, the channel-wise max/min of every block overlapping slots [slot_begin, slot_end).
+
+    keys [B, NG, S, Dk] (slots below slot_end are written); block_max, block_min [B, NG, S // block_size, Dk];
+    row_start [B] first real slot of each row. Pad slots are left out; a block with no real slot gets zeros
+    (block scoring masks it anyway).
+    """
+    first_block = slot_begin // block_size
+    last_block = (slot_end - 1) // block_size + 1
+    span_begin = first_block * block_size
+    span = keys[:, :, span_begin:slot_end]
+    padded_len = (last_block - first_block) * block_size
+    span = F.pad(span, (0, 0, 0, padded_len - span.shape[2]))
+    slots = torch.arange(span_begin, span_begin + padded_len, device=keys.device)
+    real = (slots[None, :] >= row_start[:, None]) & (slots[None, :] < slot_end)  # [B, padded_len]
+    real = real[:, None, :, None]
+    blocks = (keys.shape[0], keys.shape[1], last_block - first_block, block_size, keys.shape[3])
+    span_max = span.masked_fill(~real, NEG_INF).view(blocks).amax(dim=3)
+    span_min = span.masked_fill(~real, float("inf")).view(blocks).amin(dim=3)
+    any_real = real.view(keys.shape[0], 1, last_block - first_block, block_size, 1).any(dim=3)
+    block_max[:, :, first_block:last_block] = torch.where(any_real, span_max, 0)
+    block_min[:, :, first_block:last_block] = torch.where(any_real, span_min, 0)
+
+
+def block_scores(
+    query: torch.Tensor, block_max: torch.Tensor, block_min: torch.Tensor, block_valid: torch.Tensor
+) -> torch.Tensor:
+    """Quest upper bound of each block's score for a group's queries, summed over the group's heads.
+
+    score[b, g, n] = sum_h relu(q_h) . max_n + min(q_h, 0) . min_n, i.e. one GEMM of [q+, q-] against [max; min].
+    query [B, NG, G, Dk]; block_max, block_min [B, NG, NB, Dk]; block_valid [B, NB] bool.
+    Returns [B, NG, NB] float32, -inf where the block is not valid.
+    """
+    query = query.float()
+    query_pos_neg = torch.cat([query.clamp(min=0).sum(dim=2), query.clamp(max=0).sum(dim=2)], dim=-1)
+    summaries = torch.cat([block_max.float(), block_min.float()], dim=-1)  # [B, NG, NB, 2 Dk]
+    scores = torch.einsum("bgd,bgnd->bgn", query_pos_neg, summaries)
+    return scores.masked_fill(~block_valid[:, None, :], NEG_INF)
+
+
+def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize each token's label (its key restricted to the label channels) asymmetrically per token.
+
+    channel_keys [..., C]. Returns codes [..., W], scale [...] and zero [...] (float32), with
+    value ~= code * scale + zero. 4-bit codes are packed two per byte (channel 2i in the low nibble);
+    16 bits keeps the values in their own dtype (scale 1, zero 0).
+    """
+    if bits == 16:
+        ones = torch.ones(channel_keys.shape[:-1], dtype=torch.float32, device=channel_keys.device)
+        return channel_keys.clone(), ones, torch.zeros_like(ones)
+    values = channel_keys.float()
+    low = values.amin(dim=-1)
+    high = values.amax(dim=-1)
+    levels = (1 << bits) - 1
+    scale = (high - low) / levels
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    codes = torch.round((values - low[..., None]) / scale[..., None]).clamp(0, levels).to(torch.uint8)
+    if bits == 4:
+        codes = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    return codes, scale, low
+
+
+def dequantize_labels(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
+    """Inverse of quantize_labels: codes [..., W], scale and zero [...] -> float32 [..., C]."""
+    if bits == 16:
+        return codes.float()
+    if bits == 4:
+        codes = torch.stack([codes & 0x0F, codes >> 4], dim=-1).flatten(-2)
+    return codes.float() * scale[..., None] + zero[..., None]
+
+
+def label_scores(
+    query_channels: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> torch.Tensor:
+    """Approximate score of candidate tokens from their labels.
+
+    query_channels [B, NG, C]: the group's queries summed over its heads, restricted to the label channels;
+    codes [B, NG, N, W], scale and zero [B, NG, N]. Returns [B, NG, N] float32.
+    """
+    labels = dequantize_labels(codes, scale, zero, bits)
+    return torch.einsum("bgc,bgnc->bgn", query_channels.float(), labels)
+
+
+def sparse_attention(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    slots: torch.Tensor,
+    valid: torch.Tensor,
+    scaling: float,
+) -> torch.Tensor:
+    """Exact softmax attention of each group's query heads over that group's selected slots.
+
+    query [B, NG, G, Dk]; keys [B, NG, S, Dk]; values [B, NG, S, Dv]; slots [B, NG, N] int64;
+    valid [B, NG, N] bool (invalid entries are ignored; every row needs one valid entry).
+    Returns [B, NG, G, Dv] in the query's dtype; softmax and sums in float32.
+    """
+    index = slots[..., None]
+    picked_keys = keys.gather(2, index.expand(-1, -1, -1, keys.shape[-1])).float()
+    picked_values = values.gather(2, index.expand(-1, -1, -1, values.shape[-1])).float()
+    scores = torch.einsum("bgqd,bgnd->bgqn", query.float(), picked_keys) * scaling
+    scores = scores.masked_fill(~valid[:, :, None, :], NEG_INF)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.einsum("bgqn,bgnd->bgqd", probs, picked_values).to(query.dtype)
+
+
+def dense_decode_attention(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, key_valid: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """Full attention of each group's query heads over all of that group's slots (the dense baseline).
+
+    query [B, NG, G, Dk]; keys [B, NG, L, Dk]; values [B, NG, L, Dv]; key_valid [B, L] bool.
+    Returns [B, NG, G, Dv] in the query's dtype.
+    """
+    return F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=key_valid[:, None, None, :], scale=scaling
+    )
+
+
+def causal_prefill_attention(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    first_query_slot: int,
+    row_start: torch.Tensor,
+    scaling: float,
+    chunk_size: int,
+) -> torch.Tensor:
+    """Dense causal attention of T new queries over the cache, in query chunks (never a T x T mask).
+
+    query [B, H, T, Dk] for slots first_query_slot .. first_query_slot + T - 1; keys [B, NG, L, Dk] and
+    values [B, NG, L, Dv] with L = first_query_slot + T and H a multiple of NG (query head h uses group
+    h // (H / NG)); row_start [B]. A pad query (slot before its row's start) attends to itself only, so it
+    stays finite and never touches real tokens. Returns [B, H, T, Dv] in the query's dtype.
+    """
+    total = query.shape[2]
+    outputs = []
+    for chunk_begin in range(0, total, chunk_size):
+        chunk_end = min(chunk_begin + chunk_size, total)
+        key_len = first_query_slot + chunk_end
+        key_slots = torch.arange(key_len, device=query.device)
+        query_slots = torch.arange(first_query_slot + chunk_begin, first_query_slot + chunk_end, device=query.device)
+        causal = key_slots[None, :] <= query_slots[:, None]  # [Tc, L]
+        real_key = key_slots[None, :] >= row_start[:, None]  # [B, L]
+        mask = (causal[None] & real_key[:, None]) | (key_slots[None, :] == query_slots[:, None])[None]
+        outputs.append(
+            F.scaled_dot_product_attention(
+                query[:, :, chunk_begin:chunk_end],
+                keys[:, :, :key_len],
+                values[:, :, :key_len],
+                attn_mask=mask[:, None],
+                scale=scaling,
+                enable_gqa=True,
+            )
+        )
+    return torch.cat(outputs, dim=2)
