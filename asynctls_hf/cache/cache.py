@@ -71,6 +71,7 @@ class AsyncTLSCache(Cache):
             ]
         )
         self.row_start: torch.Tensor | None = None
+        self._row_start_host: list[int] = []
         self._plans: dict[torch.device, DecodePlan] = {}
         self._reset_stats()
 
@@ -97,11 +98,12 @@ class AsyncTLSCache(Cache):
         if attention_mask is None:
             if self.row_start is None:
                 self.row_start = torch.zeros(batch_size, dtype=torch.long, device=device)
+                self._row_start_host = [0] * batch_size
             return
         if attention_mask.dim() != 2:
             raise ValueError(f"AsyncTLS needs a 2D attention mask [batch, length], got shape {tuple(attention_mask.shape)}")
-        if self.row_start is not None and new_tokens == 1:
-            return  # decode steps: the padding was fixed by the prompt, and checking it would synchronize
+        if self.row_start is not None and new_tokens == 1 and max(self._row_start_host) < past:
+            return  # a decode step after every row has real tokens: checking the mask would synchronize
         mask = attention_mask.to(torch.bool)
         pad_count = (~mask).sum(dim=1)
         left_padded = torch.arange(mask.shape[1], device=mask.device)[None, :] >= pad_count[:, None]
@@ -110,10 +112,17 @@ class AsyncTLSCache(Cache):
                 "AsyncTLS supports left padding only (zeros then ones in each row of attention_mask); "
                 "set tokenizer.padding_side = 'left'"
             )
-        if self.row_start is None or past == 0:
-            self.row_start = pad_count.to(device)
-        elif not torch.equal(pad_count.to(device), self.row_start):
-            raise ValueError("the attention mask's padding changed after the prompt; AsyncTLS keeps the prompt's padding")
+        pad_count = pad_count.to(device)
+        if self.row_start is not None and past > 0:
+            # Only a row that so far held nothing but padding may have more of it (a chunked, left-padded prefill).
+            still_padding = (self.row_start == past) & (pad_count >= past)
+            if not torch.equal(torch.where(still_padding, pad_count, self.row_start), pad_count):
+                raise ValueError(
+                    "the attention mask's padding changed after real tokens were cached; pass the mask of the whole "
+                    "sequence, left-padded as in the prompt"
+                )
+        self.row_start = pad_count
+        self._row_start_host = pad_count.tolist()
 
     # ---- per-step metadata ---------------------------------------------------------------------------
 
@@ -204,6 +213,7 @@ class AsyncTLSCache(Cache):
         for layer in self.layers:
             layer.reset()
         self.row_start = None
+        self._row_start_host = []
         self._plans.clear()
         self._reset_stats()
 
@@ -222,6 +232,7 @@ class AsyncTLSCache(Cache):
     def _select_rows(self, rows: torch.Tensor) -> None:
         if self.row_start is not None:
             self.row_start = self.row_start.index_select(0, rows.to(self.row_start.device))
+            self._row_start_host = [self._row_start_host[row] for row in rows.tolist()]
         for layer in self.layers:
             layer.select_rows(rows)
         self._plans.clear()

@@ -14,8 +14,8 @@ _GROWTH_QUANTUM = 1024
 class AsyncTLSLayer(CacheLayerMixin):
     """K/V (or MLA latent) storage of one layer, its block summaries, token labels and channel choice.
 
-    Storage is preallocated for `capacity` slots (a multiple of the block size) and grows by doubling when
-    the caller gave no maximum length. Row b's real tokens occupy slots [row_start[b], length): left padding
+    Storage is preallocated for `max_length` slots when the caller knows it (generate() does), rounded up to
+    a multiple of the block size, and grows by doubling past it. Row b's real tokens occupy slots [row_start[b], length): left padding
     keeps every row's newest token in the same slot.
 
     Tensors (NG groups, Dk key width, Dv value width, C label channels):
@@ -66,7 +66,7 @@ class AsyncTLSLayer(CacheLayerMixin):
 
     def _round_capacity(self, slots: int) -> int:
         block_size = self.config.block_size
-        quantum = block_size if self.max_length else max(_GROWTH_QUANTUM, block_size)
+        quantum = block_size if slots == self.max_length else max(_GROWTH_QUANTUM, block_size)
         return -(-max(slots, 1) // quantum) * quantum
 
     def _allocate(self, capacity: int) -> None:
@@ -138,11 +138,6 @@ class AsyncTLSLayer(CacheLayerMixin):
         begin = self.length
         end = begin + key_states.shape[2]
         if end > self.capacity:
-            if self.max_length is not None:
-                raise ValueError(
-                    f"the AsyncTLS cache was sized for {self.max_length} tokens but {end} are needed; "
-                    "create it with a larger max_length"
-                )
             self._allocate(self._round_capacity(max(end, 2 * self.capacity)))
         self.keys[:, :, begin:end] = key_states
         if not self.values_in_keys:
@@ -197,7 +192,7 @@ class AsyncTLSLayer(CacheLayerMixin):
         return self.length + query_length, 0
 
     def get_max_length(self) -> int:
-        return self.max_length if self.max_length is not None else -1
+        return -1
 
     get_max_cache_shape = get_max_length
 
