@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
 
 VOCAB = 97
 PAD = 0
+# transformers renamed `past_key_values` to `cache` (5.2x); pass a cache under the name this version takes.
+CACHE_KWARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
 
 
 def tiny_qwen3(seed: int = 0, **config_overrides) -> Qwen3ForCausalLM:

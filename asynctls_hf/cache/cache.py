@@ -138,7 +138,9 @@ class AsyncTLSCache(Cache):
             plan = DecodePlan(length, True, row_start, slots[None, :] >= row_start[:, None], 0, None, None, 0, None, None)
         else:
             block_size = config.block_size
-            n_blocks = -(-length // block_size)
+            # With a known maximum length every step scores the same number of blocks (the ones past the
+            # context are masked), so the shapes of a decode step do not change from step to step.
+            n_blocks = -(-max(length, self.max_length or 0) // block_size)
             candidate_low = row_start + config.sink_tokens
             candidate_high = length - config.local_tokens
             block_begin = torch.arange(n_blocks, device=device) * block_size

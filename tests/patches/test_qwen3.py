@@ -3,7 +3,7 @@
 import pytest
 import torch
 from accelerate.hooks import ModelHook, add_hook_to_module
-from helpers import PAD, greedy, left_padded_batch, returned_cache, tiny_qwen3
+from helpers import CACHE_KWARG, PAD, greedy, left_padded_batch, returned_cache, tiny_qwen3
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 import asynctls_hf
@@ -100,7 +100,7 @@ def test_continuing_generation_from_returned_cache():
     cache = returned_cache(first)
     assert cache.get_seq_length() == input_ids.shape[1] + 14
     mask = torch.cat([attention_mask, torch.ones(3, 15, dtype=torch.long)], dim=1)
-    second = greedy(model, first.sequences, mask, 15, cache=cache)
+    second = greedy(model, first.sequences, mask, 15, **{CACHE_KWARG: cache})
     assert torch.equal(second.sequences, reference.sequences)
 
 
@@ -118,7 +118,7 @@ def test_chunked_cached_forward_equals_one_full_forward():
                 attention_mask=attention_mask[:, :end],
                 position_ids=position_ids[:, begin:end],
                 use_cache=True,
-                **({} if cache is None else {"cache": cache}),
+                **({} if cache is None else {CACHE_KWARG: cache}),
             )
             cache = returned_cache(output)
             assert isinstance(cache, AsyncTLSCache)
@@ -138,7 +138,7 @@ def test_static_cache_and_use_cache_false_fall_back_to_stock_attention():
         static = greedy(model, input_ids, attention_mask, 8, cache_implementation="static")
         no_cache = greedy(model, input_ids, attention_mask, 8, use_cache=False)
         user_cache = DynamicCache(config=model.config)
-        dynamic = greedy(model, input_ids, attention_mask, 8, cache=user_cache)
+        dynamic = greedy(model, input_ids, attention_mask, 8, **{CACHE_KWARG: user_cache})
     assert torch.equal(static.sequences, static_reference.sequences)
     assert torch.equal(no_cache.sequences, no_cache_reference.sequences)
     assert returned_cache(dynamic) is user_cache
@@ -250,3 +250,14 @@ def test_sliding_window_layers_are_rejected():
     with pytest.raises(UnsupportedModelError, match="sliding-window"):
         asynctls_hf.patch(model)
     assert is_unpatched(model)
+
+
+def test_user_built_cache_is_used_and_preallocation_does_not_change_sparse_results():
+    model = asynctls_hf.patch(tiny_qwen3(), **SPARSE)
+    input_ids, attention_mask = left_padded_batch([60, 45, 30])
+    preallocated = greedy(model, input_ids, attention_mask, 12)
+    user_cache = AsyncTLSCache.for_model(model)
+    grown = greedy(model, input_ids, attention_mask, 12, **{CACHE_KWARG: user_cache})
+    assert returned_cache(grown) is user_cache and user_cache.max_length is None
+    assert returned_cache(preallocated).max_length == 60 + 12 - 1
+    assert_same_generation(preallocated, grown)
