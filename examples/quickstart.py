@@ -18,8 +18,14 @@ def load(path: str | None):
     if path:
         return AutoModelForCausalLM.from_pretrained(path, dtype="auto", local_files_only=True).eval()
     config = Qwen3Config(
-        vocab_size=1000, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-        num_attention_heads=8, num_key_value_heads=2, head_dim=64, max_position_embeddings=65536,
+        vocab_size=1000,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=65536,
     )
     torch.manual_seed(0)
     return Qwen3ForCausalLM(config).eval()
@@ -45,8 +51,14 @@ class DecodeClock(BaseStreamer):
 def timed_generate(model, input_ids, new_tokens):
     """Greedy generation; returns (output, decode tokens/s with prefill left out)."""
     clock = DecodeClock()
-    output = model.generate(input_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                            return_dict_in_generate=True, streamer=clock)
+    output = model.generate(
+        input_ids,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        return_dict_in_generate=True,
+        streamer=clock,
+    )
     return output, clock.tokens_per_second(input_ids.shape[0])
 
 
@@ -68,7 +80,9 @@ def main():
     stats = cache.stats()
     print(f"context {args.context} tokens, budget {args.budget}")
     print(f"full attention: {dense_rate:.1f} tokens/s")
-    print(f"AsyncTLS:       {sparse_rate:.1f} tokens/s, {stats['attended_tokens']:.0f} tokens attended per head per step")
+    print(
+        f"AsyncTLS:       {sparse_rate:.1f} tokens/s, {stats['attended_tokens']:.0f} tokens attended per head per step"
+    )
     print(f"AsyncTLS cache: {stats['memory_bytes'] / 2**20:.1f} MiB")
     same = (dense.sequences == sparse.sequences).float().mean().item()
     print(f"tokens equal to full attention's: {same:.0%}")

@@ -88,8 +88,9 @@ class AsyncTLSCache(Cache):
 
     # ---- padding -------------------------------------------------------------------------------------
 
-    def observe_attention_mask(self, attention_mask: torch.Tensor | None, batch_size: int, new_tokens: int,
-                               device: torch.device) -> None:
+    def observe_attention_mask(
+        self, attention_mask: torch.Tensor | None, batch_size: int, new_tokens: int, device: torch.device
+    ) -> None:
         """Record each row's first real slot from a 2D mask [B, past + new] on the first forward; check later ones.
 
         Raises ValueError for right padding or holes, which AsyncTLS does not support.
@@ -101,7 +102,9 @@ class AsyncTLSCache(Cache):
                 self._row_start_host = [0] * batch_size
             return
         if attention_mask.dim() != 2:
-            raise ValueError(f"AsyncTLS needs a 2D attention mask [batch, length], got shape {tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"AsyncTLS needs a 2D attention mask [batch, length], got shape {tuple(attention_mask.shape)}"
+            )
         if self.row_start is not None and new_tokens == 1 and max(self._row_start_host) < past:
             return  # a decode step after every row has real tokens: checking the mask would synchronize
         mask = attention_mask.to(torch.bool)
@@ -135,7 +138,9 @@ class AsyncTLSCache(Cache):
         row_start = self.row_start.to(device)
         slots = torch.arange(length, device=device)
         if length <= config.token_budget:
-            plan = DecodePlan(length, True, row_start, slots[None, :] >= row_start[:, None], 0, None, None, 0, None, None)
+            plan = DecodePlan(
+                length, True, row_start, slots[None, :] >= row_start[:, None], 0, None, None, 0, None, None
+            )
         else:
             block_size = config.block_size
             # With a known maximum length every step scores the same number of blocks (the ones past the
@@ -144,10 +149,14 @@ class AsyncTLSCache(Cache):
             candidate_low = row_start + config.sink_tokens
             candidate_high = length - config.local_tokens
             block_begin = torch.arange(n_blocks, device=device) * block_size
-            block_valid = (block_begin[None, :] + block_size > candidate_low[:, None]) & (block_begin[None, :] < candidate_high)
+            block_valid = (block_begin[None, :] + block_size > candidate_low[:, None]) & (
+                block_begin[None, :] < candidate_high
+            )
             sink_slots = row_start[:, None] + torch.arange(config.sink_tokens, device=device)[None, :]
             sink_valid = sink_slots < length
-            local_slots = torch.arange(length - config.local_tokens, length, device=device)[None, :].expand(len(row_start), -1)
+            local_slots = torch.arange(length - config.local_tokens, length, device=device)[None, :].expand(
+                len(row_start), -1
+            )
             local_valid = local_slots >= candidate_low[:, None]
             plan = DecodePlan(
                 length,
@@ -174,7 +183,9 @@ class AsyncTLSCache(Cache):
     def record_decode(self, attended_per_group: torch.Tensor, dense: bool) -> None:
         """Add one layer's decode step: attended_per_group [B, NG] (or [B, 1]) tokens attended by each group."""
         total = attended_per_group.sum(dtype=torch.float64)
-        self._attended_sum = total if self._attended_sum is None else self._attended_sum + total.to(self._attended_sum.device)
+        self._attended_sum = (
+            total if self._attended_sum is None else self._attended_sum + total.to(self._attended_sum.device)
+        )
         self._attended_groups += attended_per_group.numel()
         self._decode_calls["dense" if dense else "sparse"] += 1
 
@@ -247,4 +258,6 @@ class AsyncTLSCache(Cache):
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.row_start is not None:
-            self._select_rows(torch.arange(len(self.row_start), device=self.row_start.device).repeat_interleave(repeats))
+            self._select_rows(
+                torch.arange(len(self.row_start), device=self.row_start.device).repeat_interleave(repeats)
+            )

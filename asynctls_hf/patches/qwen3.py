@@ -24,8 +24,11 @@ def layer_geometry(text_config) -> list[LayerGeometry]:
 def check_attention(module: nn.Module, config: AsyncTLSConfig) -> None:
     """Raise UnsupportedModelError unless `module` is a Qwen3-style GQA attention we know how to run."""
     name = type(module).__name__
-    missing = [attr for attr in (*_REQUIRED_LINEARS, "q_norm", "k_norm", "head_dim", "layer_idx", "scaling",
-                                 "num_key_value_groups") if not hasattr(module, attr)]
+    missing = [
+        attr
+        for attr in (*_REQUIRED_LINEARS, "q_norm", "k_norm", "head_dim", "layer_idx", "scaling", "num_key_value_groups")
+        if not hasattr(module, attr)
+    ]
     if missing:
         raise UnsupportedModelError(f"{name} does not look like Qwen3 attention: it has no {', '.join(missing)}")
     if getattr(module, "sliding_window", None) is not None:

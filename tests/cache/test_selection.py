@@ -34,7 +34,13 @@ def exact_scores(cache, query):
 @pytest.mark.parametrize("length", [100, 133])
 def test_full_blocks_and_16_bit_labels_give_exact_token_top_k(length):
     config = AsyncTLSConfig(
-        block_size=8, top_blocks=1000, token_budget=40, sink_tokens=3, local_tokens=5, label_channels=WIDTH, label_bits=16
+        block_size=8,
+        top_blocks=1000,
+        token_budget=40,
+        sink_tokens=3,
+        local_tokens=5,
+        label_channels=WIDTH,
+        label_bits=16,
     )
     pads = [0, 7, 30]
     cache, query = filled_cache(config, pads, length)
@@ -51,7 +57,9 @@ def test_full_blocks_and_16_bit_labels_give_exact_token_top_k(length):
 
 @pytest.mark.parametrize("label_bits", [4, 8, 16])
 def test_selection_invariants_with_padding(label_bits):
-    config = AsyncTLSConfig(block_size=8, top_blocks=4, token_budget=30, sink_tokens=4, local_tokens=6, label_bits=label_bits)
+    config = AsyncTLSConfig(
+        block_size=8, top_blocks=4, token_budget=30, sink_tokens=4, local_tokens=6, label_bits=label_bits
+    )
     pads = [0, 13, 70, 93]
     length = 101
     cache, query = filled_cache(config, pads, length, seed=label_bits)
@@ -80,8 +88,9 @@ def test_streaming_budget_attends_only_sinks_and_local_window():
 
 
 def test_block_filter_keeps_the_blocks_with_the_highest_upper_bound():
-    config = AsyncTLSConfig(block_size=8, top_blocks=3, token_budget=24, sink_tokens=0, local_tokens=0, label_bits=16,
-                            label_channels=WIDTH)
+    config = AsyncTLSConfig(
+        block_size=8, top_blocks=3, token_budget=24, sink_tokens=0, local_tokens=0, label_bits=16, label_channels=WIDTH
+    )
     length = 96
     cache, query = filled_cache(config, [0], length)
     slots, valid = select_tokens(query, cache.layers[0], cache.decode_plan(length, query.device), config)

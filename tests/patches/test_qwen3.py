@@ -188,11 +188,13 @@ def test_accelerate_hooked_modules_are_patched_through_old_forward():
     reference = greedy(model, input_ids, attention_mask, 10)
     originals = [layer.self_attn._old_forward for layer in model.model.layers]
     with asynctls_hf.patched(model, **DENSE):
-        assert all(layer.self_attn._old_forward is not old for layer, old in zip(model.model.layers, originals))
+        assert all(
+            layer.self_attn._old_forward is not old for layer, old in zip(model.model.layers, originals, strict=True)
+        )
         output = greedy(model, input_ids, attention_mask, 10)
         assert isinstance(returned_cache(output), AsyncTLSCache)
     assert_same_generation(reference, output)
-    assert all(layer.self_attn._old_forward is old for layer, old in zip(model.model.layers, originals))
+    assert all(layer.self_attn._old_forward is old for layer, old in zip(model.model.layers, originals, strict=True))
 
 
 def test_unsupported_model_type_names_supported_types():
