@@ -25,26 +25,25 @@ def select_tokens(
         return fixed_slots, fixed_valid
     block_size = config.block_size
     scores = ops.block_scores(
-        query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid
+        query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid,
+        backend=config.backend,
     )
-    kept_blocks = scores.topk(min(config.top_blocks, plan.n_blocks), dim=-1)  # [B, NG, Kb]
-    offsets = torch.arange(block_size, device=query.device)
-    candidates = (kept_blocks.indices[..., None] * block_size + offsets).flatten(-2)  # [B, NG, Kb * bs]
-    candidate_valid = (
-        (kept_blocks.values[..., None] > float("-inf")).expand(-1, -1, -1, block_size).flatten(-2)
-        & (candidates >= plan.candidate_low[:, None, None])
-        & (candidates < plan.candidate_high)
-    )
-    query_channels = query.float().sum(dim=2).gather(-1, layer.label_channels)  # [B, NG, C]
-    codes = layer.label_codes.gather(2, candidates[..., None].expand(-1, -1, -1, layer.label_codes.shape[-1]))
-    token_scores = ops.label_scores(
-        query_channels,
-        codes,
-        layer.label_scale.gather(2, candidates),
-        layer.label_zero.gather(2, candidates),
+    kept_blocks = scores.topk(min(config.top_blocks, plan.n_blocks), dim=-1, sorted=False)  # [B, NG, Kb]
+    candidates, token_scores = ops.candidate_scores(
+        query,
+        layer.label_channels,
+        layer.label_codes,
+        layer.label_scale,
+        layer.label_zero,
+        kept_blocks.indices,
+        kept_blocks.values,
+        plan.candidate_low,
+        plan.candidate_high,
+        block_size,
         config.label_bits,
-    ).masked_fill(~candidate_valid, float("-inf"))
-    best = token_scores.topk(min(config.selected_tokens, candidates.shape[-1]), dim=-1)
+        backend=config.backend,
+    )  # [B, NG, Kb * block_size] each: slots of the kept blocks, and their label scores (-inf if not candidates)
+    best = token_scores.topk(min(config.selected_tokens, candidates.shape[-1]), dim=-1, sorted=False)
     selected = candidates.gather(-1, best.indices)
     selected_valid = best.values > float("-inf")
     return torch.cat([fixed_slots, selected], dim=-1), torch.cat([fixed_valid, selected_valid], dim=-1)
@@ -88,6 +87,8 @@ def asynctls_attention(
         cache.record_decode(plan.key_valid.sum(dim=1, keepdim=True).expand(-1, layer.num_groups), dense=True)
     else:
         slots, valid = select_tokens(grouped_query, layer, plan, cache.config)
-        output = ops.sparse_attention(grouped_query, layer.keys, layer.values, slots, valid, scaling)
+        output = ops.sparse_attention(
+            grouped_query, layer.keys, layer.values, slots, valid, scaling, backend=cache.config.backend
+        )
         cache.record_decode(valid.sum(dim=-1), dense=False)
     return output.reshape(batch, heads, 1, -1)

@@ -79,10 +79,6 @@ class AsyncTLSConfig:
             )
         if self.backend not in _BACKEND_CHOICES:
             raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")
-        if self.backend == "triton":
-            raise NotImplementedError(
-                "backend='triton' is not available yet: the Triton kernels have not landed; use backend='torch' or 'auto'"
-            )
 
     @property
     def selected_tokens(self) -> int:

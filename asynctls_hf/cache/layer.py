@@ -144,7 +144,8 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.values[:, :, begin:end] = value_states
         self.length = end
         ops.update_block_summaries(
-            self.keys, self.block_max, self.block_min, row_start, begin, end, self.config.block_size
+            self.keys, self.block_max, self.block_min, row_start, begin, end, self.config.block_size,
+            backend=self.config.backend,
         )
         if self.label_channels is None:
             self.label_channels = self._choose_label_channels(query, row_start, begin)
@@ -166,7 +167,7 @@ class AsyncTLSLayer(CacheLayerMixin):
     def _write_labels(self, begin: int, end: int) -> None:
         channels = self.label_channels[:, :, None, :].expand(-1, -1, end - begin, -1)
         channel_keys = self.keys[:, :, begin:end].gather(-1, channels)
-        codes, scale, zero = ops.quantize_labels(channel_keys, self.config.label_bits)
+        codes, scale, zero = ops.quantize_labels(channel_keys, self.config.label_bits, backend=self.config.backend)
         self.label_codes[:, :, begin:end] = codes
         self.label_scale[:, :, begin:end] = scale
         self.label_zero[:, :, begin:end] = zero
@@ -175,7 +176,8 @@ class AsyncTLSLayer(CacheLayerMixin):
         """Recompute every block summary from the stored keys (after crop or a change of padding)."""
         if self.length:
             ops.update_block_summaries(
-                self.keys, self.block_max, self.block_min, row_start, 0, self.length, self.config.block_size
+                self.keys, self.block_max, self.block_min, row_start, 0, self.length, self.config.block_size,
+                backend=self.config.backend,
             )
 
     # ---- transformers Cache layer API ----------------------------------------------------------------

@@ -1,26 +1,204 @@
 """Decode-path ops. No transformers import here.
 
-`naive` holds the PyTorch reference of each op; these names are what the rest of the package calls.
+`naive` holds the PyTorch reference of each op; `*_triton` modules hold the Triton kernels computing the same
+functions. The names below are what the rest of the package calls; each decode op takes `backend`:
+    "torch"   the reference;
+    "triton"  the kernel, on CUDA tensors (or any device when TRITON_INTERPRET=1); an input the kernel cannot
+              handle raises ValueError (TritonUnsupportedError), never a silent fallback;
+    "auto"    the kernel on CUDA tensors when triton is installed, the reference elsewhere; an input the kernel
+              cannot handle falls back to the reference with a warning.
+Prefill attention and the dense decode baseline stay on PyTorch SDPA.
 """
 
-from asynctls_hf.ops.naive import (
-    block_scores,
-    causal_prefill_attention,
-    dense_decode_attention,
-    dequantize_labels,
-    label_scores,
-    quantize_labels,
-    sparse_attention,
-    update_block_summaries,
-)
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import warnings
+
+import torch
+
+from asynctls_hf.ops import naive
+from asynctls_hf.ops.naive import causal_prefill_attention, dense_decode_attention, dequantize_labels
+from asynctls_hf.ops.triton_common import TritonUnsupportedError, interpreting
+
+BACKENDS = ("auto", "torch", "triton")
+
+
+@functools.cache
+def triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def uses_triton(backend: str, device: torch.device) -> bool:
+    """Whether an op on `device` runs its Triton kernel under `backend`; raises if "triton" cannot run there."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        return False
+    if backend == "auto":
+        return device.type == "cuda" and triton_installed()
+    if not triton_installed():
+        raise RuntimeError("backend='triton' needs the triton package: pip install triton (or use backend='torch')")
+    if device.type != "cuda" and not interpreting():
+        raise RuntimeError(
+            f"backend='triton' got tensors on {device}: the Triton kernels need CUDA tensors; move the model to a "
+            "GPU, use backend='torch' or 'auto', or set the environment variable TRITON_INTERPRET=1 (before the "
+            "first Triton op runs) to run the kernels in Triton's CPU interpreter"
+        )
+    return True
+
+
+def _dispatch(backend: str, device: torch.device, module: str, name: str, *args):
+    """Run op `name` of kernel module `module` or of `naive`, as `backend` and the device decide."""
+    reference = getattr(naive, name)
+    if not uses_triton(backend, device):
+        return reference(*args)
+    kernel = getattr(importlib.import_module(f"asynctls_hf.ops.{module}"), name)
+    on_device = (
+        torch.cuda.device(device)
+        if device.type == "cuda" and device.index not in (None, torch.cuda.current_device())
+        else contextlib.nullcontext()
+    )
+    try:
+        with on_device:
+            return kernel(*args)
+    except TritonUnsupportedError as error:
+        if backend == "triton":
+            raise
+        warnings.warn(f"{name}: the Triton kernel cannot take this input ({error}); using PyTorch", stacklevel=3)
+        return reference(*args)
+
+
+def update_block_summaries(
+    keys: torch.Tensor,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    row_start: torch.Tensor,
+    slot_begin: int,
+    slot_end: int,
+    block_size: int,
+    *,
+    backend: str = "auto",
+) -> None:
+    """Block min/max of slots [slot_begin, slot_end), in place; shapes in naive.update_block_summaries."""
+    _dispatch(
+        backend, keys.device, "block_summaries_triton", "update_block_summaries",
+        keys, block_max, block_min, row_start, slot_begin, slot_end, block_size,
+    )
+
+
+def block_scores(
+    query: torch.Tensor,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    block_valid: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Quest bound of each block: [B, NG, NB] float32; shapes in naive.block_scores."""
+    return _dispatch(
+        backend, query.device, "block_scores_triton", "block_scores", query, block_max, block_min, block_valid
+    )
+
+
+def quantize_labels(
+    channel_keys: torch.Tensor, bits: int, *, backend: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token asymmetric label quantization -> (codes, scale, zero); shapes in naive.quantize_labels."""
+    return _dispatch(backend, channel_keys.device, "labels_triton", "quantize_labels", channel_keys, bits)
+
+
+def label_scores(
+    query_channels: torch.Tensor,
+    codes: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor,
+    bits: int,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Label scores of gathered candidates: [B, NG, N] float32; shapes in naive.label_scores."""
+    return _dispatch(
+        backend, codes.device, "labels_triton", "label_scores", query_channels, codes, scale, zero, bits
+    )
+
+
+def candidate_label_scores(
+    query_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    candidates: torch.Tensor,
+    bits: int,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Label scores of candidate slots read from the label storage: [B, NG, N] float32.
+
+    Shapes in naive.candidate_label_scores; the kernel reads the storage by slot index, gathering no copy.
+    """
+    return _dispatch(
+        backend, label_codes.device, "labels_triton", "candidate_label_scores",
+        query_channels, label_codes, label_scale, label_zero, candidates, bits,
+    )
+
+
+def candidate_scores(
+    query: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    kept_blocks: torch.Tensor,
+    kept_block_scores: torch.Tensor,
+    candidate_low: torch.Tensor,
+    candidate_high: int,
+    block_size: int,
+    bits: int,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates of the kept blocks and their masked label scores, one launch; shapes in naive.candidate_scores."""
+    return _dispatch(
+        backend, query.device, "labels_triton", "candidate_scores",
+        query, label_channels, label_codes, label_scale, label_zero, kept_blocks, kept_block_scores, candidate_low,
+        candidate_high, block_size, bits,
+    )
+
+
+def sparse_attention(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    slots: torch.Tensor,
+    valid: torch.Tensor,
+    scaling: float,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Attention of each group's heads over its selected slots: [B, NG, G, Dv]; shapes in naive.sparse_attention."""
+    return _dispatch(
+        backend, query.device, "sparse_attention_triton", "sparse_attention",
+        query, keys, values, slots, valid, scaling,
+    )
+
 
 __all__ = [
+    "BACKENDS",
+    "TritonUnsupportedError",
     "block_scores",
+    "candidate_label_scores",
+    "candidate_scores",
     "causal_prefill_attention",
     "dense_decode_attention",
     "dequantize_labels",
     "label_scores",
     "quantize_labels",
     "sparse_attention",
+    "triton_installed",
     "update_block_summaries",
+    "uses_triton",
 ]

@@ -110,6 +110,58 @@ def label_scores(
     return torch.einsum("bgc,bgnc->bgn", query_channels.float(), labels)
 
 
+def candidate_label_scores(
+    query_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    candidates: torch.Tensor,
+    bits: int,
+) -> torch.Tensor:
+    """label_scores of candidate slots taken from the label storage.
+
+    query_channels [B, NG, C]; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S];
+    candidates [B, NG, N] int64 slots. Returns [B, NG, N] float32.
+    """
+    codes = label_codes.gather(2, candidates[..., None].expand(-1, -1, -1, label_codes.shape[-1]))
+    return label_scores(
+        query_channels, codes, label_scale.gather(2, candidates), label_zero.gather(2, candidates), bits
+    )
+
+
+def candidate_scores(
+    query: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    kept_blocks: torch.Tensor,
+    kept_block_scores: torch.Tensor,
+    candidate_low: torch.Tensor,
+    candidate_high: int,
+    block_size: int,
+    bits: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token selection's candidates (every slot of the kept blocks) and their label scores, in one op.
+
+    query [B, NG, G, Dk]; label_channels [B, NG, C]; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S];
+    kept_blocks, kept_block_scores [B, NG, Kb] (block top-k indices and values); candidate_low [B] and
+    candidate_high bound the slots that may be picked. Returns candidates [B, NG, Kb * block_size] int64
+    (block kept_blocks[k] contributes slots k * block_size ...) and their scores float32, -inf where the block
+    score is -inf or the slot is outside [candidate_low, candidate_high).
+    """
+    offsets = torch.arange(block_size, device=query.device)
+    candidates = (kept_blocks[..., None] * block_size + offsets).flatten(-2)
+    candidate_valid = (
+        (kept_block_scores[..., None] > NEG_INF).expand(-1, -1, -1, block_size).flatten(-2)
+        & (candidates >= candidate_low[:, None, None])
+        & (candidates < candidate_high)
+    )
+    query_channels = query.float().sum(dim=2).gather(-1, label_channels)  # [B, NG, C]
+    scores = candidate_label_scores(query_channels, label_codes, label_scale, label_zero, candidates, bits)
+    return candidates, scores.masked_fill(~candidate_valid, NEG_INF)
+
+
 def sparse_attention(
     query: torch.Tensor,
     keys: torch.Tensor,

@@ -1,0 +1,119 @@
+"""Triton kernel of `update_block_summaries`: channel-wise max/min of the blocks an append touched.
+
+A decode append touches one block per row and group, so one launch re-reduces just that block (block_size
+rows). Same function as `naive.update_block_summaries`: pad slots and slots at or after slot_end are left
+out, and a block with no real slot gets zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from asynctls_hf.ops.triton_common import check_float, check_same_device, require
+
+
+@triton.jit
+def _update_block_summaries_kernel(
+    keys_ptr,
+    block_max_ptr,
+    block_min_ptr,
+    row_start_ptr,
+    first_block,
+    slot_end,
+    groups,
+    stride_keys_b,
+    stride_keys_g,
+    stride_keys_s,
+    stride_max_b,
+    stride_max_g,
+    stride_max_n,
+    stride_min_b,
+    stride_min_g,
+    stride_min_n,
+    KEY_WIDTH: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    SLOTS_PER_STEP: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """Grid (touched blocks, B * NG, channel tiles): one program reduces one block over BLOCK_D channels."""
+    block = first_block + tl.program_id(0)
+    batch = tl.program_id(1) // groups
+    group = tl.program_id(1) % groups
+    channels = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
+    channel_ok = channels < KEY_WIDTH
+    row_start = tl.load(row_start_ptr + batch)
+    keys_ptr += batch.to(tl.int64) * stride_keys_b + group.to(tl.int64) * stride_keys_g
+    running_max = tl.full([BLOCK_D], float("-inf"), tl.float32)
+    running_min = tl.full([BLOCK_D], float("inf"), tl.float32)
+    real_slots = 0
+    for step in tl.static_range(0, BLOCK_SIZE, SLOTS_PER_STEP):
+        slots = block * BLOCK_SIZE + step + tl.arange(0, SLOTS_PER_STEP)
+        real = (slots >= row_start) & (slots < slot_end)
+        tile = tl.load(
+            keys_ptr + slots.to(tl.int64)[:, None] * stride_keys_s + channels[None, :],
+            mask=real[:, None] & channel_ok[None, :],
+            other=0.0,
+        ).to(tl.float32)
+        running_max = tl.maximum(running_max, tl.max(tl.where(real[:, None], tile, float("-inf")), axis=0))
+        running_min = tl.minimum(running_min, tl.min(tl.where(real[:, None], tile, float("inf")), axis=0))
+        real_slots += tl.sum(real.to(tl.int32), axis=0)
+    block_max = tl.where(real_slots > 0, running_max, 0.0)
+    block_min = tl.where(real_slots > 0, running_min, 0.0)
+    max_out = block_max_ptr + batch.to(tl.int64) * stride_max_b + group * stride_max_g + block * stride_max_n
+    min_out = block_min_ptr + batch.to(tl.int64) * stride_min_b + group * stride_min_g + block * stride_min_n
+    tl.store(max_out + channels, block_max.to(block_max_ptr.dtype.element_ty), mask=channel_ok)
+    tl.store(min_out + channels, block_min.to(block_min_ptr.dtype.element_ty), mask=channel_ok)
+
+
+def update_block_summaries(
+    keys: torch.Tensor,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    row_start: torch.Tensor,
+    slot_begin: int,
+    slot_end: int,
+    block_size: int,
+) -> None:
+    """In place: block_max, block_min [B, NG, S // block_size, Dk] of every block overlapping [slot_begin, slot_end).
+
+    keys [B, NG, S, Dk]; row_start [B] int32/int64, first real slot of each row.
+    """
+    check_float("keys", keys, 4)
+    check_float("block_max", block_max, 4)
+    check_float("block_min", block_min, 4)
+    check_same_device(keys=keys, block_max=block_max, block_min=block_min, row_start=row_start)
+    batch, groups, capacity, key_width = keys.shape
+    require(block_size > 0 and block_size & (block_size - 1) == 0, f"block_size must be a power of 2, got {block_size}")
+    require(block_max.shape == block_min.shape, "block_max and block_min must have the same shape")
+    require(
+        block_max.shape[:2] == (batch, groups) and block_max.shape[3] == key_width,
+        f"block summaries {tuple(block_max.shape)} do not match keys {tuple(keys.shape)}",
+    )
+    require(block_max.dtype == block_min.dtype, "block_max and block_min must share a dtype")
+    require(row_start.shape == (batch,) and row_start.dtype in (torch.int32, torch.int64), "row_start must be [B] int")
+    require(0 <= slot_begin <= slot_end <= capacity, f"slots [{slot_begin}, {slot_end}) outside the {capacity} stored")
+    if slot_begin == slot_end:
+        return
+    first_block = slot_begin // block_size
+    last_block = (slot_end - 1) // block_size + 1
+    require(last_block <= block_max.shape[2], f"block {last_block - 1} is beyond the {block_max.shape[2]} summaries")
+    block_d = min(triton.next_power_of_2(key_width), 128)
+    grid = (last_block - first_block, batch * groups, triton.cdiv(key_width, block_d))
+    _update_block_summaries_kernel[grid](
+        keys,
+        block_max,
+        block_min,
+        row_start,
+        first_block,
+        slot_end,
+        groups,
+        *keys.stride()[:3],
+        *block_max.stride()[:3],
+        *block_min.stride()[:3],
+        KEY_WIDTH=key_width,
+        BLOCK_SIZE=block_size,
+        SLOTS_PER_STEP=min(block_size, 32),
+        BLOCK_D=block_d,
+    )

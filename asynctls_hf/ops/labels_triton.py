@@ -1,0 +1,498 @@
+"""Triton kernels of the token labels: `quantize_labels` and label scoring of candidate slots.
+
+Quantization is asymmetric per token: value ~= code * scale + zero with zero the minimum, 4-bit codes packed
+two per byte (channel 2i in the low nibble), 8-bit codes one per byte, and 16 bits keeping the values in the
+key dtype (scale 1, zero 0). Scoring reads each candidate's codes, scale and zero straight from the layer
+storage by slot index and computes scale * (q . codes) + zero * sum(q), never gathering a copy.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from asynctls_hf.ops.triton_common import FLOAT_DTYPES, check_index, check_same_device, require
+
+LABEL_BITS = (4, 8, 16)
+
+
+@triton.jit
+def _round_half_even(x):
+    """torch.round: to the nearest integer, ties to even."""
+    below = tl.floor(x)
+    fraction = x - below
+    below_is_odd = below - 2.0 * tl.floor(below * 0.5) != 0.0
+    round_up = (fraction > 0.5) | ((fraction == 0.5) & below_is_odd)
+    return tl.where(round_up, below + 1.0, below)
+
+
+@triton.jit
+def _quantize_labels_kernel(
+    labels_ptr,
+    codes_ptr,
+    scale_ptr,
+    zero_ptr,
+    n_tokens,
+    stride_labels,
+    stride_codes,
+    CHANNELS: tl.constexpr,
+    BITS: tl.constexpr,
+    COLUMNS_PAD: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+):
+    """Grid (token tiles,): labels [T, C] -> codes [T, W], scale [T], zero [T].
+
+    COLUMNS_PAD covers C (8 and 16 bits) or the C / 2 channel pairs (4 bits).
+    """
+    tokens = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    token_ok = tokens < n_tokens
+    columns = tl.arange(0, COLUMNS_PAD)
+    labels_ptr += tokens.to(tl.int64)[:, None] * stride_labels
+    codes_ptr += tokens.to(tl.int64)[:, None] * stride_codes
+    if BITS == 16:
+        mask = token_ok[:, None] & (columns < CHANNELS)[None, :]
+        values = tl.load(labels_ptr + columns[None, :], mask=mask)
+        tl.store(codes_ptr + columns[None, :], values, mask=mask)
+        tl.store(scale_ptr + tokens, tl.full([BLOCK_T], 1.0, tl.float32), mask=token_ok)
+        tl.store(zero_ptr + tokens, tl.zeros([BLOCK_T], tl.float32), mask=token_ok)
+    else:
+        levels = (1 << BITS) - 1
+        if BITS == 4:
+            mask = token_ok[:, None] & (columns < CHANNELS // 2)[None, :]
+            even = tl.load(labels_ptr + 2 * columns[None, :], mask=mask, other=0.0).to(tl.float32)
+            odd = tl.load(labels_ptr + 2 * columns[None, :] + 1, mask=mask, other=0.0).to(tl.float32)
+            low = tl.minimum(
+                tl.min(tl.where(mask, even, float("inf")), axis=1), tl.min(tl.where(mask, odd, float("inf")), axis=1)
+            )
+            high = tl.maximum(
+                tl.max(tl.where(mask, even, float("-inf")), axis=1), tl.max(tl.where(mask, odd, float("-inf")), axis=1)
+            )
+        else:
+            mask = token_ok[:, None] & (columns < CHANNELS)[None, :]
+            values = tl.load(labels_ptr + columns[None, :], mask=mask, other=0.0).to(tl.float32)
+            low = tl.min(tl.where(mask, values, float("inf")), axis=1)
+            high = tl.max(tl.where(mask, values, float("-inf")), axis=1)
+        low = tl.where(token_ok, low, 0.0)  # rows past the end: keep them finite
+        high = tl.where(token_ok, high, 0.0)
+        scale = tl.math.div_rn(high - low, tl.full([BLOCK_T], levels, tl.float32))
+        scale = tl.where(scale > 0.0, scale, 1.0)
+        if BITS == 4:
+            even_codes = _round_half_even(tl.math.div_rn(even - low[:, None], scale[:, None]))
+            odd_codes = _round_half_even(tl.math.div_rn(odd - low[:, None], scale[:, None]))
+            even_codes = tl.minimum(tl.maximum(even_codes, 0.0), levels).to(tl.uint8)
+            odd_codes = tl.minimum(tl.maximum(odd_codes, 0.0), levels).to(tl.uint8)
+            tl.store(codes_ptr + columns[None, :], even_codes | (odd_codes << 4), mask=mask)
+        else:
+            codes = _round_half_even(tl.math.div_rn(values - low[:, None], scale[:, None]))
+            tl.store(codes_ptr + columns[None, :], tl.minimum(tl.maximum(codes, 0.0), levels).to(tl.uint8), mask=mask)
+        tl.store(scale_ptr + tokens, scale, mask=token_ok)
+        tl.store(zero_ptr + tokens, low, mask=token_ok)
+
+
+def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """channel_keys [..., C] (contiguous) -> codes [..., W], scale [...], zero [...] float32."""
+    require(bits in LABEL_BITS, f"label bits must be one of {LABEL_BITS}, got {bits}")
+    require(channel_keys.dtype in FLOAT_DTYPES, f"labels must be float16, bfloat16 or float32: {channel_keys.dtype}")
+    require(channel_keys.dim() >= 1 and channel_keys.is_contiguous(), "channel_keys must be contiguous")
+    channels = channel_keys.shape[-1]
+    require(0 < channels <= 1024, f"label channels must be in 1..1024, got {channels}")
+    require(bits != 4 or channels % 2 == 0, f"4-bit labels need an even channel count, got {channels}")
+    leading = channel_keys.shape[:-1]
+    labels = channel_keys.view(-1, channels)
+    n_tokens = labels.shape[0]
+    width = channels // 2 if bits == 4 else channels
+    codes = torch.empty(n_tokens, width, dtype=channel_keys.dtype if bits == 16 else torch.uint8, device=labels.device)
+    scale = torch.empty(n_tokens, dtype=torch.float32, device=labels.device)
+    zero = torch.empty(n_tokens, dtype=torch.float32, device=labels.device)
+    if n_tokens:
+        block_t = 32
+        _quantize_labels_kernel[(triton.cdiv(n_tokens, block_t),)](
+            labels,
+            codes,
+            scale,
+            zero,
+            n_tokens,
+            labels.stride(0),
+            codes.stride(0),
+            CHANNELS=channels,
+            BITS=bits,
+            COLUMNS_PAD=triton.next_power_of_2(width),
+            BLOCK_T=block_t,
+        )
+    return codes.view(*leading, width), scale.view(leading), zero.view(leading)
+
+
+@triton.jit
+def _score_slots(
+    codes_ptr,
+    scale_ptr,
+    zero_ptr,
+    stride_codes_s,
+    stride_scale_s,
+    stride_zero_s,
+    slots,
+    slot_ok,
+    query_low,
+    query_high,
+    WIDTH: tl.constexpr,
+    BITS: tl.constexpr,
+    COLUMNS_PAD: tl.constexpr,
+):
+    """Label scores [N] float32 of storage slots [N] of one row and group (the pointers point at that row and
+    group), WIDTH code columns each. query_low [COLUMNS_PAD] holds the query on the label channels, or for 4 bits
+    on the even channels (low nibbles), with query_high on the odd ones; padded columns are zero."""
+    columns = tl.arange(0, COLUMNS_PAD)
+    codes = tl.load(
+        codes_ptr + slots[:, None] * stride_codes_s + columns[None, :],
+        mask=slot_ok[:, None] & (columns < WIDTH)[None, :],
+        other=0,
+    )
+    if BITS == 4:
+        codes = codes.to(tl.int32)
+        code_dot = tl.sum(
+            (codes & 15).to(tl.float32) * query_low[None, :] + (codes >> 4).to(tl.float32) * query_high[None, :],
+            axis=1,
+        )
+        query_sum = tl.sum(query_low, axis=0) + tl.sum(query_high, axis=0)
+    else:
+        code_dot = tl.sum(codes.to(tl.float32) * query_low[None, :], axis=1)
+        query_sum = tl.sum(query_low, axis=0)
+    if BITS == 16:
+        scores = code_dot
+    else:
+        scale = tl.load(scale_ptr + slots * stride_scale_s, mask=slot_ok, other=0.0)
+        zero = tl.load(zero_ptr + slots * stride_zero_s, mask=slot_ok, other=0.0)
+        scores = scale * code_dot + zero * query_sum
+    return scores
+
+
+@triton.jit
+def _label_scores_kernel(
+    query_channels_ptr,
+    codes_ptr,
+    scale_ptr,
+    zero_ptr,
+    slots_ptr,
+    scores_ptr,
+    groups,
+    n_candidates,
+    stride_query_b,
+    stride_query_g,
+    stride_codes_b,
+    stride_codes_g,
+    stride_codes_s,
+    stride_scale_b,
+    stride_scale_g,
+    stride_scale_s,
+    stride_zero_b,
+    stride_zero_g,
+    stride_zero_s,
+    stride_slots_b,
+    stride_slots_g,
+    stride_slots_n,
+    stride_scores_b,
+    stride_scores_g,
+    WIDTH: tl.constexpr,
+    BITS: tl.constexpr,
+    COLUMNS_PAD: tl.constexpr,
+    HAS_SLOTS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Grid (candidate tiles, B * NG): label scores of BLOCK_N candidates of one row and group.
+
+    With HAS_SLOTS candidate n is storage slot slots[b, g, n]; without, the storage holds the candidates in order.
+    """
+    batch = tl.program_id(1) // groups
+    group = tl.program_id(1) % groups
+    candidates = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    candidate_ok = candidates < n_candidates
+    if HAS_SLOTS:
+        slots = tl.load(
+            slots_ptr + batch * stride_slots_b + group * stride_slots_g + candidates * stride_slots_n,
+            mask=candidate_ok,
+            other=0,
+        ).to(tl.int64)
+    else:
+        slots = candidates.to(tl.int64)
+    columns = tl.arange(0, COLUMNS_PAD)
+    column_ok = columns < WIDTH
+    query_channels_ptr += batch * stride_query_b + group * stride_query_g
+    if BITS == 4:
+        query_low = tl.load(query_channels_ptr + 2 * columns, mask=column_ok, other=0.0)
+        query_high = tl.load(query_channels_ptr + 2 * columns + 1, mask=column_ok, other=0.0)
+    else:
+        query_low = tl.load(query_channels_ptr + columns, mask=column_ok, other=0.0)
+        query_high = query_low
+    scores = _score_slots(
+        codes_ptr + batch.to(tl.int64) * stride_codes_b + group.to(tl.int64) * stride_codes_g,
+        scale_ptr + batch.to(tl.int64) * stride_scale_b + group.to(tl.int64) * stride_scale_g,
+        zero_ptr + batch.to(tl.int64) * stride_zero_b + group.to(tl.int64) * stride_zero_g,
+        stride_codes_s,
+        stride_scale_s,
+        stride_zero_s,
+        slots,
+        candidate_ok,
+        query_low,
+        query_high,
+        WIDTH,
+        BITS,
+        COLUMNS_PAD,
+    )
+    tl.store(scores_ptr + batch * stride_scores_b + group * stride_scores_g + candidates, scores, mask=candidate_ok)
+
+
+def _check_label_storage(
+    batch: int, groups: int, channels: int, bits: int, label_codes, label_scale, label_zero
+) -> None:
+    """label_codes [B, NG, S, W] and label_scale, label_zero [B, NG, S] float32 for C channels of `bits` bits."""
+    require(bits in LABEL_BITS, f"label bits must be one of {LABEL_BITS}, got {bits}")
+    require(bits != 4 or channels % 2 == 0, f"4-bit labels need an even channel count, got {channels}")
+    require(channels <= 1024, f"at most 1024 label channels, got {channels}")
+    width = channels // 2 if bits == 4 else channels
+    code_dtypes = FLOAT_DTYPES if bits == 16 else (torch.uint8,)
+    require(label_codes.dim() == 4 and label_codes.dtype in code_dtypes, f"label_codes must be 4-d {code_dtypes}")
+    require(
+        label_codes.shape[:2] == (batch, groups) and label_codes.shape[3] == width and label_codes.stride(-1) == 1,
+        f"label_codes {tuple(label_codes.shape)} must be [B, NG, S, {width}] with a contiguous last dimension",
+    )
+    for name, tensor in (("label_scale", label_scale), ("label_zero", label_zero)):
+        require(
+            tensor.shape == label_codes.shape[:3] and tensor.dtype == torch.float32,
+            f"{name} must be [B, NG, S] float32, got {tuple(tensor.shape)} {tensor.dtype}",
+        )
+
+
+def candidate_label_scores(
+    query_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    candidates: torch.Tensor | None,
+    bits: int,
+) -> torch.Tensor:
+    """Label scores of candidate slots, read from the label storage by index.
+
+    query_channels [B, NG, C] float32; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S] float32;
+    candidates [B, NG, N] int32/int64 slots, or None to score all S stored labels in order.
+    Returns [B, NG, N] float32 (N = S when candidates is None).
+    """
+    require(
+        query_channels.dim() == 3 and query_channels.dtype == torch.float32, "query_channels must be [B, NG, C] float32"
+    )
+    require(query_channels.stride(-1) == 1, "query_channels needs a contiguous last dimension")
+    batch, groups, channels = query_channels.shape
+    _check_label_storage(batch, groups, channels, bits, label_codes, label_scale, label_zero)
+    if candidates is None:
+        n_candidates, slot_strides = label_codes.shape[2], (0, 0, 0)
+    else:
+        check_index("candidates", candidates, (batch, groups, candidates.shape[-1]))
+        n_candidates, slot_strides = candidates.shape[-1], candidates.stride()
+    check_same_device(query_channels=query_channels, label_codes=label_codes, label_scale=label_scale,
+                      label_zero=label_zero, **({} if candidates is None else {"candidates": candidates}))
+    scores = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=label_codes.device)
+    block_n = 128
+    grid = (triton.cdiv(n_candidates, block_n), batch * groups)
+    _label_scores_kernel[grid](
+        query_channels,
+        label_codes,
+        label_scale,
+        label_zero,
+        candidates if candidates is not None else label_scale,
+        scores,
+        groups,
+        n_candidates,
+        *query_channels.stride()[:2],
+        *label_codes.stride()[:3],
+        *label_scale.stride(),
+        *label_zero.stride(),
+        *slot_strides,
+        *scores.stride()[:2],
+        WIDTH=label_codes.shape[3],
+        BITS=bits,
+        COLUMNS_PAD=triton.next_power_of_2(label_codes.shape[3]),
+        HAS_SLOTS=candidates is not None,
+        BLOCK_N=block_n,
+    )
+    return scores
+
+
+def label_scores(
+    query_channels: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> torch.Tensor:
+    """Label scores of already gathered candidates: codes [B, NG, N, W], scale and zero [B, NG, N] -> [B, NG, N]."""
+    return candidate_label_scores(query_channels, codes, scale, zero, None, bits)
+
+
+@triton.jit
+def _candidate_scores_kernel(
+    query_ptr,
+    label_channels_ptr,
+    codes_ptr,
+    scale_ptr,
+    zero_ptr,
+    kept_blocks_ptr,
+    kept_scores_ptr,
+    candidate_low_ptr,
+    candidates_ptr,
+    scores_ptr,
+    groups,
+    heads,
+    kept_count,
+    candidate_high,
+    stride_query_b,
+    stride_query_g,
+    stride_query_h,
+    stride_channels_b,
+    stride_channels_g,
+    stride_codes_b,
+    stride_codes_g,
+    stride_codes_s,
+    stride_scale_b,
+    stride_scale_g,
+    stride_scale_s,
+    stride_zero_b,
+    stride_zero_g,
+    stride_zero_s,
+    stride_kept_b,
+    stride_kept_g,
+    stride_kept_k,
+    stride_kept_scores_b,
+    stride_kept_scores_g,
+    stride_kept_scores_k,
+    WIDTH: tl.constexpr,
+    BITS: tl.constexpr,
+    COLUMNS_PAD: tl.constexpr,
+    HEADS_PAD: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """Grid (candidate tiles, B * NG): TILE candidates (TILE / BLOCK_SIZE kept blocks) of one row and group.
+
+    Writes candidates [B, NG, Kb * BLOCK_SIZE] int64 and scores float32 (both contiguous), -inf where the kept
+    block's score is -inf or the slot is outside [candidate_low[b], candidate_high).
+    """
+    batch = tl.program_id(1) // groups
+    group = tl.program_id(1) % groups
+    candidates = tl.program_id(0) * TILE + tl.arange(0, TILE)
+    rank = candidates // BLOCK_SIZE
+    rank_ok = rank < kept_count
+    block = tl.load(
+        kept_blocks_ptr + batch * stride_kept_b + group * stride_kept_g + rank * stride_kept_k, mask=rank_ok, other=0
+    )
+    block_score = tl.load(
+        kept_scores_ptr + batch * stride_kept_scores_b + group * stride_kept_scores_g + rank * stride_kept_scores_k,
+        mask=rank_ok,
+        other=float("-inf"),
+    )
+    slots = block.to(tl.int64) * BLOCK_SIZE + candidates % BLOCK_SIZE
+    candidate_low = tl.load(candidate_low_ptr + batch)
+    valid = rank_ok & (block_score > float("-inf")) & (slots >= candidate_low) & (slots < candidate_high)
+
+    # The group's query summed over its heads, on the label channels (even / odd channels for 4 bits).
+    head = tl.arange(0, HEADS_PAD)
+    columns = tl.arange(0, COLUMNS_PAD)
+    query_ptr += batch * stride_query_b + group * stride_query_g + head[:, None] * stride_query_h
+    label_channels_ptr += batch * stride_channels_b + group * stride_channels_g
+    column_ok = columns < WIDTH
+    mask = (head < heads)[:, None] & column_ok[None, :]
+    if BITS == 4:
+        channel_low = tl.load(label_channels_ptr + 2 * columns, mask=column_ok, other=0)
+        channel_high = tl.load(label_channels_ptr + 2 * columns + 1, mask=column_ok, other=0)
+        query_low = tl.sum(tl.load(query_ptr + channel_low[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
+        query_high = tl.sum(tl.load(query_ptr + channel_high[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
+    else:
+        channel = tl.load(label_channels_ptr + columns, mask=column_ok, other=0)
+        query_low = tl.sum(tl.load(query_ptr + channel[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
+        query_high = query_low
+
+    scores = _score_slots(
+        codes_ptr + batch.to(tl.int64) * stride_codes_b + group.to(tl.int64) * stride_codes_g,
+        scale_ptr + batch.to(tl.int64) * stride_scale_b + group.to(tl.int64) * stride_scale_g,
+        zero_ptr + batch.to(tl.int64) * stride_zero_b + group.to(tl.int64) * stride_zero_g,
+        stride_codes_s,
+        stride_scale_s,
+        stride_zero_s,
+        slots,
+        valid,
+        query_low,
+        query_high,
+        WIDTH,
+        BITS,
+        COLUMNS_PAD,
+    )
+    out_offset = (batch * groups + group).to(tl.int64) * kept_count * BLOCK_SIZE + candidates
+    tl.store(candidates_ptr + out_offset, slots, mask=rank_ok)
+    tl.store(scores_ptr + out_offset, tl.where(valid, scores, float("-inf")), mask=rank_ok)
+
+
+def candidate_scores(
+    query: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    kept_blocks: torch.Tensor,
+    kept_block_scores: torch.Tensor,
+    candidate_low: torch.Tensor,
+    candidate_high: int,
+    block_size: int,
+    bits: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates of the kept blocks and their label scores in one launch (shapes in naive.candidate_scores).
+
+    query [B, NG, G, Dk]; label_channels [B, NG, C] int; label storage as in candidate_label_scores;
+    kept_blocks [B, NG, Kb] int; kept_block_scores [B, NG, Kb] float32; candidate_low [B] int.
+    Returns candidates [B, NG, Kb * block_size] int64 and scores [B, NG, Kb * block_size] float32.
+    """
+    require(query.dim() == 4 and query.dtype in FLOAT_DTYPES and query.stride(-1) == 1,
+            "query must be [B, NG, G, Dk] float with a contiguous last dimension")
+    batch, groups, heads, _ = query.shape
+    channels = label_channels.shape[-1]
+    check_index("label_channels", label_channels, (batch, groups, channels))
+    require(label_channels.stride(-1) == 1, "label_channels needs a contiguous last dimension")
+    _check_label_storage(batch, groups, channels, bits, label_codes, label_scale, label_zero)
+    kept_count = kept_blocks.shape[-1]
+    check_index("kept_blocks", kept_blocks, (batch, groups, kept_count))
+    require(kept_block_scores.shape == kept_blocks.shape and kept_block_scores.dtype == torch.float32,
+            "kept_block_scores must be float32 shaped like kept_blocks")
+    require(candidate_low.shape == (batch,) and candidate_low.dtype in (torch.int32, torch.int64),
+            "candidate_low must be [B] int")
+    require(block_size > 0 and block_size & (block_size - 1) == 0, f"block_size must be a power of 2, got {block_size}")
+    require(heads <= 128, f"at most 128 query heads per group, got {heads}")
+    check_same_device(query=query, label_channels=label_channels, label_codes=label_codes, kept_blocks=kept_blocks,
+                      kept_block_scores=kept_block_scores, candidate_low=candidate_low)
+    n_candidates = kept_count * block_size
+    candidates = torch.empty(batch, groups, n_candidates, dtype=torch.int64, device=query.device)
+    scores = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=query.device)
+    tile = max(block_size, 128)
+    _candidate_scores_kernel[(triton.cdiv(n_candidates, tile), batch * groups)](
+        query,
+        label_channels,
+        label_codes,
+        label_scale,
+        label_zero,
+        kept_blocks,
+        kept_block_scores,
+        candidate_low,
+        candidates,
+        scores,
+        groups,
+        heads,
+        kept_count,
+        candidate_high,
+        *query.stride()[:3],
+        *label_channels.stride()[:2],
+        *label_codes.stride()[:3],
+        *label_scale.stride(),
+        *label_zero.stride(),
+        *kept_blocks.stride(),
+        *kept_block_scores.stride(),
+        WIDTH=label_codes.shape[3],
+        BITS=bits,
+        COLUMNS_PAD=triton.next_power_of_2(label_codes.shape[3]),
+        HEADS_PAD=triton.next_power_of_2(heads),
+        BLOCK_SIZE=block_size,
+        TILE=tile,
+    )
+    return candidates, scores

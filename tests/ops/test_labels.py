@@ -1,0 +1,139 @@
+"""quantize_labels, label_scores and candidate_label_scores: the Triton kernels against the PyTorch reference."""
+
+import pytest
+import torch
+from op_testing import DEVICE, FLOAT32_MATH_TOLERANCE, assert_relative_error, assert_scores_match
+
+from asynctls_hf.ops import candidate_label_scores, candidate_scores, label_scores, naive, quantize_labels
+
+pytest.importorskip("triton")
+pytestmark = pytest.mark.usefixtures("poison_allocations")
+
+CASES = [  # (bits, key dtype, label channels)
+    (4, torch.float32, 32),
+    (4, torch.bfloat16, 128),  # MLA: 128 of 576 channels
+    (8, torch.bfloat16, 32),
+    (8, torch.float16, 16),
+    (16, torch.float16, 32),
+    (16, torch.bfloat16, 16),
+]
+
+
+def _unpacked(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    if bits == 4:
+        return torch.stack([codes & 0x0F, codes >> 4], dim=-1).flatten(-2)
+    return codes
+
+
+def _assert_same_codes(codes: torch.Tensor, reference: torch.Tensor, bits: int) -> None:
+    """Bit-exact, up to a rare off-by-one level where a GPU division lands on the other side of a rounding tie."""
+    assert codes.dtype == reference.dtype and codes.shape == reference.shape
+    if bits == 16:
+        assert torch.equal(codes, reference)
+        return
+    levels, reference_levels = _unpacked(codes, bits).int(), _unpacked(reference, bits).int()
+    assert (levels - reference_levels).abs().max() <= 1
+    assert (levels != reference_levels).float().mean() <= 1e-3
+
+
+@pytest.mark.parametrize("bits, dtype, channels", CASES)
+def test_quantize_matches_reference(bits, dtype, channels):
+    channel_keys = torch.randn(2, 3, 37, channels, dtype=dtype, device=DEVICE)
+    channel_keys[0, 0, 5] = 1.5  # a constant label: scale falls back to 1
+    codes, scale, zero = quantize_labels(channel_keys, bits, backend="triton")
+    reference_codes, reference_scale, reference_zero = naive.quantize_labels(channel_keys, bits)
+    _assert_same_codes(codes, reference_codes, bits)
+    # Triton's fp32 division on a GPU may round the last bit differently from PyTorch's: one ulp of slack.
+    torch.testing.assert_close(scale, reference_scale, rtol=2.5e-7, atol=0)
+    torch.testing.assert_close(zero, reference_zero, rtol=0, atol=0)
+
+
+def _label_storage(batch, groups, slots, channels, bits, dtype):
+    channel_keys = torch.randn(batch, groups, slots, channels, dtype=dtype, device=DEVICE)
+    return naive.quantize_labels(channel_keys, bits)
+
+
+@pytest.mark.parametrize("bits, dtype, channels", CASES)
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+def test_candidate_scores_read_storage_by_slot(bits, dtype, channels, index_dtype):
+    batch, groups, stored, n_candidates = 2, 3, 111, 63
+    codes, scale, zero = _label_storage(batch, groups, stored, channels, bits, dtype)
+    query_channels = torch.randn(batch, groups, channels, device=DEVICE)
+    candidates = torch.randint(0, stored, (batch, groups, n_candidates), device=DEVICE)
+    scores = candidate_label_scores(
+        query_channels, codes, scale, zero, candidates.to(index_dtype), bits, backend="triton"
+    )
+    reference = naive.candidate_label_scores(query_channels, codes, scale, zero, candidates, bits)
+    assert_relative_error(scores, reference, FLOAT32_MATH_TOLERANCE)
+
+
+@pytest.mark.parametrize("bits, dtype, channels", CASES[::2])
+def test_gathered_label_scores(bits, dtype, channels):
+    codes, scale, zero = _label_storage(2, 2, 63, channels, bits, dtype)
+    query_channels = torch.randn(2, 2, channels, device=DEVICE)
+    scores = label_scores(query_channels, codes, scale, zero, bits, backend="triton")
+    assert_relative_error(scores, naive.label_scores(query_channels, codes, scale, zero, bits), FLOAT32_MATH_TOLERANCE)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("groups, channels", [(8, 32), (1, 128)])
+def test_long_context_on_gpu(groups, channels):
+    batch, stored, bits = 4, 96 * 1024, 4
+    channel_keys = torch.randn(batch, groups, stored, channels, dtype=torch.bfloat16, device=DEVICE)
+    codes, scale, zero = quantize_labels(channel_keys, bits, backend="triton")
+    reference_codes, reference_scale, reference_zero = naive.quantize_labels(channel_keys, bits)
+    _assert_same_codes(codes, reference_codes, bits)
+    # Triton's fp32 division on a GPU may round the last bit differently from PyTorch's: one ulp of slack.
+    torch.testing.assert_close(scale, reference_scale, rtol=2.5e-7, atol=0)
+    torch.testing.assert_close(zero, reference_zero, rtol=0, atol=0)
+    query_channels = torch.randn(batch, groups, channels, device=DEVICE)
+    candidates = torch.randint(0, stored, (batch, groups, 128 * 64), device=DEVICE)
+    scores = candidate_label_scores(query_channels, codes, scale, zero, candidates, bits, backend="triton")
+    reference = naive.candidate_label_scores(query_channels, codes, scale, zero, candidates, bits)
+    assert_relative_error(scores, reference, FLOAT32_MATH_TOLERANCE)
+
+
+def _kept_blocks(batch, groups, n_blocks, kept, invalid_ranks):
+    """Block top-k output: distinct block indices [B, NG, kept] and their scores, -inf at the given ranks."""
+    kept_blocks = torch.stack([torch.randperm(n_blocks, device=DEVICE)[:kept] for _ in range(batch * groups)])
+    kept_scores = torch.randn(batch * groups, kept, device=DEVICE).sort(dim=-1, descending=True).values
+    kept_scores[:, invalid_ranks] = float("-inf")
+    return kept_blocks.view(batch, groups, kept), kept_scores.view(batch, groups, kept)
+
+
+@pytest.mark.parametrize(
+    "bits, dtype, channels, heads, key_width",
+    [(4, torch.float32, 16, 4, 64), (4, torch.bfloat16, 128, 20, 576), (8, torch.float16, 32, 1, 128),
+     (16, torch.bfloat16, 16, 8, 32)],
+)
+def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels, heads, key_width):
+    batch, groups, block_size, stored = 3, 1 if heads == 20 else 2, 16, 111
+    n_blocks = -(-stored // block_size)
+    codes, scale, zero = _label_storage(batch, groups, n_blocks * block_size, channels, bits, dtype)
+    query = torch.randn(batch, groups, heads, key_width, dtype=dtype, device=DEVICE)
+    label_channels = torch.stack(
+        [torch.randperm(key_width, device=DEVICE)[:channels].sort().values for _ in range(batch * groups)]
+    ).view(batch, groups, channels)
+    kept_blocks, kept_scores = _kept_blocks(batch, groups, n_blocks, 5, invalid_ranks=[4])
+    candidate_low = torch.tensor([4, 20, 37], device=DEVICE)  # sinks after each row's padding
+    arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores, candidate_low, stored - 8,
+                 block_size, bits)
+    candidates, scores = candidate_scores(*arguments, backend="triton")
+    reference_candidates, reference_scores = naive.candidate_scores(*arguments)
+    assert torch.equal(candidates, reference_candidates)
+    assert_scores_match(scores, reference_scores)
+
+
+@pytest.mark.gpu
+def test_candidate_scores_at_full_size_on_gpu():
+    batch, groups, heads, channels, bits, block_size, stored = 4, 8, 4, 32, 4, 64, 96 * 1024
+    codes, scale, zero = _label_storage(batch, groups, stored, channels, bits, torch.bfloat16)
+    query = torch.randn(batch, groups, heads, 128, dtype=torch.bfloat16, device=DEVICE)
+    label_channels = torch.randint(0, 128, (batch, groups, channels), device=DEVICE)
+    kept_blocks, kept_scores = _kept_blocks(batch, groups, stored // block_size, 128, invalid_ranks=[127])
+    arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores,
+                 torch.full((batch,), 16, device=DEVICE), stored - 64, block_size, bits)
+    candidates, scores = candidate_scores(*arguments, backend="triton")
+    reference_candidates, reference_scores = naive.candidate_scores(*arguments)
+    assert torch.equal(candidates, reference_candidates)
+    assert_scores_match(scores, reference_scores)
