@@ -132,14 +132,16 @@ def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState)
     _set_instance_attribute(module, attribute, forward, state)
 
 
-def _cache_parameter(forward) -> str:
-    parameters = inspect.signature(forward).parameters
+def cache_argument(module: nn.Module | type[nn.Module]) -> str:
+    """The keyword under which `module.forward` (a model or an attention module, or its class) takes the KV
+    cache: `past_key_values` in older transformers, `cache` in newer ones."""
+    parameters = inspect.signature(module.forward).parameters
     return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchState) -> None:
     """Make forward() and generate() use an AsyncTLSCache when the caller gave none, and keep masks small."""
-    cache_name = _cache_parameter(decoder.forward)
+    cache_name = cache_argument(decoder)
     use_cache_default = getattr(model.config.get_text_config(decoder=True), "use_cache", True)
 
     def prepare_decoder_inputs(module, args, kwargs):

@@ -63,21 +63,46 @@ def asynctls_attention(
     prefix of the keys (MLA latent). T > 1 is prefill: dense causal attention in chunks. T == 1 is a decode
     step: dense while the context fits the token budget, two-level sparse after. Returns [B, H, T, Dv].
     """
+    first_slot = append_tokens(cache, layer_idx, query, key_states, value_states)
     layer = cache.layers[layer_idx]
-    row_start = cache.row_start.to(query.device)
-    first_slot = layer.length
-    layer.append(key_states, value_states, query, row_start)
-    batch, heads, tokens, _ = query.shape
-    if tokens > 1:
+    if query.shape[2] > 1:
         return ops.causal_prefill_attention(
             query,
             layer.keys[:, :, : layer.length],
             layer.values[:, :, : layer.length],
             first_slot,
-            row_start,
+            cache.row_start.to(query.device),
             scaling,
             cache.config.prefill_chunk_size,
         )
+    return decode_attention(cache, layer_idx, query, scaling)
+
+
+def append_tokens(
+    cache: AsyncTLSCache,
+    layer_idx: int,
+    query: torch.Tensor,
+    key_states: torch.Tensor,
+    value_states: torch.Tensor | None,
+) -> int:
+    """Write T tokens to layer `layer_idx` and index them; returns the slot of the first one.
+
+    Shapes as in asynctls_attention; `query` chooses the label channels on the layer's first append.
+    """
+    layer = cache.layers[layer_idx]
+    first_slot = layer.length
+    layer.append(key_states, value_states, query, cache.row_start.to(query.device))
+    return first_slot
+
+
+def decode_attention(cache: AsyncTLSCache, layer_idx: int, query: torch.Tensor, scaling: float) -> torch.Tensor:
+    """One decode step of layer `layer_idx` over its cache (the new token already appended).
+
+    query [B, H, 1, Dk]. Dense while the context fits the token budget, two-level sparse after.
+    Returns [B, H, 1, Dv].
+    """
+    layer = cache.layers[layer_idx]
+    batch, heads = query.shape[:2]
     plan = cache.decode_plan(layer.length, query.device)
     grouped_query = query.view(batch, layer.num_groups, heads // layer.num_groups, query.shape[-1])
     if plan.dense:

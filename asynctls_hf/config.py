@@ -75,7 +75,8 @@ class AsyncTLSConfig:
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
         if self.offload is not False:
             raise NotImplementedError(
-                f"offload={self.offload!r} is not available yet: the CPU-offload engine has not landed; use offload=False"
+                f"offload={self.offload!r} is not available yet: the CPU-offload engine has not landed; "
+                "use offload=False"
             )
         if self.backend not in _BACKEND_CHOICES:
             raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")

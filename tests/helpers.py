@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
+from transformers import (
+    DeepseekV3Config,
+    DeepseekV3ForCausalLM,
+    Glm4MoeLiteConfig,
+    Glm4MoeLiteForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3Model,
+)
+
+from asynctls_hf.api import cache_argument
 
 VOCAB = 97
 PAD = 0
 # transformers renamed `past_key_values` to `cache` (5.2x); pass a cache under the name this version takes.
-CACHE_KWARG = "cache" if "cache" in inspect.signature(Qwen3Model.forward).parameters else "past_key_values"
+CACHE_KWARG = cache_argument(Qwen3Model)
 
 
 def tiny_qwen3(seed: int = 0, **config_overrides) -> Qwen3ForCausalLM:
@@ -31,6 +39,43 @@ def tiny_qwen3(seed: int = 0, **config_overrides) -> Qwen3ForCausalLM:
     )
     settings.update(config_overrides)
     return Qwen3ForCausalLM(Qwen3Config(**settings)).eval()
+
+
+# A tiny multi-head latent attention: 4 heads over a latent of 32 plus a roped key of 8 (keys 40 wide, values 32),
+# MoE from the second layer on.
+_TINY_MLA = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    intermediate_size=128,
+    moe_intermediate_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    n_routed_experts=4,
+    num_experts_per_tok=2,
+    kv_lora_rank=32,
+    q_lora_rank=None,
+    qk_rope_head_dim=8,
+    qk_nope_head_dim=16,
+    v_head_dim=16,
+    max_position_embeddings=4096,
+    pad_token_id=PAD,
+    eos_token_id=None,
+    bos_token_id=None,
+)
+
+
+def tiny_glm4_moe_lite(seed: int = 0, **config_overrides) -> Glm4MoeLiteForCausalLM:
+    """A 3-layer GLM-4.7-Flash-style model (MLA, _TINY_MLA) in float32, eval mode."""
+    torch.manual_seed(seed)
+    return Glm4MoeLiteForCausalLM(Glm4MoeLiteConfig(**{**_TINY_MLA, **config_overrides})).eval()
+
+
+def tiny_deepseek_v3(seed: int = 0, **config_overrides) -> DeepseekV3ForCausalLM:
+    """A 3-layer DeepSeek-V3-style model (MLA, _TINY_MLA, one expert group) in float32, eval mode."""
+    torch.manual_seed(seed)
+    settings = {**_TINY_MLA, "n_group": 1, "topk_group": 1, "first_k_dense_replace": 1, **config_overrides}
+    return DeepseekV3ForCausalLM(DeepseekV3Config(**settings)).eval()
 
 
 def left_padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +102,27 @@ def greedy(model, input_ids, attention_mask, steps: int, **kwargs):
         return_dict_in_generate=True,
         pad_token_id=PAD,
         **kwargs,
+    )
+
+
+def assert_same_generation(reference, output, atol: float = 2e-5):
+    """Greedy generate() outputs agree: identical tokens, logits equal to float32 rounding at every step."""
+    assert torch.equal(reference.sequences, output.sequences)
+    for step, (expected, got) in enumerate(zip(reference.scores, output.scores, strict=True)):
+        torch.testing.assert_close(got, expected, atol=atol, rtol=0, msg=f"logits differ at step {step}")
+
+
+def assert_same_scores_exactly(reference, output):
+    """Greedy generate() outputs are bit-identical (tokens and every step's logits)."""
+    assert torch.equal(reference.sequences, output.sequences)
+    for expected, got in zip(reference.scores, output.scores, strict=True):
+        assert torch.equal(got, expected)
+
+
+def is_unpatched(model) -> bool:
+    """No trace of asynctls_hf.patch left on the model or its attention modules."""
+    return not hasattr(model, "_asynctls_state") and all(
+        "forward" not in vars(layer.self_attn) for layer in model.model.layers
     )
 
 

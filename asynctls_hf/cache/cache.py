@@ -135,7 +135,10 @@ class AsyncTLSCache(Cache):
         if plan is not None and plan.length == length:
             return plan
         config = self.config
-        row_start = self.row_start.to(device)
+        # A row holding only padding so far (a chunked, left-padded prefill fed token by token) lets its newest
+        # slot attend to itself, so that no query sees an empty set (softmax of nothing is NaN, which would
+        # reach real tokens through the pad slot's cached values).
+        row_start = self.row_start.to(device).clamp(max=length - 1)
         slots = torch.arange(length, device=device)
         if length <= config.token_budget:
             plan = DecodePlan(

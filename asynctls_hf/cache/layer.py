@@ -15,8 +15,8 @@ class AsyncTLSLayer(CacheLayerMixin):
     """K/V (or MLA latent) storage of one layer, its block summaries, token labels and channel choice.
 
     Storage is preallocated for `max_length` slots when the caller knows it (generate() does), rounded up to
-    a multiple of the block size, and grows by doubling past it. Row b's real tokens occupy slots [row_start[b], length): left padding
-    keeps every row's newest token in the same slot.
+    a multiple of the block size, and grows by doubling past it. Row b's real tokens occupy slots
+    [row_start[b], length): left padding keeps every row's newest token in the same slot.
 
     Tensors (NG groups, Dk key width, Dv value width, C label channels):
         keys [B, NG, capacity, Dk]; values [B, NG, capacity, Dv] (a view of keys[..., :Dv] when the values
@@ -78,10 +78,12 @@ class AsyncTLSLayer(CacheLayerMixin):
         new_keys = torch.zeros(batch, groups, capacity, self.key_width, dtype=self.dtype, device=self.device)
         new = {
             "keys": new_keys,
-            "block_max": torch.zeros(batch, groups, capacity // self.config.block_size, self.key_width,
-                                     dtype=self.dtype, device=self.device),
-            "block_min": torch.zeros(batch, groups, capacity // self.config.block_size, self.key_width,
-                                     dtype=self.dtype, device=self.device),
+            "block_max": torch.zeros(
+                batch, groups, capacity // self.config.block_size, self.key_width, dtype=self.dtype, device=self.device
+            ),
+            "block_min": torch.zeros(
+                batch, groups, capacity // self.config.block_size, self.key_width, dtype=self.dtype, device=self.device
+            ),
             "label_codes": torch.zeros(batch, groups, capacity, label_width, dtype=label_dtype, device=self.device),
             "label_scale": torch.zeros(batch, groups, capacity, dtype=torch.float32, device=self.device),
             "label_zero": torch.zeros(batch, groups, capacity, dtype=torch.float32, device=self.device),
@@ -90,7 +92,9 @@ class AsyncTLSLayer(CacheLayerMixin):
             new["values"] = torch.zeros(batch, groups, capacity, self.value_width, dtype=self.dtype, device=self.device)
         for name, tensor in new.items():
             if name in old:
-                kept = min(old[name].shape[2], self.length if name not in ("block_max", "block_min") else tensor.shape[2])
+                kept = min(
+                    old[name].shape[2], self.length if name not in ("block_max", "block_min") else tensor.shape[2]
+                )
                 tensor[:, :, :kept] = old[name][:, :, :kept]
         self._set_storage(new)
         self.capacity = capacity
@@ -144,14 +148,22 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.values[:, :, begin:end] = value_states
         self.length = end
         ops.update_block_summaries(
-            self.keys, self.block_max, self.block_min, row_start, begin, end, self.config.block_size,
+            self.keys,
+            self.block_max,
+            self.block_min,
+            row_start,
+            begin,
+            end,
+            self.config.block_size,
             backend=self.config.backend,
         )
         if self.label_channels is None:
             self.label_channels = self._choose_label_channels(query, row_start, begin)
         self._write_labels(begin, end)
 
-    def _choose_label_channels(self, query: torch.Tensor, row_start: torch.Tensor, first_query_slot: int) -> torch.Tensor:
+    def _choose_label_channels(
+        self, query: torch.Tensor, row_start: torch.Tensor, first_query_slot: int
+    ) -> torch.Tensor:
         """Per row and group, the C channels with the largest mean |q_c| * mean |k_c| over real tokens."""
         batch, heads, tokens, width = query.shape
         query_slots = torch.arange(first_query_slot, first_query_slot + tokens, device=query.device)
@@ -176,7 +188,13 @@ class AsyncTLSLayer(CacheLayerMixin):
         """Recompute every block summary from the stored keys (after crop or a change of padding)."""
         if self.length:
             ops.update_block_summaries(
-                self.keys, self.block_max, self.block_min, row_start, 0, self.length, self.config.block_size,
+                self.keys,
+                self.block_max,
+                self.block_min,
+                row_start,
+                0,
+                self.length,
+                self.config.block_size,
                 backend=self.config.backend,
             )
 
@@ -211,7 +229,9 @@ class AsyncTLSLayer(CacheLayerMixin):
         """Keep (and reorder, or repeat) the batch rows `rows` [B'] int64 of every per-row tensor."""
         if not self.is_initialized:
             return
-        self._set_storage({name: tensor.index_select(0, rows.to(tensor.device)) for name, tensor in self._storage().items()})
+        self._set_storage(
+            {name: tensor.index_select(0, rows.to(tensor.device)) for name, tensor in self._storage().items()}
+        )
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.select_rows(beam_idx)

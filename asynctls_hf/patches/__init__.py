@@ -32,9 +32,9 @@ class ModelFamily:
 
 
 def _registry() -> dict[str, ModelFamily]:
-    from asynctls_hf.patches import qwen3
+    from asynctls_hf.patches import deepseek_v3, glm4_moe_lite, qwen3
 
-    return {family.model_type: family for family in (qwen3.FAMILY,)}
+    return {family.model_type: family for family in (qwen3.FAMILY, glm4_moe_lite.FAMILY, deepseek_v3.FAMILY)}
 
 
 def supported_model_types() -> list[str]:

@@ -3,7 +3,17 @@
 import pytest
 import torch
 from accelerate.hooks import ModelHook, add_hook_to_module
-from helpers import CACHE_KWARG, PAD, greedy, left_padded_batch, returned_cache, tiny_qwen3
+from helpers import (
+    CACHE_KWARG,
+    PAD,
+    assert_same_generation,
+    assert_same_scores_exactly,
+    greedy,
+    is_unpatched,
+    left_padded_batch,
+    returned_cache,
+    tiny_qwen3,
+)
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 import asynctls_hf
@@ -13,18 +23,6 @@ LENGTHS = [37, 25, 11]
 DENSE = dict(token_budget=512, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=64)
 SPARSE = dict(token_budget=24, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=32)
 FLOAT32_ATOL = 2e-5
-
-
-def assert_same_generation(reference, output):
-    assert torch.equal(reference.sequences, output.sequences)
-    for step, (expected, got) in enumerate(zip(reference.scores, output.scores, strict=True)):
-        torch.testing.assert_close(got, expected, atol=FLOAT32_ATOL, rtol=0, msg=f"logits differ at step {step}")
-
-
-def is_unpatched(model) -> bool:
-    return not hasattr(model, "_asynctls_state") and all(
-        "forward" not in vars(layer.self_attn) for layer in model.model.layers
-    )
 
 
 def test_dense_equivalence_left_padded_greedy_and_unpatch_restores():
@@ -41,10 +39,7 @@ def test_dense_equivalence_left_padded_greedy_and_unpatch_restores():
 
     asynctls_hf.unpatch(model)
     assert is_unpatched(model)
-    restored = greedy(model, input_ids, attention_mask, 40)
-    assert torch.equal(restored.sequences, reference.sequences)
-    for expected, got in zip(reference.scores, restored.scores, strict=True):
-        assert torch.equal(got, expected)
+    assert_same_scores_exactly(reference, greedy(model, input_ids, attention_mask, 40))
 
 
 def test_sparse_decoding_runs_within_budget_and_reports_attended_tokens():
