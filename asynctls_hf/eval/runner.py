@@ -118,6 +118,12 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
     keys = run_keys(model_name, methods, tasks, context_lengths, budgets)
     pending = [key for key in keys if not key.path(out_dir).exists()]
     width = key_width(model)
+    # Every method's config is built (and so validated) before the first sample runs.
+    configs = {
+        (key.method, key.budget): method_config(key.method, key.budget, width, **base_config)
+        for key in pending
+        if key.budget is not None
+    }
     skipped: dict[tuple[str, int], str] = {}
     with tqdm(total=len(pending) * samples, desc="eval", unit="sample", disable=not progress) as bar:
         for task_name in tasks:
@@ -136,7 +142,7 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
                     continue
                 for key in todo:
                     bar.set_postfix_str(f"{task_name} {key.method} {key.budget or 'all'} {length}")
-                    config = None if key.budget is None else method_config(key.method, key.budget, width, **base_config)
+                    config = configs.get((key.method, key.budget))
                     result = _run_key(model, tokenizer, key, task, task_samples, config, seed, max_new_tokens,
                                       fidelity_steps, bar)
                     _write_json(key.path(out_dir), result)
