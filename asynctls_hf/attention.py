@@ -15,38 +15,42 @@ def select_tokens(
     """Two-level selection for one decode step, shared by each group's query heads.
 
     query [B, NG, G, Dk]. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool:
-    sinks, then the local window, then the best tokens of the best blocks (block filtering on the min/max
-    summaries, then token selection on the quantized labels). Pad slots and duplicates are never valid.
+    sinks, then the local window, then the best tokens of the best blocks in no particular order (block filtering
+    on the min/max summaries, then token selection on the quantized labels). Pad slots and duplicates are never
+    valid.
     """
-    batch, groups = query.shape[:2]
-    fixed_slots = plan.fixed_slots[:, None, :].expand(-1, groups, -1)
-    fixed_valid = plan.fixed_valid[:, None, :].expand(-1, groups, -1)
     if config.selected_tokens == 0:
-        return fixed_slots, fixed_valid
-    block_size = config.block_size
+        groups = query.shape[1]
+        return plan.fixed_slots[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
     scores = ops.block_scores(
         query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid,
         backend=config.backend,
     )
-    kept_blocks = scores.topk(min(config.top_blocks, plan.n_blocks), dim=-1, sorted=False)  # [B, NG, Kb]
+    kept_scores, kept_blocks = ops.select_top_k(
+        scores, min(config.top_blocks, plan.n_blocks), backend=config.backend
+    )  # [B, NG, Kb]
     candidates, token_scores = ops.candidate_scores(
         query,
         layer.label_channels,
         layer.label_codes,
         layer.label_scale,
         layer.label_zero,
-        kept_blocks.indices,
-        kept_blocks.values,
+        kept_blocks,
+        kept_scores,
         plan.candidate_low,
         plan.candidate_high,
-        block_size,
+        config.block_size,
         config.label_bits,
         backend=config.backend,
     )  # [B, NG, Kb * block_size] each: slots of the kept blocks, and their label scores (-inf if not candidates)
-    best = token_scores.topk(min(config.selected_tokens, candidates.shape[-1]), dim=-1, sorted=False)
-    selected = candidates.gather(-1, best.indices)
-    selected_valid = best.values > float("-inf")
-    return torch.cat([fixed_slots, selected], dim=-1), torch.cat([fixed_valid, selected_valid], dim=-1)
+    return ops.select_tokens_into(
+        token_scores,
+        candidates,
+        min(config.selected_tokens, candidates.shape[-1]),
+        plan.fixed_slots,
+        plan.fixed_valid,
+        backend=config.backend,
+    )
 
 
 def asynctls_attention(

@@ -169,6 +169,34 @@ def candidate_scores(
     )
 
 
+def select_top_k(scores: torch.Tensor, k: int, *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest entries of each row in no particular order -> (values, indices); shapes in naive.select_top_k."""
+    _check_top_k(scores, k)
+    return _dispatch(backend, scores.device, "topk_triton", "select_top_k", scores, k)
+
+
+def select_tokens_into(
+    token_scores: torch.Tensor,
+    candidates: torch.Tensor,
+    k: int,
+    fixed_slots: torch.Tensor,
+    fixed_valid: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed slots then the k best candidates of each group -> (slots, valid); shapes in naive.select_tokens_into."""
+    _check_top_k(token_scores, k)
+    return _dispatch(
+        backend, token_scores.device, "topk_triton", "select_tokens_into",
+        token_scores, candidates, k, fixed_slots, fixed_valid,
+    )
+
+
+def _check_top_k(scores: torch.Tensor, k: int) -> None:
+    if not 0 < k <= scores.shape[-1]:
+        raise ValueError(f"k must be in 1..{scores.shape[-1]} (the last dimension of the scores), got {k}")
+
+
 def sparse_attention(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -197,6 +225,8 @@ __all__ = [
     "dequantize_labels",
     "label_scores",
     "quantize_labels",
+    "select_tokens_into",
+    "select_top_k",
     "sparse_attention",
     "triton_installed",
     "update_block_summaries",

@@ -81,7 +81,9 @@ def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor
     low = values.amin(dim=-1)
     high = values.amax(dim=-1)
     levels = (1 << bits) - 1
-    scale = (high - low) / levels
+    # Divided by a tensor: CUDA PyTorch multiplies by the reciprocal of a Python-number divisor, which rounds
+    # differently from a correctly rounded division (the Triton kernel's, and PyTorch's on a CPU).
+    scale = (high - low) / torch.full_like(high, levels)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     codes = torch.round((values - low[..., None]) / scale[..., None]).clamp(0, levels).to(torch.uint8)
     if bits == 4:
@@ -162,6 +164,36 @@ def candidate_scores(
     return candidates, scores.masked_fill(~candidate_valid, NEG_INF)
 
 
+def select_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest entries of each row, in no particular order: scores [..., N] float32, 0 < k <= N.
+
+    Returns values [..., k] float32 and indices [..., k] int64 (ties broken arbitrarily).
+    """
+    best = scores.topk(k, dim=-1, sorted=False)
+    return best.values, best.indices
+
+
+def select_tokens_into(
+    token_scores: torch.Tensor,
+    candidates: torch.Tensor,
+    k: int,
+    fixed_slots: torch.Tensor,
+    fixed_valid: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token selection's output: each group's fixed slots, then its k best candidates.
+
+    token_scores [B, NG, N] float32 (-inf for candidates that may not be picked); candidates [B, NG, N] int64
+    slots; fixed_slots [B, F] int64 and fixed_valid [B, F] bool (sinks and local window, the same for every group).
+    Returns slots [B, NG, F + k] int64 and valid [B, NG, F + k] bool; a selected candidate is valid when its
+    score is above -inf. The k selected come in no particular order.
+    """
+    groups = token_scores.shape[1]
+    best_scores, best = select_top_k(token_scores, k)
+    slots = torch.cat([fixed_slots[:, None, :].expand(-1, groups, -1), candidates.gather(-1, best)], dim=-1)
+    valid = torch.cat([fixed_valid[:, None, :].expand(-1, groups, -1), best_scores > NEG_INF], dim=-1)
+    return slots, valid
+
+
 def sparse_attention(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -193,9 +225,13 @@ def dense_decode_attention(
     query [B, NG, G, Dk]; keys [B, NG, L, Dk]; values [B, NG, L, Dv]; key_valid [B, L] bool.
     Returns [B, NG, G, Dv] in the query's dtype.
     """
-    return F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=key_valid[:, None, None, :], scale=scaling
-    )
+    if keys.shape[1] > 1:
+        return F.scaled_dot_product_attention(query, keys, values, attn_mask=key_valid[:, None, None, :], scale=scaling)
+    # One group shared by many heads (MLA): SDPA's kernels would run one block per row here; two GEMMs read the
+    # cache once for all heads. Scores in the cache's dtype and softmax in float32, as transformers' eager path.
+    scores = torch.matmul(query, keys.transpose(-1, -2)) * scaling
+    scores = scores.float().masked_fill(~key_valid[:, None, None, :], NEG_INF)
+    return torch.matmul(torch.softmax(scores, dim=-1).to(values.dtype), values)
 
 
 def causal_prefill_attention(
