@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import asynctls_hf
+
+BENCHMARKS = {
+    "ops": "asynctls_hf.bench.ops_bench",
+    "mla-layer": "asynctls_hf.bench.mla_layer_bench",
+    "profile-ops": "asynctls_hf.bench.profile_operator",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     from asynctls_hf.eval import runner
 
     runner.add_arguments(commands.add_parser("eval", help="run the RULER / LongBench accuracy harness"))
+    bench = commands.add_parser(
+        "bench",
+        help="GPU benchmarks: " + ", ".join(BENCHMARKS),
+        description="Run a GPU benchmark; the options after its name are its own (asynctls-hf bench NAME --help).",
+    )
+    bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return parser
 
 
@@ -31,5 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         from asynctls_hf.eval import runner
 
         return runner.run_from_args(args)
+    if args.command == "bench":
+        return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
     parser.print_help()
     return 0
