@@ -13,6 +13,8 @@ from transformers import (
     Qwen3Model,
 )
 
+import asynctls_hf
+from asynctls_hf import AsyncTLSCache
 from asynctls_hf.api import cache_argument
 
 VOCAB = 97
@@ -124,6 +126,31 @@ def is_unpatched(model) -> bool:
     return not hasattr(model, "_asynctls_state") and all(
         "forward" not in vars(layer.self_attn) for layer in model.model.layers
     )
+
+
+def assert_chunked_forward_equals_full(model, lengths: list[int], ends: tuple[int, ...], atol: float, **config):
+    """Feeding a left-padded batch in chunks ending at `ends` through the patched model, with the cache returned
+    by each call passed to the next, gives the unpatched model's logits for one full forward (real tokens)."""
+    input_ids, attention_mask = left_padded_batch(lengths)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        full = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+        asynctls_hf.patch(model, **config)
+        cache, pieces, begin = None, [], 0
+        for end in (*ends, input_ids.shape[1]):
+            output = model(
+                input_ids[:, begin:end],
+                attention_mask=attention_mask[:, :end],
+                position_ids=position_ids[:, begin:end],
+                use_cache=True,
+                **({} if cache is None else {CACHE_KWARG: cache}),
+            )
+            cache = returned_cache(output)
+            assert isinstance(cache, AsyncTLSCache)
+            pieces.append(output.logits)
+            begin = end
+    real = attention_mask.bool()
+    torch.testing.assert_close(torch.cat(pieces, dim=1)[real], full[real], atol=atol, rtol=0)
 
 
 def returned_cache(output):

@@ -111,41 +111,6 @@ def quantize_labels(
     return _dispatch(backend, channel_keys.device, "labels_triton", "quantize_labels", channel_keys, bits)
 
 
-def label_scores(
-    query_channels: torch.Tensor,
-    codes: torch.Tensor,
-    scale: torch.Tensor,
-    zero: torch.Tensor,
-    bits: int,
-    *,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """Label scores of gathered candidates: [B, NG, N] float32; shapes in naive.label_scores."""
-    return _dispatch(
-        backend, codes.device, "labels_triton", "label_scores", query_channels, codes, scale, zero, bits
-    )
-
-
-def candidate_label_scores(
-    query_channels: torch.Tensor,
-    label_codes: torch.Tensor,
-    label_scale: torch.Tensor,
-    label_zero: torch.Tensor,
-    candidates: torch.Tensor,
-    bits: int,
-    *,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """Label scores of candidate slots read from the label storage: [B, NG, N] float32.
-
-    Shapes in naive.candidate_label_scores; the kernel reads the storage by slot index, gathering no copy.
-    """
-    return _dispatch(
-        backend, label_codes.device, "labels_triton", "candidate_label_scores",
-        query_channels, label_codes, label_scale, label_zero, candidates, bits,
-    )
-
-
 def candidate_scores(
     query: torch.Tensor,
     label_channels: torch.Tensor,
@@ -218,12 +183,10 @@ __all__ = [
     "BACKENDS",
     "TritonUnsupportedError",
     "block_scores",
-    "candidate_label_scores",
     "candidate_scores",
     "causal_prefill_attention",
     "dense_decode_attention",
     "dequantize_labels",
-    "label_scores",
     "quantize_labels",
     "select_tokens_into",
     "select_top_k",

@@ -167,81 +167,6 @@ def _score_slots(
     return scores
 
 
-@triton.jit
-def _label_scores_kernel(
-    query_channels_ptr,
-    codes_ptr,
-    scale_ptr,
-    zero_ptr,
-    slots_ptr,
-    scores_ptr,
-    groups,
-    n_candidates,
-    stride_query_b,
-    stride_query_g,
-    stride_codes_b,
-    stride_codes_g,
-    stride_codes_s,
-    stride_scale_b,
-    stride_scale_g,
-    stride_scale_s,
-    stride_zero_b,
-    stride_zero_g,
-    stride_zero_s,
-    stride_slots_b,
-    stride_slots_g,
-    stride_slots_n,
-    stride_scores_b,
-    stride_scores_g,
-    WIDTH: tl.constexpr,
-    BITS: tl.constexpr,
-    COLUMNS_PAD: tl.constexpr,
-    HAS_SLOTS: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    """Grid (candidate tiles, B * NG): label scores of BLOCK_N candidates of one row and group.
-
-    With HAS_SLOTS candidate n is storage slot slots[b, g, n]; without, the storage holds the candidates in order.
-    """
-    batch = tl.program_id(1) // groups
-    group = tl.program_id(1) % groups
-    candidates = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    candidate_ok = candidates < n_candidates
-    if HAS_SLOTS:
-        slots = tl.load(
-            slots_ptr + batch * stride_slots_b + group * stride_slots_g + candidates * stride_slots_n,
-            mask=candidate_ok,
-            other=0,
-        ).to(tl.int64)
-    else:
-        slots = candidates.to(tl.int64)
-    columns = tl.arange(0, COLUMNS_PAD)
-    column_ok = columns < WIDTH
-    query_channels_ptr += batch * stride_query_b + group * stride_query_g
-    if BITS == 4:
-        query_low = tl.load(query_channels_ptr + 2 * columns, mask=column_ok, other=0.0)
-        query_high = tl.load(query_channels_ptr + 2 * columns + 1, mask=column_ok, other=0.0)
-    else:
-        query_low = tl.load(query_channels_ptr + columns, mask=column_ok, other=0.0)
-        query_high = query_low
-    scores = _score_slots(
-        codes_ptr + batch.to(tl.int64) * stride_codes_b + group.to(tl.int64) * stride_codes_g,
-        scale_ptr + batch.to(tl.int64) * stride_scale_b + group.to(tl.int64) * stride_scale_g,
-        zero_ptr + batch.to(tl.int64) * stride_zero_b + group.to(tl.int64) * stride_zero_g,
-        stride_codes_s,
-        stride_scale_s,
-        stride_zero_s,
-        slots,
-        candidate_ok,
-        query_low,
-        query_high,
-        WIDTH,
-        BITS,
-        COLUMNS_PAD,
-    )
-    tl.store(scores_ptr + batch * stride_scores_b + group * stride_scores_g + candidates, scores, mask=candidate_ok)
-
-
 def _check_label_storage(
     batch: int, groups: int, channels: int, bits: int, label_codes, label_scale, label_zero
 ) -> None:
@@ -261,67 +186,6 @@ def _check_label_storage(
             tensor.shape == label_codes.shape[:3] and tensor.dtype == torch.float32,
             f"{name} must be [B, NG, S] float32, got {tuple(tensor.shape)} {tensor.dtype}",
         )
-
-
-def candidate_label_scores(
-    query_channels: torch.Tensor,
-    label_codes: torch.Tensor,
-    label_scale: torch.Tensor,
-    label_zero: torch.Tensor,
-    candidates: torch.Tensor | None,
-    bits: int,
-) -> torch.Tensor:
-    """Label scores of candidate slots, read from the label storage by index.
-
-    query_channels [B, NG, C] float32; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S] float32;
-    candidates [B, NG, N] int32/int64 slots, or None to score all S stored labels in order.
-    Returns [B, NG, N] float32 (N = S when candidates is None).
-    """
-    require(
-        query_channels.dim() == 3 and query_channels.dtype == torch.float32, "query_channels must be [B, NG, C] float32"
-    )
-    require(query_channels.stride(-1) == 1, "query_channels needs a contiguous last dimension")
-    batch, groups, channels = query_channels.shape
-    _check_label_storage(batch, groups, channels, bits, label_codes, label_scale, label_zero)
-    if candidates is None:
-        n_candidates, slot_strides = label_codes.shape[2], (0, 0, 0)
-    else:
-        check_index("candidates", candidates, (batch, groups, candidates.shape[-1]))
-        n_candidates, slot_strides = candidates.shape[-1], candidates.stride()
-    check_same_device(query_channels=query_channels, label_codes=label_codes, label_scale=label_scale,
-                      label_zero=label_zero, **({} if candidates is None else {"candidates": candidates}))
-    scores = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=label_codes.device)
-    block_n = 128
-    grid = (triton.cdiv(n_candidates, block_n), batch * groups)
-    _label_scores_kernel[grid](
-        query_channels,
-        label_codes,
-        label_scale,
-        label_zero,
-        candidates if candidates is not None else label_scale,
-        scores,
-        groups,
-        n_candidates,
-        *query_channels.stride()[:2],
-        *label_codes.stride()[:3],
-        *label_scale.stride(),
-        *label_zero.stride(),
-        *slot_strides,
-        *scores.stride()[:2],
-        WIDTH=label_codes.shape[3],
-        BITS=bits,
-        COLUMNS_PAD=triton.next_power_of_2(label_codes.shape[3]),
-        HAS_SLOTS=candidates is not None,
-        BLOCK_N=block_n,
-    )
-    return scores
-
-
-def label_scores(
-    query_channels: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
-) -> torch.Tensor:
-    """Label scores of already gathered candidates: codes [B, NG, N, W], scale and zero [B, NG, N] -> [B, NG, N]."""
-    return candidate_label_scores(query_channels, codes, scale, zero, None, bits)
 
 
 @triton.jit
@@ -441,7 +305,8 @@ def candidate_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidates of the kept blocks and their label scores in one launch (shapes in naive.candidate_scores).
 
-    query [B, NG, G, Dk]; label_channels [B, NG, C] int; label storage as in candidate_label_scores;
+    query [B, NG, G, Dk]; label_channels [B, NG, C] int; label_codes [B, NG, S, W]; label_scale, label_zero
+    [B, NG, S] float32;
     kept_blocks [B, NG, Kb] int; kept_block_scores [B, NG, Kb] float32; candidate_low [B] int.
     Returns candidates [B, NG, Kb * block_size] int64 and scores [B, NG, Kb * block_size] float32.
     """

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 from helpers import (
-    CACHE_KWARG,
+    assert_chunked_forward_equals_full,
     assert_same_generation,
     assert_same_scores_exactly,
     greedy,
@@ -29,8 +29,14 @@ LENGTHS = [37, 25, 11]
 DENSE = dict(token_budget=512, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=64, label_channels=8)
 SPARSE = dict(token_budget=24, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=32, label_channels=8)
 YARN = dict(
-    rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=1024, mscale=1.0,
-    mscale_all_dim=1.0, beta_fast=32.0, beta_slow=1.0,
+    rope_type="yarn",
+    rope_theta=10000.0,
+    factor=4.0,
+    original_max_position_embeddings=1024,
+    mscale=1.0,
+    mscale_all_dim=1.0,
+    beta_fast=32.0,
+    beta_slow=1.0,
 )
 
 
@@ -71,33 +77,21 @@ def test_dense_equivalence_left_padded_greedy_and_unpatch_restores(config_overri
 
 
 def test_chunked_cached_forward_equals_one_full_forward():
-    model = tiny_glm4_moe_lite()
-    input_ids, attention_mask = left_padded_batch(LENGTHS)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        full = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-        asynctls_hf.patch(model, **DENSE)
-        cache, pieces, begin = None, [], 0
-        for end in (16, 17, 30, input_ids.shape[1]):
-            output = model(
-                input_ids[:, begin:end],
-                attention_mask=attention_mask[:, :end],
-                position_ids=position_ids[:, begin:end],
-                use_cache=True,
-                **({} if cache is None else {CACHE_KWARG: cache}),
-            )
-            cache = returned_cache(output)
-            pieces.append(output.logits)
-            begin = end
-    real = attention_mask.bool()
-    torch.testing.assert_close(torch.cat(pieces, dim=1)[real], full[real], atol=1e-4, rtol=0)
+    assert_chunked_forward_equals_full(tiny_glm4_moe_lite(), LENGTHS, (16, 17, 30), atol=1e-4, **DENSE)
 
 
 # ---- absorbed attention against the stock expanded K/V, at GLM-4.7-Flash's attention shapes -------------
 
 FLASH_ATTENTION = dict(
-    hidden_size=256, num_attention_heads=20, num_key_value_heads=20, kv_lora_rank=512, q_lora_rank=None,
-    qk_rope_head_dim=64, qk_nope_head_dim=192, v_head_dim=256, num_hidden_layers=1,
+    hidden_size=256,
+    num_attention_heads=20,
+    num_key_value_heads=20,
+    kv_lora_rank=512,
+    q_lora_rank=None,
+    qk_rope_head_dim=64,
+    qk_nope_head_dim=192,
+    v_head_dim=256,
+    num_hidden_layers=1,
 )
 # Relative error ||absorbed - expanded|| / ||expanded||, the expanded reference computed in float64 from the
 # same inputs and weights: float32 keeps ~7 digits; bfloat16 rounds the absorbed query, the scores' inputs and
@@ -129,11 +123,13 @@ def test_absorbed_decode_equals_expanded_attention(dtype, settings):
     cache = AsyncTLSCache(layer_geometry(module.config), config)
     cache.observe_attention_mask(attention_mask[:, :-1], batch, context - 1, torch.device("cpu"))
     prompt = slice(0, context - 1)
-    absorbed_attention(module, cache, query_nope[:, :, prompt], query_rot[:, :, prompt], latent[:, :, prompt],
-                       key_rot[:, :, prompt])
+    absorbed_attention(
+        module, cache, query_nope[:, :, prompt], query_rot[:, :, prompt], latent[:, :, prompt], key_rot[:, :, prompt]
+    )
     step = slice(context - 1, context)
-    output = absorbed_attention(module, cache, query_nope[:, :, step], query_rot[:, :, step], latent[:, :, step],
-                                key_rot[:, :, step])  # [B, 1, H * v_head_dim]
+    output = absorbed_attention(
+        module, cache, query_nope[:, :, step], query_rot[:, :, step], latent[:, :, step], key_rot[:, :, step]
+    )  # [B, 1, H * v_head_dim]
 
     attended = attention_mask.bool()
     sparse = settings["token_budget"] < context

@@ -6,6 +6,7 @@ from accelerate.hooks import ModelHook, add_hook_to_module
 from helpers import (
     CACHE_KWARG,
     PAD,
+    assert_chunked_forward_equals_full,
     assert_same_generation,
     assert_same_scores_exactly,
     greedy,
@@ -100,28 +101,7 @@ def test_continuing_generation_from_returned_cache():
 
 
 def test_chunked_cached_forward_equals_one_full_forward():
-    model = tiny_qwen3()
-    input_ids, attention_mask = left_padded_batch(LENGTHS)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        full = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-        asynctls_hf.patch(model, **DENSE)
-        cache, pieces, begin = None, [], 0
-        for end in (16, 17, 18, 30, input_ids.shape[1]):
-            output = model(
-                input_ids[:, begin:end],
-                attention_mask=attention_mask[:, :end],
-                position_ids=position_ids[:, begin:end],
-                use_cache=True,
-                **({} if cache is None else {CACHE_KWARG: cache}),
-            )
-            cache = returned_cache(output)
-            assert isinstance(cache, AsyncTLSCache)
-            pieces.append(output.logits)
-            begin = end
-    chunked = torch.cat(pieces, dim=1)
-    real = attention_mask.bool()
-    torch.testing.assert_close(chunked[real], full[real], atol=FLOAT32_ATOL, rtol=0)
+    assert_chunked_forward_equals_full(tiny_qwen3(), LENGTHS, (16, 17, 18, 30), atol=FLOAT32_ATOL, **DENSE)
 
 
 def test_static_cache_and_use_cache_false_fall_back_to_stock_attention():
