@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
 from asynctls_hf import ops
@@ -10,14 +13,20 @@ from asynctls_hf.config import AsyncTLSConfig
 
 
 def select_tokens(
-    query: torch.Tensor, layer: AsyncTLSLayer, plan: DecodePlan, config: AsyncTLSConfig
+    query: torch.Tensor,
+    layer: AsyncTLSLayer,
+    plan: DecodePlan,
+    config: AsyncTLSConfig,
+    *,
+    on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-level selection for one decode step, shared by each group's query heads.
 
     query [B, NG, G, Dk]. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool:
     sinks, then the local window, then the best tokens of the best blocks in no particular order (block filtering
     on the min/max summaries, then token selection on the quantized labels). Pad slots and duplicates are never
-    valid.
+    valid. on_kept_blocks, when given, is called with the blocks block filtering kept, kept_blocks [B, NG, Kb]
+    int64, and kept_valid [B, NG, Kb] bool (False for picks that hold no candidate slot).
     """
     if config.selected_tokens == 0:
         groups = query.shape[1]
@@ -29,6 +38,8 @@ def select_tokens(
     kept_scores, kept_blocks = ops.select_top_k(
         scores, min(config.top_blocks, plan.n_blocks), backend=config.backend
     )  # [B, NG, Kb]
+    if on_kept_blocks is not None:
+        on_kept_blocks(kept_blocks, kept_scores > float("-inf"))
     candidates, token_scores = ops.candidate_scores(
         query,
         layer.label_channels,
@@ -115,7 +126,8 @@ def decode_attention(cache: AsyncTLSCache, layer_idx: int, query: torch.Tensor, 
         )
         cache.record_decode(plan.key_valid.sum(dim=1, keepdim=True).expand(-1, layer.num_groups), dense=True)
     else:
-        slots, valid = select_tokens(grouped_query, layer, plan, cache.config)
+        record = None if cache.block_recorder is None else functools.partial(cache.block_recorder, layer_idx)
+        slots, valid = select_tokens(grouped_query, layer, plan, cache.config, on_kept_blocks=record)
         output = ops.sparse_attention(
             grouped_query, layer.keys, layer.values, slots, valid, scaling, backend=cache.config.backend
         )

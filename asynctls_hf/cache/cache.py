@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +10,9 @@ from transformers.cache_utils import Cache
 
 from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.config import AsyncTLSConfig
+
+# recorder(layer_idx, kept_blocks [B, NG, Kb] int64, kept_valid [B, NG, Kb] bool), see AsyncTLSCache.block_recorder.
+KeptBlocksRecorder = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,12 @@ class AsyncTLSCache(Cache):
     generate() or forward() gets no cache). `max_length`, when known, preallocates storage once.
     Rows must be left-padded: the padding of the first forward's attention mask fixes each row's first
     real slot (`row_start`).
+
+    `block_recorder`, None unless set, is called at each sparse decode step of each layer (after block
+    filtering) as block_recorder(layer_idx, kept_blocks, kept_valid): kept_blocks [B, NG, Kb] are the block
+    indices each group kept, and kept_valid [B, NG, Kb] is False where the top-k had to fill up with blocks that
+    hold no candidate slot. The tensors stay on the device; nothing synchronizes unless the recorder does. Dense
+    steps (the context fits the budget) and configurations without token selection keep no blocks.
     """
 
     def __init__(
@@ -73,6 +83,7 @@ class AsyncTLSCache(Cache):
         self.row_start: torch.Tensor | None = None
         self._row_start_host: list[int] = []
         self._plans: dict[torch.device, DecodePlan] = {}
+        self.block_recorder: KeptBlocksRecorder | None = None
         self._reset_stats()
 
     @classmethod

@@ -27,8 +27,8 @@ def observe_selections(observer: Callable):
     """
     original = attention.select_tokens
 
-    def select_and_observe(query, layer, plan, config):
-        slots, valid = original(query, layer, plan, config)
+    def select_and_observe(query, layer, plan, config, **options):
+        slots, valid = original(query, layer, plan, config, **options)
         observer(query, layer, plan, slots, valid)
         return slots, valid
 

@@ -2,47 +2,22 @@
 
 from __future__ import annotations
 
-import string
-
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from asynctls_hf.eval import ruler
 from asynctls_hf.eval.words import ADJECTIVES, NOUNS, VERBS
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[EOS]"]
-ALPHABET = string.ascii_letters + string.digits + string.punctuation
-
-
-def _template_text() -> str:
-    return " ".join(value for name, value in vars(ruler).items() if name.isupper() and isinstance(value, str))
+from asynctls_hf.probes.tokenizer import SPECIAL_TOKENS, build_word_tokenizer, template_text
 
 
 def _fast(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
 
 
-def build_word_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level: every word of the word lists and RULER templates is one token.
-
-    Other strings (numbers, UUIDs, variable names, coded words) fall back to single characters, WordPiece-style
-    ("##" marks a continuation), so that they decode back exactly; words are split on whitespace only.
-    """
-    words = set(NOUNS + ADJECTIVES + VERBS)
-    words |= {word.strip(string.punctuation) for word in _template_text().split()} - {""}
-    characters = sorted(set(ALPHABET))
-    vocab = SPECIAL_TOKENS + characters + [f"##{c}" for c in characters] + sorted(words - set(characters))
-    model = models.WordPiece({token: index for index, token in enumerate(vocab)}, unk_token="[UNK]")
-    tokenizer = Tokenizer(model)
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return _fast(tokenizer)
-
-
 def build_bpe_tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE (lossless) trained on synthetic text: haystack sentences, words, numbers."""
-    corpus = [ruler.NOISE * 20, _template_text(), " ".join(NOUNS + ADJECTIVES + VERBS)]
+    corpus = [ruler.NOISE * 20, template_text(), " ".join(NOUNS + ADJECTIVES + VERBS)]
     numbers = [str(number * 7919 % 10**7) for number in range(500)]
     corpus += [" ".join(numbers[start : start + 50]) for start in range(0, 500, 50)]
     tokenizer = Tokenizer(models.BPE(unk_token=None))

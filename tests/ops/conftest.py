@@ -1,16 +1,7 @@
-"""Op tests: Triton kernels run in Triton's CPU interpreter when there is no GPU.
-
-The interpreter is chosen when a kernel is defined (our kernel modules are imported lazily, on first use), so
-setting TRITON_INTERPRET here, before any test imports them, is enough.
-"""
-
-import os
+"""Op-test fixtures. Without a GPU the kernels run in Triton's CPU interpreter (set in tests/conftest.py)."""
 
 import pytest
 import torch
-
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
 
 
 def _poisoned(allocate):

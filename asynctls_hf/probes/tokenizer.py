@@ -1,0 +1,37 @@
+"""The probes' word-level tokenizer, built offline from the RULER templates and the word lists."""
+
+from __future__ import annotations
+
+import string
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from asynctls_hf.eval import ruler
+from asynctls_hf.eval.words import ADJECTIVES, NOUNS, VERBS
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[EOS]"]
+ALPHABET = string.ascii_letters + string.digits + string.punctuation
+
+
+def template_text() -> str:
+    """Every RULER template string, joined: the words a prompt is built from besides the word lists."""
+    return " ".join(value for name, value in vars(ruler).items() if name.isupper() and isinstance(value, str))
+
+
+def build_word_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level: every word of the word lists and RULER templates is one token.
+
+    Other strings (numbers, UUIDs, variable names, coded words) fall back to single characters, WordPiece-style
+    ("##" marks a continuation), so that they decode back exactly; words are split on whitespace only, so the
+    tokens of a text joined by whitespace are the tokens of its parts, concatenated.
+    """
+    words = set(NOUNS + ADJECTIVES + VERBS)
+    words |= {word.strip(string.punctuation) for word in template_text().split()} - {""}
+    characters = sorted(set(ALPHABET))
+    vocab = SPECIAL_TOKENS + characters + [f"##{c}" for c in characters] + sorted(words - set(characters))
+    model = models.WordPiece({token: index for index, token in enumerate(vocab)}, unk_token="[UNK]")
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
