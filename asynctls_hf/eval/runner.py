@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from asynctls_hf.cli_options import add_config_arguments, add_device_arguments, config_fields
 from asynctls_hf.eval import longbench, ruler
 from asynctls_hf.eval.fidelity import attention_recall
 from asynctls_hf.eval.generation import greedy_generate, load_model
@@ -34,8 +35,6 @@ from asynctls_hf.patches import family_for
 
 TASKS: dict[str, Task] = {**ruler.TASKS, **longbench.TASKS}
 TASK_GROUPS = {"ruler": list(ruler.TASKS), "longbench": list(longbench.TASKS)}
-BASE_CONFIG_OPTIONS = ("block_size", "top_blocks", "sink_tokens", "local_tokens", "label_channels", "label_bits",
-                       "backend")
 
 
 @dataclass(frozen=True)
@@ -244,8 +243,13 @@ def write_table(results: list[dict], skipped: dict[tuple[str, int], str], path: 
 
 def plot_accuracy(results: list[dict], path: Path) -> None:
     """accuracy_vs_budget.png: mean score over tasks against the budget, one line per method, one panel per
-    context length; full attention is a dashed horizontal line."""
-    import matplotlib
+    context length; full attention is a dashed horizontal line. Without matplotlib, says so and draws nothing
+    (a later run with it draws the plot from the results on disk)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib not installed: skipped {path.name}; rerun with the eval extra to draw it", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -315,26 +319,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="tokens attended per KV group and decode step, comma-separated")
     parser.add_argument("--samples", type=int, default=20, help="samples per task and context length")
     parser.add_argument("--out", default="eval_results", help="output directory")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    add_device_arguments(parser)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="override every task's generation length")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default: 0)")
     parser.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
     parser.add_argument("--longbench-dir", default=None, help="folder of the official LongBench JSONL files")
     parser.add_argument("--ruler-qa-dir", default=None, help="folder holding RULER's squad.json and hotpotqa.json")
     parser.add_argument("--fidelity-steps", type=int, default=0,
                         help="also measure attention recall over this many decode steps per key (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    config_options = parser.add_argument_group("AsyncTLS settings shared by every method")
-    for option in BASE_CONFIG_OPTIONS:
-        config_options.add_argument(f"--{option.replace('_', '-')}", type=str if option == "backend" else int)
+    add_config_arguments(parser, token_budget=False, title="AsyncTLS settings shared by every method")
     return parser
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Load the model named by parsed arguments and run the harness."""
     model, tokenizer = load_model(args.model, args.device, args.dtype)
-    base_config = {option: getattr(args, option) for option in BASE_CONFIG_OPTIONS if getattr(args, option) is not None}
+    base_config = config_fields(args)
     outcome = run_eval(
         model, tokenizer, args.methods, args.tasks, args.context_lengths, args.budgets, args.samples, args.out,
         model_name=os.path.basename(os.path.normpath(args.model)), seed=args.seed,

@@ -1,0 +1,116 @@
+"""Options shared by the asynctls-hf commands, and the checks that turn a bad command line into a clear error."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from asynctls_hf.config import AsyncTLSConfig
+
+# AsyncTLSConfig fields that every command taking a model accepts, with their help (defaults are appended).
+CONFIG_OPTIONS = {
+    "block_size": "tokens per block summary, a power of two",
+    "top_blocks": "blocks kept by block filtering per KV head and decode step",
+    "sink_tokens": "first tokens of each row, always attended",
+    "local_tokens": "most recent tokens, always attended",
+    "label_channels": "key channels per token label",
+    "label_bits": "bits per label channel: 4, 8 or 16",
+    "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
+}
+CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AsyncTLSConfig)}
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+class CommandLineError(Exception):
+    """A problem with what the user asked for; the message names it and the fix. The command exits with 2."""
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, default_device: str = "auto") -> None:
+    """--device and --dtype, as load_model takes them."""
+    parser.add_argument("--device", default=default_device,
+                        help=f"auto (CUDA when available), cpu, cuda, cuda:1, ... (default: {default_device})")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="model dtype; auto keeps the checkpoint's on CUDA and uses float32 on the CPU")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = True,
+                         title: str = "AsyncTLS settings") -> None:
+    """One option per AsyncTLSConfig field of CONFIG_OPTIONS (and --budget for token_budget when asked);
+    an option left out keeps the AsyncTLSConfig default."""
+    group = parser.add_argument_group(title)
+    if token_budget:
+        group.add_argument("--budget", dest="token_budget", type=int, metavar="TOKENS",
+                           help="tokens attended per KV head and decode step, sinks and local window included "
+                                f"(default: {CONFIG_DEFAULTS['token_budget']})")
+    for name, description in CONFIG_OPTIONS.items():
+        default = CONFIG_DEFAULTS[name]
+        shown = "a quarter of the key width" if default is None else default
+        group.add_argument(f"--{name.replace('_', '-')}", type=str if name == "backend" else int,
+                           help=f"{description} (default: {shown})")
+
+
+def config_fields(args: argparse.Namespace) -> dict:
+    """The AsyncTLSConfig fields given on the command line (options left out are absent)."""
+    names = ("token_budget", *CONFIG_OPTIONS)
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> AsyncTLSConfig:
+    """The AsyncTLSConfig of parsed arguments; CommandLineError names an invalid setting."""
+    try:
+        return AsyncTLSConfig(**config_fields(args))
+    except ValueError as error:
+        raise CommandLineError(f"invalid AsyncTLS settings: {error}") from None
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Raise CommandLineError unless `path` is a local checkpoint directory of a model type AsyncTLS supports."""
+    from transformers import AutoConfig
+
+    from asynctls_hf.patches import UnsupportedModelError, family_for
+
+    path = Path(path)
+    if not path.exists():
+        raise CommandLineError(f"model path {path} does not exist; pass --model with a local checkpoint directory "
+                               "(nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise CommandLineError(f"{path} is not a Hugging Face checkpoint: it has no config.json; pass --model with "
+                               "the directory that save_pretrained() wrote")
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise CommandLineError(f"cannot read the config of {path}: {error}") from None
+    try:
+        family_for(config)
+    except UnsupportedModelError as error:
+        raise CommandLineError(f"{path}: {error}; pass --model with a checkpoint of a supported type") from None
+
+
+def load_checkpoint(path: str | Path, device: str, dtype: str):
+    """(model, tokenizer) of a checked local checkpoint; CommandLineError when it cannot be loaded."""
+    from asynctls_hf.eval.generation import load_model
+
+    check_checkpoint(path)
+    try:
+        return load_model(str(path), device, dtype)
+    except (OSError, ValueError) as error:
+        raise CommandLineError(f"cannot load {path} as a causal LM with its tokenizer: {error}") from None
+
+
+def max_positions(model) -> int | None:
+    """The model's max_position_embeddings, None when its config sets none."""
+    return getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", None)
+
+
+def check_fits(model, prompt_tokens: int, max_new_tokens: int, shorten: str) -> None:
+    """Raise CommandLineError when the prompt and the generation overflow the model's max_position_embeddings.
+
+    shorten: how to fix it, for the message.
+    """
+    limit = max_positions(model)
+    if limit is not None and prompt_tokens + max_new_tokens > limit:
+        raise CommandLineError(
+            f"the prompt ({prompt_tokens} tokens) plus up to {max_new_tokens} new tokens is longer than the model's "
+            f"max_position_embeddings ({limit}); {shorten}"
+        )
