@@ -1,0 +1,83 @@
+"""The probe training script: its sequences, loss and a few real optimizer steps on CPU at a tiny size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from asynctls_hf.eval import ruler
+from asynctls_hf.probes import train
+from asynctls_hf.probes.tokenizer import build_word_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_word_tokenizer()
+
+
+def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
+    tokens, answers = train.recall_sequence(tokenizer, 1500, seed=7)
+    assert len(tokens) == len(answers) and 1000 < len(tokens) < 1800
+    text = tokenizer.decode(tokens)
+    assert text.startswith(ruler.NIAH_TEMPLATE_ONE.split("{context}")[0].split("{kind}")[0])
+    assert tokens[-1] == tokenizer.eos_token_id and answers[-1]
+    # Every answer span is a value that was stated earlier in the sequence (or EOS after a question's answer).
+    spans, current = [], []
+    for token, is_answer in zip(tokens, answers, strict=True):
+        if is_answer:
+            current.append(token)
+        elif current:
+            spans.append(current)
+            current = []
+    spans.append(current)
+    assert len(spans) >= 2
+    for span in spans:
+        value = [token for token in span if token != tokenizer.eos_token_id]
+        first = next(i for i in range(len(tokens)) if tokens[i : i + len(value)] == value)
+        assert not any(answers[first : first + len(value)]), "an answer must repeat a value stated before"
+
+
+def test_ruler_sequence_ends_with_the_answer(tokenizer):
+    tokens, answers = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
+    answer = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
+    sample = ruler.TASKS["niah_single_1"].make_samples(tokenizer, 1024, 1, train.TRAIN_SEED_OFFSET + 3)[0]
+    assert ruler.TASKS["niah_single_1"].score_sample(answer, sample) == 1.0
+    assert tokens[-1] == tokenizer.eos_token_id
+
+
+def test_collate_and_loss_count_only_real_targets():
+    sequences = [([5, 6, 7, 8], [False, False, True, True]), ([5, 6], [False, True])]
+    input_ids, kind = train.collate(sequences, pad_id=0)
+    assert input_ids.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
+    assert kind.tolist() == [[0, 1, 2, 2], [0, 2, 0, 0]]
+    logits = torch.full((2, 4, 10), -10.0)
+    for row, tokens in enumerate(input_ids.tolist()):
+        for position in range(3):
+            logits[row, position, tokens[position + 1]] = 10.0  # right on every target, pads included
+    logits[0, 2, 8] = -10.0  # wrong on the last answer token of row 0
+    _, metrics = train.probe_loss(logits, input_ids, kind)
+    assert metrics["answer_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["answer_exact"] == pytest.approx(0.5)
+
+
+def test_train_runs_and_saves_a_loadable_checkpoint(tmp_path):
+    settings = train.TrainSettings(
+        arch="qwen3", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, stages=[640, 1024],
+        tokens_per_step=2048, max_steps=3, time_budget_s=120, workers=1, stage_max_fraction=0.0,
+    )
+    summary = train.train(settings, tmp_path / "probe", device="cpu", log=lambda line: None)
+    assert summary["steps"] == 3 and summary["final_stage_length"] == 1024
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "probe")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "probe")
+    assert model.config.model_type == "qwen3" and len(tokenizer) == model.config.vocab_size
+    assert json.loads((tmp_path / "probe" / "training.json").read_text())["steps"] == 3
+
+
+def test_glm_probe_config_is_mla(tokenizer):
+    settings = train.TrainSettings(arch="glm4_moe_lite", hidden_size=64, num_layers=2, num_heads=4, head_dim=16)
+    config = train.model_config(settings, tokenizer)
+    assert config.model_type == "glm4_moe_lite"
+    assert (config.kv_lora_rank, config.qk_rope_head_dim) == (32, 16)
