@@ -67,6 +67,7 @@ def test_train_runs_and_saves_a_loadable_checkpoint(tmp_path):
     settings = train.TrainSettings(
         arch="qwen3", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, stages=[640, 1024],
         tokens_per_step=2048, max_steps=3, time_budget_s=120, workers=1, stage_max_fraction=0.0,
+        retrieval_accuracy=0.0,
     )
     summary = train.train(settings, tmp_path / "probe", device="cpu", log=lambda line: None)
     assert summary["steps"] == 3 and summary["final_stage_length"] == 1024
@@ -81,3 +82,13 @@ def test_glm_probe_config_is_mla(tokenizer):
     config = train.model_config(settings, tokenizer)
     assert config.model_type == "glm4_moe_lite"
     assert (config.kv_lora_rank, config.qk_rope_head_dim) == (32, 16)
+
+
+def test_a_stage_does_not_end_by_time_before_retrieval_works(tmp_path):
+    settings = train.TrainSettings(
+        arch="qwen3", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, stages=[640, 1024],
+        tokens_per_step=2048, max_steps=3, time_budget_s=120, workers=1, stage_max_fraction=0.0,
+        retrieval_accuracy=0.99,
+    )
+    summary = train.train(settings, tmp_path / "probe", device="cpu", log=lambda line: None)
+    assert summary["final_stage_length"] == 640
