@@ -5,7 +5,7 @@
 """
 
 from asynctls_hf.api import patch, patched, unpatch
-from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.cache import AsyncTLSCache, CacheMemoryError
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.patches import UnsupportedModelError, supported_model_types
 
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncTLSCache",
     "AsyncTLSConfig",
+    "CacheMemoryError",
     "UnsupportedModelError",
     "patch",
     "patched",

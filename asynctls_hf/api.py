@@ -179,9 +179,15 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
         if user_cache is None and generation_config.cache_implementation in (None, "dynamic"):
             for key in ("cache", "past_key_values"):
                 if type(model_kwargs.get(key)) is DynamicCache:
-                    model_kwargs[key] = AsyncTLSCache(
-                        state.geometry, state.config, max_length=arguments.get("max_cache_length")
+                    cache = AsyncTLSCache(state.geometry, state.config, max_length=arguments.get("max_cache_length"))
+                    expansion = max(generation_config.num_beams or 1, generation_config.num_return_sequences or 1)
+                    attention = [layer.self_attn for layer in decoder.layers]
+                    cache.check_device_memory(
+                        arguments["batch_size"] * expansion,
+                        next(attention[0].parameters()).dtype,
+                        [next(module.parameters()).device for module in attention],
                     )
+                    model_kwargs[key] = cache
         return result
 
     _set_instance_attribute(model, "_prepare_cache_for_generation", prepare_cache_for_generation, state)

@@ -11,6 +11,22 @@ from transformers.cache_utils import Cache
 from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.config import AsyncTLSConfig
 
+GIB = 2**30
+
+
+class CacheMemoryError(MemoryError):
+    """The cache generate() would preallocate does not fit in a device's free memory (raised before prefill)."""
+
+
+def free_device_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can take on `device`: the driver's free memory plus what PyTorch's caching
+    allocator holds unused; None where no check applies (CPU)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
 # recorder(layer_idx, kept_blocks [B, NG, Kb] int64, kept_valid [B, NG, Kb] bool), see AsyncTLSCache.block_recorder.
 KeptBlocksRecorder = Callable[[int, torch.Tensor, torch.Tensor], None]
 
@@ -85,6 +101,24 @@ class AsyncTLSCache(Cache):
         self._plans: dict[torch.device, DecodePlan] = {}
         self.block_recorder: KeptBlocksRecorder | None = None
         self._reset_stats()
+
+    def check_device_memory(self, batch: int, dtype: torch.dtype, layer_devices: list[torch.device]) -> None:
+        """Raise CacheMemoryError, before anything is allocated, if the storage preallocated for `max_length`
+        slots of `batch` rows (K/V in `dtype`, layer i on layer_devices[i]) exceeds a device's free memory."""
+        if self.max_length is None:
+            return
+        needed: dict[torch.device, int] = {}
+        for layer, device in zip(self.layers, layer_devices, strict=True):
+            needed[device] = needed.get(device, 0) + layer.storage_bytes(batch, self.max_length, dtype)
+        for device, bytes_needed in needed.items():
+            free = free_device_memory(device)
+            if free is not None and bytes_needed > free:
+                raise CacheMemoryError(
+                    f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens needs "
+                    f"{bytes_needed / GIB:.2f} GiB on {device} (K/V plus its index, {dtype}), but only "
+                    f"{free / GIB:.2f} GiB is free: generate with a smaller batch, a shorter prompt or fewer "
+                    "max_new_tokens, or place layers on more devices (device_map)"
+                )
 
     @classmethod
     def for_model(cls, model, config: AsyncTLSConfig | None = None, max_length: int | None = None) -> AsyncTLSCache:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
@@ -72,24 +74,10 @@ class AsyncTLSLayer(CacheLayerMixin):
     def _allocate(self, capacity: int) -> None:
         """(Re)allocate storage for `capacity` slots, keeping the first `length` slots."""
         old = self._storage() if self.capacity else {}
-        batch, groups = self.batch_size, self.num_groups
-        label_width = self._label_width()
-        label_dtype = self.dtype if self.config.label_bits == 16 else torch.uint8
-        new_keys = torch.zeros(batch, groups, capacity, self.key_width, dtype=self.dtype, device=self.device)
         new = {
-            "keys": new_keys,
-            "block_max": torch.zeros(
-                batch, groups, capacity // self.config.block_size, self.key_width, dtype=self.dtype, device=self.device
-            ),
-            "block_min": torch.zeros(
-                batch, groups, capacity // self.config.block_size, self.key_width, dtype=self.dtype, device=self.device
-            ),
-            "label_codes": torch.zeros(batch, groups, capacity, label_width, dtype=label_dtype, device=self.device),
-            "label_scale": torch.zeros(batch, groups, capacity, dtype=torch.float32, device=self.device),
-            "label_zero": torch.zeros(batch, groups, capacity, dtype=torch.float32, device=self.device),
+            name: torch.zeros(shape, dtype=dtype, device=self.device)
+            for name, (shape, dtype) in self._storage_layout(self.batch_size, capacity, self.dtype).items()
         }
-        if not self.values_in_keys:
-            new["values"] = torch.zeros(batch, groups, capacity, self.value_width, dtype=self.dtype, device=self.device)
         for name, tensor in new.items():
             if name in old:
                 kept = min(
@@ -98,6 +86,32 @@ class AsyncTLSLayer(CacheLayerMixin):
                 tensor[:, :, :kept] = old[name][:, :, :kept]
         self._set_storage(new)
         self.capacity = capacity
+
+    def _storage_layout(self, batch: int, capacity: int, dtype: torch.dtype) -> dict[str, tuple[tuple, torch.dtype]]:
+        """Shape and dtype of every storage tensor for `batch` rows of `capacity` slots of K/V in `dtype`."""
+        groups, blocks = self.num_groups, capacity // self.config.block_size
+        layout = {
+            "keys": ((batch, groups, capacity, self.key_width), dtype),
+            "block_max": ((batch, groups, blocks, self.key_width), dtype),
+            "block_min": ((batch, groups, blocks, self.key_width), dtype),
+            "label_codes": (
+                (batch, groups, capacity, self._label_width()),
+                dtype if self.config.label_bits == 16 else torch.uint8,
+            ),
+            "label_scale": ((batch, groups, capacity), torch.float32),
+            "label_zero": ((batch, groups, capacity), torch.float32),
+        }
+        if not self.values_in_keys:
+            layout["values"] = ((batch, groups, capacity, self.value_width), dtype)
+        return layout
+
+    def storage_bytes(self, batch: int, slots: int, dtype: torch.dtype) -> int:
+        """Bytes this layer allocates for `batch` rows of `slots` slots (as preallocated for max_length = slots)
+        with K/V in `dtype`, the chosen label channels included."""
+        layout = self._storage_layout(batch, -(-max(slots, 1) // self.config.block_size) * self.config.block_size,
+                                      dtype)
+        layout["label_channels"] = ((batch, self.num_groups, self.num_label_channels), torch.int64)
+        return sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values())
 
     def _label_width(self) -> int:
         channels = self.num_label_channels

@@ -1,0 +1,46 @@
+"""generate() checks, before prefill, that the cache it preallocates fits each device's free memory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import returned_cache, tiny_glm4_moe_lite, tiny_qwen3
+
+import asynctls_hf
+from asynctls_hf import AsyncTLSConfig, CacheMemoryError
+from asynctls_hf.cache import cache as cache_module
+
+CONFIG = AsyncTLSConfig(block_size=16, top_blocks=4, token_budget=48, sink_tokens=4, local_tokens=16)
+
+
+def generate(model, prompt_tokens: int = 70, max_new_tokens: int = 5, batch: int = 2):
+    input_ids = torch.randint(1, 90, (batch, prompt_tokens), generator=torch.Generator().manual_seed(0))
+    return model.generate(
+        input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens, do_sample=False,
+        return_dict_in_generate=True,
+    )
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_storage_bytes_predicts_what_generate_allocates(build):
+    model = asynctls_hf.patch(build(), CONFIG)
+    cache = returned_cache(generate(model))
+    for layer in cache.layers:
+        assert layer.storage_bytes(2, cache.max_length, torch.float32) == layer.memory_bytes()
+
+
+def test_too_little_free_memory_fails_before_prefill(monkeypatch):
+    model = asynctls_hf.patch(tiny_qwen3(), CONFIG)
+    monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 4096)
+    forwards = []
+    model.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    expected = r"2 sequence\(s\) of up to 74 tokens needs .* GiB on cpu .* smaller batch"
+    with pytest.raises(CacheMemoryError, match=expected):
+        generate(model)
+    assert not forwards
+
+
+def test_enough_free_memory_generates(monkeypatch):
+    model = asynctls_hf.patch(tiny_qwen3(), CONFIG)
+    monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 2**30)
+    assert generate(model).sequences.shape == (2, 75)
