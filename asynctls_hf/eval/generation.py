@@ -50,6 +50,27 @@ def stop_token_ids(model, tokenizer, stop_at_newline: bool = False) -> list[int]
 
 
 @torch.no_grad()
+def greedy_arguments(model, tokenizer, inputs, max_new_tokens: int, min_new_tokens: int | None = None,
+                     stop_at_newline: bool = False) -> dict:
+    """generate() keyword arguments for greedy decoding of tokenized `inputs` (input_ids, attention_mask),
+    stopping at the model's stop tokens (and newlines when `stop_at_newline`) after `min_new_tokens`."""
+    stop_ids = stop_token_ids(model, tokenizer, stop_at_newline)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0]
+    return dict(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        num_beams=1,
+        eos_token_id=stop_ids or None,
+        pad_token_id=pad_id,
+    )
+
+
 def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int, config: AsyncTLSConfig | None = None,
                     stop_at_newline: bool = False) -> tuple[str, dict | None]:
     """Greedy continuation of `prompt` decoded to text, and the AsyncTLS cache statistics (None for `full`).
@@ -58,20 +79,8 @@ def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int, config: 
     for the call and restored after.
     """
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
-    stop_ids = stop_token_ids(model, tokenizer, stop_at_newline)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0]
-    arguments = dict(
-        input_ids=inputs["input_ids"],
-        attention_mask=inputs["attention_mask"],
-        max_new_tokens=max_new_tokens,
-        min_new_tokens=1 if stop_at_newline else None,
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-        num_beams=1,
-        eos_token_id=stop_ids or None,
-        pad_token_id=pad_id,
+    arguments = greedy_arguments(
+        model, tokenizer, inputs, max_new_tokens, 1 if stop_at_newline else None, stop_at_newline
     )
     if config is None:
         output, stats = model.generate(**arguments), None

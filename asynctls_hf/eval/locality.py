@@ -27,7 +27,7 @@ from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.cli_options import CONFIG_DEFAULTS, add_config_arguments, add_device_arguments, config_fields
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.eval import ruler
-from asynctls_hf.eval.generation import load_model
+from asynctls_hf.eval.generation import greedy_arguments, load_model
 from asynctls_hf.eval.methods import method_config
 from asynctls_hf.eval.runner import key_width
 
@@ -105,26 +105,14 @@ def measure_locality(model, tokenizer, samples: list[dict], config: AsyncTLSConf
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (two decode steps to compare), got {steps}")
     recorder = LocalityRecorder(model.config.get_text_config(decoder=True).num_hidden_layers)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with patched(model, config):
         for sample in samples:
             inputs = tokenizer(sample["input"], return_tensors="pt").to(model.device)
             cache = AsyncTLSCache.for_model(model, config, max_length=inputs["input_ids"].shape[1] + steps)
             cache.block_recorder = recorder
             recorder.start_sequence()
-            model.generate(
-                input_ids=inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                max_new_tokens=steps,
-                min_new_tokens=steps,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                num_beams=1,
-                pad_token_id=pad_id,
-                **{cache_argument(model): cache},
-            )
+            arguments = greedy_arguments(model, tokenizer, inputs, max_new_tokens=steps, min_new_tokens=steps)
+            model.generate(**arguments, **{cache_argument(model): cache})
     return recorder.summary()
 
 
