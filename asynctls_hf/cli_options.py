@@ -26,6 +26,21 @@ class CommandLineError(Exception):
     """A problem with what the user asked for; the message names it and the fix. The command exits with 2."""
 
 
+def integer_list(text: str) -> list[int]:
+    """Comma-separated positive integers, a `k` suffix meaning 1024: '32k,48k,98304' -> [32768, 49152, 98304]."""
+    counts = []
+    for item in filter(None, (item.strip().lower() for item in text.split(","))):
+        try:
+            counts.append(int(item[:-1]) * 1024 if item.endswith("k") else int(item))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers such as 16384,32k; got {text!r}"
+            ) from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return counts
+
+
 def add_device_arguments(parser: argparse.ArgumentParser, default_device: str = "auto") -> None:
     """--device and --dtype, as load_model takes them."""
     parser.add_argument("--device", default=default_device,

@@ -1,6 +1,6 @@
 """Decode step of one GLM-4.7-Flash attention layer: stock transformers against AsyncTLS, dense and sparse.
 
-    python -m asynctls_hf.bench.mla_layer_bench --out DIR [--contexts 32k,64k,96k] [--batches 1,4,8]
+    asynctls-hf bench mla-layer --out DIR [--context-lengths 32k,64k,96k] [--batches 1,4,8]
         [--budget 1024] [--warmup 3] [--reps 15] [--no-graphs]
 
 The layer is a Glm4MoeLiteAttention built from transformers' default Glm4MoeLiteConfig, which is GLM-4.7-Flash's
@@ -45,8 +45,9 @@ from transformers.models.glm4_moe_lite.modeling_glm4_moe_lite import (
 )
 
 from asynctls_hf.api import cache_argument
-from asynctls_hf.bench.ops_bench import capture_graph, parse_sizes
+from asynctls_hf.bench.ops_bench import capture_graph
 from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.cli_options import integer_list
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.patches import glm4_moe_lite
 
@@ -243,9 +244,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m asynctls_hf.bench.mla_layer_bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--out", type=Path, default=Path("mla_layer_bench_results"))
-    parser.add_argument("--contexts", type=parse_sizes, default=parse_sizes("32k,64k,96k"))
-    parser.add_argument("--batches", type=parse_sizes, default=[1, 4, 8])
+    parser.add_argument("--out", type=Path, default=Path("mla_layer_bench_results"),
+                        help="folder for the JSON and markdown results (default: mla_layer_bench_results)")
+    parser.add_argument("--context-lengths", type=integer_list, default=integer_list("32k,64k,96k"),
+                        help="cached tokens, comma-separated; k = 1024 (default: 32k,64k,96k)")
+    parser.add_argument("--batches", type=integer_list, default=[1, 4, 8], help="batch sizes (default: 1,4,8)")
     parser.add_argument("--budget", type=int, default=1024, help="token_budget of the sparse path")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per path and cell")
     parser.add_argument("--reps", type=int, default=15, help="timed calls per path and cell (the median is kept)")
@@ -283,7 +286,7 @@ def main(argv=None) -> int:
     module, rotary = build_layer(device)
     rows = []
     started = time.perf_counter()
-    for context in args.contexts:
+    for context in args.context_lengths:
         for batch in args.batches:
             rows.append(run_cell(module, rotary, context, batch, args, device))
             print(" ".join(f"{header}={format_cell(rows[-1], key, fmt)}" for key, header, fmt in COLUMNS), flush=True)

@@ -1,6 +1,6 @@
 """Decode-step operator benchmark on a CUDA GPU: dense attention against AsyncTLS's sparse operator.
 
-    python -m asynctls_hf.bench.ops_bench [--model gqa|mla|both] [--contexts 32k,48k,64k,96k]
+    asynctls-hf bench ops [--attention gqa|mla|both] [--context-lengths 32k,48k,64k,96k]
         [--batches 1,4,8] [--budgets 512,1024,2048] [--out DIR]
 
 Shapes: "gqa" is one Qwen3-8B layer (32 query heads, 8 KV heads of 128, bf16); "mla" is one GLM-4.7-Flash layer
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from asynctls_hf import ops
 from asynctls_hf.attention import select_tokens
 from asynctls_hf.cache import AsyncTLSCache, AsyncTLSLayer, LayerGeometry
+from asynctls_hf.cli_options import integer_list
 from asynctls_hf.config import AsyncTLSConfig
 
 DTYPE = torch.bfloat16
@@ -300,22 +301,18 @@ def time_sparse(shape: ModelShape, layer: AsyncTLSLayer, batch: int, context: in
 # ---- driver ----------------------------------------------------------------------------------------------
 
 
-def parse_sizes(text: str) -> list[int]:
-    """'32k,48k,98304' -> [32768, 49152, 98304]."""
-    sizes = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        sizes.append(int(item[:-1]) * 1024 if item.endswith("k") else int(item))
-    return sizes
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m asynctls_hf.bench.ops_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=("gqa", "mla", "both"), default="both")
-    parser.add_argument("--contexts", type=parse_sizes, default=parse_sizes("32k,48k,64k,96k"))
-    parser.add_argument("--batches", type=parse_sizes, default=[1, 4, 8])
-    parser.add_argument("--budgets", type=parse_sizes, default=[512, 1024, 2048])
-    parser.add_argument("--out", type=Path, default=Path("ops_bench_results"))
+    parser.add_argument("--attention", choices=("gqa", "mla", "both"), default="both",
+                        help="gqa: the Qwen3-8B shape (32 query / 8 KV heads of 128); mla: the GLM-4.7-Flash shape "
+                        "(20 heads over a 576-wide key, 512-wide value); both (default)")
+    parser.add_argument("--context-lengths", type=integer_list, default=integer_list("32k,48k,64k,96k"),
+                        help="cached tokens, comma-separated; k = 1024 (default: 32k,48k,64k,96k)")
+    parser.add_argument("--batches", type=integer_list, default=[1, 4, 8], help="batch sizes (default: 1,4,8)")
+    parser.add_argument("--budgets", type=integer_list, default=[512, 1024, 2048],
+                        help="token budgets of the sparse operator (default: 512,1024,2048)")
+    parser.add_argument("--out", type=Path, default=Path("ops_bench_results"),
+                        help="folder for ops_bench.json and ops_bench.md (default: ops_bench_results)")
     parser.add_argument("--warmup-ms", type=float, default=10.0, help="do_bench warm-up per measurement")
     parser.add_argument("--rep-ms", type=float, default=40.0, help="do_bench measuring time per measurement")
     return parser.parse_args(argv)
@@ -376,19 +373,19 @@ def main(argv=None) -> int:
         "rep_ms": args.rep_ms,
     }
     print(json.dumps(environment))
-    models = ["gqa", "mla"] if args.model == "both" else [args.model]
+    models = ["gqa", "mla"] if args.attention == "both" else [args.attention]
     rows, dense_alternatives = [], {}
     started = time.perf_counter()
     for model in models:
         shape = MODELS[model]
         for batch in args.batches:
-            layer = build_layer(shape, batch, max(args.contexts), device)
-            for context in args.contexts:
+            layer = build_layer(shape, batch, max(args.context_lengths), device)
+            for context in args.context_lengths:
                 dense_us, dense_impl, alternatives = time_dense(shape, batch, context, device, args)
                 dense_alternatives[f"{model}/{context}/{batch}"] = alternatives
                 dense_bytes = batch * shape.groups * context * shape.kv_bytes_per_token()
                 for budget in args.budgets:
-                    check = context == args.contexts[0] and budget == args.budgets[0]
+                    check = context == args.context_lengths[0] and budget == args.budgets[0]
                     sparse = time_sparse(shape, layer, batch, context, budget, check, args)
                     row = {
                         "model": model,

@@ -1,6 +1,6 @@
 """Where the sparse decode operator's GPU time goes: every kernel of one step, with its GPU time.
 
-    python -m asynctls_hf.bench.profile_operator --model gqa --context 98304 --batch 4 --budget 1024
+    asynctls-hf bench profile-ops --attention gqa --context 98304 --batch 4 --budget 1024
 
 Runs the operator (attention.select_tokens + ops.sparse_attention) eagerly under torch.profiler and prints the
 kernels of one step with their median GPU time, their count and their sum, next to the step's time replayed from
@@ -23,15 +23,16 @@ from asynctls_hf.config import AsyncTLSConfig
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="gqa")
-    parser.add_argument("--context", type=int, default=98304)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--budget", type=int, default=1024)
+    parser.add_argument("--attention", choices=sorted(MODELS), default="gqa",
+                        help="gqa: the Qwen3-8B shape; mla: the GLM-4.7-Flash shape (default: gqa)")
+    parser.add_argument("--context", type=int, default=98304, help="cached tokens (default: 98304)")
+    parser.add_argument("--batch", type=int, default=4, help="batch size (default: 4)")
+    parser.add_argument("--budget", type=int, default=1024, help="token budget (default: 1024)")
     parser.add_argument("--steps", type=int, default=20, help="profiled steps")
     args = parser.parse_args(argv)
 
     device = torch.device("cuda")
-    shape = MODELS[args.model]
+    shape = MODELS[args.attention]
     layer = build_layer(shape, args.batch, args.context, device)
     config = AsyncTLSConfig(**LAYER_CONFIG, token_budget=args.budget)
     plan_cache = AsyncTLSCache([shape.geometry], config)
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     by_name: dict[str, list[float]] = {}
     for event in kernels:
         by_name.setdefault(event.name, []).append(event.device_time)
-    print(f"{args.model} context {args.context} batch {args.batch} budget {args.budget}")
+    print(f"{args.attention} context {args.context} batch {args.batch} budget {args.budget}")
     print(f"{'kernel':90s} {'per step':>8s} {'median µs':>10s} {'sum µs/step':>12s}")
     total = 0.0
     for name, times in sorted(by_name.items(), key=lambda item: -sum(item[1])):

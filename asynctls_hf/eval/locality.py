@@ -24,7 +24,13 @@ import torch
 
 from asynctls_hf.api import cache_argument, patched
 from asynctls_hf.cache import AsyncTLSCache
-from asynctls_hf.cli_options import CONFIG_DEFAULTS, add_config_arguments, add_device_arguments, config_fields
+from asynctls_hf.cli_options import (
+    CONFIG_DEFAULTS,
+    add_config_arguments,
+    add_device_arguments,
+    config_fields,
+    integer_list,
+)
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.eval import ruler
 from asynctls_hf.eval.generation import greedy_arguments, load_model
@@ -169,19 +175,13 @@ def locality_table(results: list[dict], task: str, budget: int, samples: int, st
 # ---- command line ------------------------------------------------------------------------------------------
 
 
-def _integers(text: str) -> list[int]:
-    try:
-        return [int(value) for value in text.split(",") if value.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The locality measurement's options."""
     parser.add_argument("--model", required=True, help="local Hugging Face checkpoint directory (causal LM)")
     parser.add_argument("--task", default="niah_single_2", choices=list(ruler.TASKS),
                         help="RULER task whose prompts are decoded (default: niah_single_2)")
-    parser.add_argument("--context-lengths", type=_integers, default=[16384], help="tokens, comma-separated")
+    parser.add_argument("--context-lengths", type=integer_list, default=[16384],
+                        help="tokens, comma-separated; k = 1024 (default: 16384)")
     parser.add_argument("--samples", type=int, default=4, help="prompts per context length")
     parser.add_argument("--steps", type=int, default=32, help="tokens generated per prompt (at least 2)")
     parser.add_argument("--out", default="locality_results", help="output directory")

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from asynctls_hf.cli_options import add_config_arguments, add_device_arguments, config_fields
+from asynctls_hf.cli_options import add_config_arguments, add_device_arguments, config_fields, integer_list
 from asynctls_hf.eval import longbench, ruler
 from asynctls_hf.eval.fidelity import attention_recall
 from asynctls_hf.eval.generation import greedy_generate, load_model
@@ -300,13 +300,6 @@ def _task_names(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _integers(text: str) -> list[int]:
-    try:
-        return [int(value) for value in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The harness's options (shared by `python -m asynctls_hf.eval` and `asynctls-hf eval`)."""
     parser.add_argument("--model", required=True, help="local Hugging Face checkpoint directory (causal LM)")
@@ -314,8 +307,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"comma-separated, from: {', '.join(METHODS)} (default: all)")
     parser.add_argument("--tasks", type=_task_names, default=["ruler"],
                         help="comma-separated task names, or the groups ruler, longbench (default: ruler)")
-    parser.add_argument("--context-lengths", type=_integers, default=[4096], help="tokens, comma-separated")
-    parser.add_argument("--budgets", type=_integers, default=[512, 1024, 2048],
+    parser.add_argument("--context-lengths", type=integer_list, default=[4096],
+                        help="tokens, comma-separated; k = 1024 (default: 4096)")
+    parser.add_argument("--budgets", type=integer_list, default=[512, 1024, 2048],
                         help="tokens attended per KV group and decode step, comma-separated")
     parser.add_argument("--samples", type=int, default=20, help="samples per task and context length")
     parser.add_argument("--out", default="eval_results", help="output directory")

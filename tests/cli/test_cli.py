@@ -121,3 +121,14 @@ def test_asynctls_options_are_shared_by_demo_generate_and_eval():
     shared |= {f"--{name.replace('_', '-')}" for name in cli_options.CONFIG_OPTIONS}
     assert all(shared <= options for options in names.values())
     assert "--budget" in names["demo"] and "--budget" in names["generate"] and "--budgets" in names["eval"]
+
+
+def test_integer_lists_take_k_suffixes_and_reject_garbage():
+    import argparse
+
+    from asynctls_hf.cli_options import integer_list
+
+    assert integer_list("16384, 32k,") == [16384, 32768]
+    for bad in ("", "12,abc", "0", "-4k"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            integer_list(bad)
