@@ -1,0 +1,199 @@
+"""OffloadEngine: one layer's offloaded K/V (host store + device slots + transport) and the prefetch protocol."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+from asynctls_hf.offload.resident import CopyPlan, ResidentSet
+from asynctls_hf.offload.store import HostBlockStore
+from asynctls_hf.offload.transport import PendingCopy, Transport, WaitTimer
+
+
+class OffloadEngine:
+    """The full K/V of one layer in a HostBlockStore; `num_slots` blocks per (row, group) on the device.
+
+    Device slot buffers: key_slots [B, NG, S * block_size, Dk] and value_slots [B, NG, S * block_size, Dv]
+    (a view of key_slots' first Dv channels when the values are inside the keys). Slot s of (row, group) holds
+    one block in rows s * block_size to (s + 1) * block_size; which block is ResidentSet's bookkeeping.
+
+    Per decode step the attention path calls, on the compute stream and in this order:
+      1. append(keys, values): the step's token goes to the host store; device copies of the block it lands in
+         are forgotten (their host data changed).
+      2. (caller) block filtering with q_t gives `wanted` [B, NG, K] block ids (-1: none), K <= num_slots.
+      3. blocks = begin_step(wanted): the blocks token selection may pick from at this step, [B, NG, K]
+         (-1: none); when it returns they are resident and the compute stream waits for their data.
+      4. (caller) token selection among the tokens of `blocks`, plus the sinks and the local window, which the
+         caller keeps on the device itself (they are not in the slots).
+      5. buffer_positions, resident = translate(positions): where the selected tokens sit in the slot buffers;
+         attention reads key_slots / value_slots there.
+      6. end_step(), after the step's attention has been issued.
+
+    prefetch_lag=0 (exact): begin_step fetches the misses of `wanted` before returning and returns `wanted`
+    itself, so token selection and attention see exactly what a resident cache would. end_step does nothing.
+    prefetch_lag=1: begin_step waits for the copies started at the previous step and returns the blocks wanted
+    at the previous step that are still resident (a block appended to since is not); end_step plans this step's
+    `wanted` and starts their copies, for use at the next step; the transport orders them after this step's
+    reads. A step with no previous one (the first after prefill, reset or crop) is served as in exact mode.
+
+    prefill: append each chunk as it is written (nothing is fetched). select_rows, crop and reset first make
+    the compute stream wait for pending copies.
+    """
+
+    def __init__(
+        self,
+        store: HostBlockStore,
+        num_slots: int,
+        transport: Transport,
+        device: torch.device | str,
+        prefetch_lag: int = 1,
+    ):
+        if prefetch_lag not in (0, 1):
+            raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
+        self.store = store
+        self.transport = transport
+        self.prefetch_lag = prefetch_lag
+        self.device = torch.device(device)
+        self.resident = ResidentSet(store.batch, store.num_groups, num_slots, store.capacity_blocks, self.device)
+        self.key_slots = torch.zeros(
+            (store.batch, store.num_groups, num_slots * store.block_size, store.key_width),
+            dtype=store.dtype,
+            device=self.device,
+        )
+        self.separate_value_slots = (
+            None if store.values_in_keys else torch.zeros_like(self.key_slots[..., : store.value_width])
+        )
+        self._pending: PendingCopy | None = None
+        self._previous_wanted: torch.Tensor | None = None
+        self._to_prefetch: torch.Tensor | None = None
+        self.reset_stats()
+
+    @property
+    def value_slots(self) -> torch.Tensor:
+        """[B, NG, S * block_size, Dv]: its own buffer, or a view of key_slots when the values are in the keys."""
+        if self.separate_value_slots is None:
+            return self.key_slots[..., : self.store.value_width]
+        return self.separate_value_slots
+
+    @property
+    def block_size(self) -> int:
+        return self.store.block_size
+
+    @property
+    def num_slots(self) -> int:
+        return self.resident.num_slots
+
+    # ---- the decode-step protocol --------------------------------------------------------------------
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor | None) -> None:
+        """Write T tokens: keys [B, NG, T, Dk], values [B, NG, T, Dv] (None when inside the keys)."""
+        begin, _ = self.store.append(keys, values)
+        self.resident.ensure_block_capacity(self.store.capacity_blocks)
+        self.resident.invalidate_from(begin // self.block_size)
+
+    def begin_step(self, wanted: torch.Tensor) -> torch.Tensor:
+        """Step start, after block filtering: wanted [B, NG, K] int64 block ids (-1: none, ids unique per row and
+        group). Returns the blocks token selection may pick from at this step, [B, NG, K] int64 (-1: none)."""
+        if self.prefetch_lag == 0 or self._previous_wanted is None:
+            self._copy(self.resident.plan(wanted))
+            self._wait_pending()
+            self._previous_wanted = wanted
+            return wanted
+        self._wait_pending()
+        selectable = torch.where(self.resident.lookup(self._previous_wanted) >= 0, self._previous_wanted, -1)
+        self._to_prefetch = wanted
+        return selectable
+
+    def translate(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token positions [B, NG, T] int64 -> (positions in key_slots / value_slots [B, NG, T] int64, resident
+        [B, NG, T] bool); a position whose block is not resident maps to 0 with resident False."""
+        return self.resident.translate(positions, self.block_size)
+
+    def end_step(self) -> None:
+        """Step end, after the step's attention has been issued: with lag 1, start fetching this step's wanted
+        blocks for the next step."""
+        if self._to_prefetch is not None:
+            self._copy(self.resident.plan(self._to_prefetch))
+            self._previous_wanted, self._to_prefetch = self._to_prefetch, None
+        while self._wait_timers and self._wait_timers[0].done():
+            self._wait_seconds += self._wait_timers.popleft().seconds()
+
+    def _copy(self, plan: CopyPlan) -> None:
+        self._wanted_blocks += plan.wanted.ge(0).sum()
+        self._hit_blocks += plan.hits.sum()
+        self._steps += 1
+        self._pending = self.transport.copy_blocks(plan, self.store, self.key_slots, self.separate_value_slots)
+        self._copied_blocks += self._pending.blocks
+        self._copied_bytes += self._pending.bytes
+
+    def _wait_pending(self) -> None:
+        if self._pending is None:
+            return
+        timer = self.transport.wait(self._pending)
+        if timer is not None:
+            self._wait_timers.append(timer)
+        self._pending = None
+
+    # ---- batch and length changes --------------------------------------------------------------------
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep (reorder, repeat) the batch rows `rows` [B'] int64, pending copies finished first. Called between
+        decode steps (beam-search reorder, batch selection)."""
+        self._wait_pending()
+        device_rows = rows.to(self.device)
+        self.store.select_rows(rows)
+        self.resident.select_rows(device_rows)
+        self.key_slots = self.key_slots.index_select(0, device_rows)
+        if self.separate_value_slots is not None:
+            self.separate_value_slots = self.separate_value_slots.index_select(0, device_rows)
+        if self._previous_wanted is not None:
+            self._previous_wanted = self._previous_wanted.index_select(0, device_rows)
+
+    def crop(self, length: int) -> None:
+        """Keep the first `length` tokens; the next step fetches as in exact mode."""
+        self._wait_pending()
+        self.store.crop(length)
+        self.resident.invalidate_from(length // self.block_size)
+        self._previous_wanted = self._to_prefetch = None
+
+    def reset(self) -> None:
+        """Forget every token, every resident block and the statistics."""
+        self._wait_pending()
+        self.store.reset()
+        self.resident.reset()
+        self._previous_wanted = self._to_prefetch = None
+        self.reset_stats()
+
+    # ---- statistics ----------------------------------------------------------------------------------
+
+    def reset_stats(self) -> None:
+        self._steps = 0
+        self._wanted_blocks = torch.zeros((), dtype=torch.long, device=self.device)
+        self._hit_blocks = torch.zeros((), dtype=torch.long, device=self.device)
+        self._copied_blocks = 0
+        self._copied_bytes = 0
+        self._wait_seconds = 0.0
+        self._wait_timers: deque[WaitTimer] = deque()
+
+    def stats(self) -> dict:
+        """Counters since construction or reset_stats (reading them synchronizes the device).
+
+        steps: plans made (one per decode step); wanted_blocks: (row, group, block) requests; hit_blocks: those
+        already resident when planned; hit_rate: their share (1.0 before any request); copied_blocks and
+        copied_bytes: host-to-device copies issued; wait_seconds: time the compute stream stalled on copies
+        (CUDA transport; 0 for the synchronous one).
+        """
+        while self._wait_timers:
+            self._wait_timers[0].end.synchronize()
+            self._wait_seconds += self._wait_timers.popleft().seconds()
+        wanted, hits = int(self._wanted_blocks), int(self._hit_blocks)
+        return {
+            "steps": self._steps,
+            "wanted_blocks": wanted,
+            "hit_blocks": hits,
+            "hit_rate": hits / wanted if wanted else 1.0,
+            "copied_blocks": self._copied_blocks,
+            "copied_bytes": self._copied_bytes,
+            "wait_seconds": self._wait_seconds,
+        }

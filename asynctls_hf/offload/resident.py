@@ -1,0 +1,149 @@
+"""ResidentSet: which blocks of an offloaded layer sit in which device slots, per batch row and KV group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class CopyPlan:
+    """The copies one step needs, as planned by ResidentSet.plan (all tensors on the resident set's device).
+
+    wanted [B, NG, K] int64: the block ids asked for (-1: none). hits [B, NG, K] bool: already resident.
+    copy_mask [B, NG, K] bool: to be copied (wanted and not resident). source_blocks [B, NG, K] int64: the block
+    to copy (-1 where nothing is copied). dest_slots [B, NG, K] int64: the slot it goes to (-1 likewise).
+    copy_count [B, NG] int64: copies per row and group. num_slots: slots per row and group.
+    """
+
+    wanted: torch.Tensor
+    hits: torch.Tensor
+    copy_mask: torch.Tensor
+    source_blocks: torch.Tensor
+    dest_slots: torch.Tensor
+    copy_count: torch.Tensor
+    num_slots: int
+
+    def flat_copies(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The N copies as flat lists: rows, groups, source blocks [N] int64 and flat destination slots [N] int64
+        (index into the slot buffer seen as [B * NG * num_slots, block_size, D]).
+
+        N depends on the data, so on a CUDA device this synchronizes with the host.
+        """
+        rows, groups, picks = self.copy_mask.nonzero(as_tuple=True)
+        num_groups = self.copy_mask.shape[1]
+        blocks = self.source_blocks[rows, groups, picks]
+        flat_slots = (rows * num_groups + groups) * self.num_slots + self.dest_slots[rows, groups, picks]
+        return rows, groups, blocks, flat_slots
+
+
+class ResidentSet:
+    """Bookkeeping of the device slots of one offloaded layer: `num_slots` block slots per (row, group).
+
+    State, all on `device` and updated with vectorized tensor ops (no loop over rows or groups, no host sync):
+    slot_block [B, NG, S] int64, the block id each slot holds (-1: empty); block_slot [B, NG, C + 1] int64, the
+    slot holding each block id (-1: not resident), C = block_capacity, the last column a sink for masked
+    scatters; slot_last_wanted [B, NG, S] int64, the last step the slot's block was wanted (-1: never).
+
+    Eviction policy: a miss goes to a slot whose block is not wanted this step, least recently wanted first
+    (empty slots first of all, ties to the lower slot). A wanted block is never evicted, so K wanted blocks
+    per step need K <= S slots.
+    """
+
+    def __init__(self, batch: int, num_groups: int, num_slots: int, block_capacity: int, device: torch.device | str):
+        self.num_slots = num_slots
+        self.device = torch.device(device)
+        self.step = 0
+        self.slot_block = torch.full((batch, num_groups, num_slots), -1, dtype=torch.long, device=self.device)
+        self.slot_last_wanted = torch.full_like(self.slot_block, -1)
+        self.block_slot = torch.full((batch, num_groups, block_capacity + 1), -1, dtype=torch.long, device=self.device)
+
+    @property
+    def block_capacity(self) -> int:
+        return self.block_slot.shape[2] - 1
+
+    def ensure_block_capacity(self, n_blocks: int) -> None:
+        """Make room for block ids below `n_blocks` (grows by doubling)."""
+        if n_blocks <= self.block_capacity:
+            return
+        capacity = max(n_blocks, 2 * self.block_capacity)
+        grown = torch.full((*self.block_slot.shape[:2], capacity + 1), -1, dtype=torch.long, device=self.device)
+        grown[:, :, : self.block_capacity] = self.block_slot[:, :, : self.block_capacity]
+        self.block_slot = grown
+
+    def lookup(self, blocks: torch.Tensor) -> torch.Tensor:
+        """The slot of each block: blocks [B, NG, K] int64 (-1 or ids past the capacity: none) -> [B, NG, K] int64,
+        -1 where the block is not resident."""
+        known = (blocks >= 0) & (blocks < self.block_capacity)
+        slots = self.block_slot.gather(2, torch.where(known, blocks, self.block_capacity))
+        return torch.where(known, slots, -1)
+
+    def plan(self, wanted: torch.Tensor) -> CopyPlan:
+        """Plan step `self.step` for the blocks `wanted` [B, NG, K] int64 (-1: none; ids unique per row and group,
+        below block_capacity) and record the plan as done: the returned copies must be made before the slots
+        they fill are read."""
+        if wanted.shape[2] > self.num_slots:
+            raise ValueError(f"{wanted.shape[2]} wanted blocks per group do not fit in {self.num_slots} slots")
+        valid = wanted >= 0
+        wanted_slot = self.lookup(wanted)
+        hits = wanted_slot >= 0
+        copy_mask = valid & ~hits
+        sink_slot = self.num_slots  # masked scatters write to one extra column that is then dropped
+
+        slot_wanted = torch.zeros((*wanted.shape[:2], self.num_slots + 1), dtype=torch.bool, device=self.device)
+        slot_wanted.scatter_(2, torch.where(hits, wanted_slot, sink_slot), True)
+        slot_wanted = slot_wanted[:, :, : self.num_slots]
+        # Victims in eviction order: never a wanted slot, then least recently wanted first (stable: lower slot).
+        eviction_key = torch.where(slot_wanted, torch.iinfo(torch.long).max, self.slot_last_wanted)
+        victims = eviction_key.argsort(dim=2, stable=True)
+        miss_rank = copy_mask.long().cumsum(dim=2) - 1
+        dest_slots = torch.where(copy_mask, victims.gather(2, miss_rank.clamp(min=0)), -1)
+        source_blocks = torch.where(copy_mask, wanted, -1)
+
+        evicted = self.slot_block.gather(2, dest_slots.clamp(min=0))
+        evicted_valid = copy_mask & (evicted >= 0)
+        self.block_slot.scatter_(2, torch.where(evicted_valid, evicted, self.block_capacity), -1)
+        self.block_slot.scatter_(2, torch.where(copy_mask, wanted, self.block_capacity), dest_slots)
+        self.block_slot[:, :, self.block_capacity] = -1
+        new_slot = torch.where(valid, torch.where(hits, wanted_slot, dest_slots), sink_slot)
+        slot_block = torch.cat([self.slot_block, self.slot_block.new_full((*wanted.shape[:2], 1), -1)], dim=2)
+        slot_block.scatter_(2, new_slot, wanted)
+        self.slot_block = slot_block[:, :, : self.num_slots].contiguous()
+        last_wanted = torch.cat([self.slot_last_wanted, self.slot_last_wanted[:, :, :1]], dim=2)
+        last_wanted.scatter_(2, new_slot, self.step)
+        self.slot_last_wanted = last_wanted[:, :, : self.num_slots].contiguous()
+        self.step += 1
+        return CopyPlan(wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots)
+
+    def translate(self, positions: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token positions [B, NG, T] int64 -> (positions in the slot buffer [B, NG, T] int64, resident [B, NG, T]
+        bool). A token at block b, offset o sits at slot_of(b) * block_size + o in the slot buffer
+        [B, NG, S * block_size, D]; where its block is not resident (or the position is negative) the buffer
+        position is 0 and `resident` is False: the caller must not read it as that token."""
+        blocks = torch.where(positions >= 0, positions // block_size, -1)
+        slots = self.lookup(blocks)
+        resident = slots >= 0
+        return torch.where(resident, slots * block_size + positions % block_size, 0), resident
+
+    def invalidate_from(self, first_block: int) -> None:
+        """Forget the device copy of every block id >= first_block (blocks whose host data changed: appended to,
+        or cropped)."""
+        stale = self.slot_block >= first_block
+        self.slot_block = self.slot_block.masked_fill(stale, -1)
+        self.slot_last_wanted = self.slot_last_wanted.masked_fill(stale, -1)
+        self.block_slot[:, :, first_block : self.block_capacity] = -1
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep (reorder, repeat) the batch rows `rows` [B'] int64."""
+        rows = rows.to(self.device)
+        self.slot_block = self.slot_block.index_select(0, rows)
+        self.slot_last_wanted = self.slot_last_wanted.index_select(0, rows)
+        self.block_slot = self.block_slot.index_select(0, rows)
+
+    def reset(self) -> None:
+        """Empty every slot."""
+        self.step = 0
+        self.slot_block.fill_(-1)
+        self.slot_last_wanted.fill_(-1)
+        self.block_slot.fill_(-1)

@@ -1,0 +1,179 @@
+"""HostBlockStore: one layer's full K/V (or MLA latent) in host memory, laid out block-major for fast gathers."""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_pin_memory() -> bool:
+    """Pin host storage when a CUDA device can read it (pinned memory is what makes H2D copies asynchronous)."""
+    return torch.cuda.is_available()
+
+
+class HostBlockStore:
+    """One layer's keys and values for every cached token, in host memory, block-major.
+
+    Storage: keys [B, NG, n_blocks, block_size, Dk] and values [B, NG, n_blocks, block_size, Dv]. With
+    `values_in_keys` (MLA: the value is the first Dv channels of the latent+rope key) there is one tensor and
+    `values` is a view of the keys' first Dv channels. The same memory seen per token is `token_keys`
+    [B, NG, capacity, Dk] (and `token_values`), capacity = n_blocks * block_size.
+
+    Tokens are appended in chunks of any length (prefill chunks, then one per decode step); storage grows by
+    doubling. `pin_memory`: None pins when CUDA is available; False forces pageable memory (tests).
+    """
+
+    def __init__(
+        self,
+        batch: int,
+        num_groups: int,
+        key_width: int,
+        value_width: int,
+        block_size: int,
+        dtype: torch.dtype,
+        *,
+        values_in_keys: bool = False,
+        capacity_tokens: int = 0,
+        pin_memory: bool | None = None,
+    ):
+        if values_in_keys and value_width > key_width:
+            raise ValueError(f"values inside the keys need value_width <= key_width, got {value_width} > {key_width}")
+        self.batch = batch
+        self.num_groups = num_groups
+        self.key_width = key_width
+        self.value_width = value_width
+        self.block_size = block_size
+        self.dtype = dtype
+        self.values_in_keys = values_in_keys
+        self.pin_memory = default_pin_memory() if pin_memory is None else pin_memory
+        self.length = 0
+        self.keys: torch.Tensor | None = None
+        self.separate_values: torch.Tensor | None = None
+        self._allocate(-(-capacity_tokens // block_size))
+
+    # ---- layout --------------------------------------------------------------------------------------
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks holding at least one token (the last one may be partial)."""
+        return -(-self.length // self.block_size)
+
+    @property
+    def capacity_blocks(self) -> int:
+        return self.keys.shape[2]
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes one (row, group, block) moves when copied: its keys, plus its values unless they are in the keys."""
+        widths = self.key_width + (0 if self.values_in_keys else self.value_width)
+        return self.block_size * widths * self.dtype.itemsize
+
+    @property
+    def token_keys(self) -> torch.Tensor:
+        """The keys per token, [B, NG, capacity, Dk] (a view; slots past `length` hold nothing)."""
+        return self.keys.flatten(2, 3)
+
+    @property
+    def token_values(self) -> torch.Tensor:
+        """The values per token, [B, NG, capacity, Dv] (a view)."""
+        return self.values.flatten(2, 3)
+
+    def _empty(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.empty(shape, dtype=self.dtype, pin_memory=self.pin_memory)
+
+    @property
+    def values(self) -> torch.Tensor:
+        """[B, NG, n_blocks, block_size, Dv]: their own storage, or a view of the keys' first Dv channels."""
+        return self.keys[..., : self.value_width] if self.separate_values is None else self.separate_values
+
+    def _allocate(self, capacity_blocks: int, rows: torch.Tensor | None = None) -> None:
+        """New storage of `capacity_blocks` blocks holding the first `length` tokens of rows `rows` (all by default)."""
+        batch = self.batch if rows is None else len(rows)
+        shape = (batch, self.num_groups, capacity_blocks, self.block_size)
+        kept_blocks = min(self.n_blocks, capacity_blocks)
+        old = (self.keys, self.separate_values)
+        self.keys = self._empty((*shape, self.key_width))
+        self.separate_values = None if self.values_in_keys else self._empty((*shape, self.value_width))
+        for new_tensor, old_tensor in zip((self.keys, self.separate_values), old, strict=True):
+            if new_tensor is not None and old_tensor is not None and kept_blocks:
+                kept = old_tensor[:, :, :kept_blocks]
+                new_tensor[:, :, :kept_blocks] = kept if rows is None else kept.index_select(0, rows)
+        self.batch = batch
+
+    # ---- writing -------------------------------------------------------------------------------------
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor | None) -> tuple[int, int]:
+        """Write T tokens after the cached ones; returns the token range (begin, end) they now occupy.
+
+        keys [B, NG, T, Dk] and values [B, NG, T, Dv] (values None when they are inside the keys), on any
+        device: a CUDA source is copied synchronously (the host must hold the tokens before any gather reads them).
+        """
+        if keys.shape[:2] != (self.batch, self.num_groups) or keys.shape[3] != self.key_width:
+            raise ValueError(
+                f"keys must be [{self.batch}, {self.num_groups}, T, {self.key_width}], got {tuple(keys.shape)}"
+            )
+        if (values is None) != self.values_in_keys:
+            raise ValueError("pass values exactly when they are not inside the keys (values_in_keys=False)")
+        begin = self.length
+        end = begin + keys.shape[2]
+        needed_blocks = -(-end // self.block_size)
+        if needed_blocks > self.capacity_blocks:
+            self._allocate(max(needed_blocks, 2 * self.capacity_blocks))
+        self.token_keys[:, :, begin:end] = keys.to("cpu", self.dtype)
+        if values is not None:
+            self.token_values[:, :, begin:end] = values.to("cpu", self.dtype)
+        self.length = end
+        return begin, end
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def gather(
+        self,
+        rows: torch.Tensor,
+        groups: torch.Tensor,
+        blocks: torch.Tensor,
+        key_out: torch.Tensor,
+        value_out: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Copy N blocks into caller-given host buffers (a staging buffer) and return the filled part.
+
+        rows, groups, blocks: [N] int64 host tensors naming (batch row, group, block id); block id -1 means
+        "nothing" and gives zeros. key_out [>= N, block_size, Dk]; value_out [>= N, block_size, Dv] (None when the
+        values are inside the keys). Returns key_out[:N] and value_out[:N] (or None).
+        """
+        if value_out is None and not self.values_in_keys:
+            raise ValueError("value_out is needed: this store keeps values apart from the keys")
+        count = len(blocks)
+        if blocks.numel() and int(blocks.max()) >= self.n_blocks:
+            raise IndexError(f"block {int(blocks.max())} is past the {self.n_blocks} blocks this store holds")
+        nothing = blocks < 0
+        flat = (rows * self.num_groups + groups) * self.capacity_blocks + blocks.clamp(min=0)
+        filled_keys = key_out[:count]
+        torch.index_select(self.keys.view(-1, self.block_size, self.key_width), 0, flat, out=filled_keys)
+        filled_keys[nothing] = 0
+        if self.values_in_keys:
+            return filled_keys, None
+        filled_values = value_out[:count]
+        torch.index_select(self.values.view(-1, self.block_size, self.value_width), 0, flat, out=filled_values)
+        filled_values[nothing] = 0
+        return filled_keys, filled_values
+
+    # ---- batch and length changes --------------------------------------------------------------------
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep (reorder, repeat) the batch rows `rows` [B'] int64: beam-search reorder or batch selection."""
+        self._allocate(self.capacity_blocks, rows.to("cpu"))
+
+    def crop(self, length: int) -> None:
+        """Keep the first `length` tokens."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot crop to {length} tokens a store holding {self.length}")
+        self.length = length
+
+    def reset(self) -> None:
+        """Forget every token, keeping the storage."""
+        self.length = 0
+
+    def memory_bytes(self) -> int:
+        """Bytes of host storage held."""
+        tensors = [self.keys] if self.separate_values is None else [self.keys, self.separate_values]
+        return sum(tensor.numel() * tensor.element_size() for tensor in tensors)

@@ -1,0 +1,142 @@
+"""ResidentSet: hits, misses, victim choice (least recently wanted, never a wanted block), translation."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from asynctls_hf.offload import ResidentSet
+
+
+def plan_one(resident: ResidentSet, wanted: list[int]) -> tuple[list[bool], list[int]]:
+    """Plan a single (row, group) step; returns (hits, dest_slots) as lists."""
+    plan = resident.plan(torch.tensor(wanted)[None, None, :])
+    return plan.hits[0, 0].tolist(), plan.dest_slots[0, 0].tolist()
+
+
+def test_first_misses_fill_empty_slots_in_order():
+    resident = ResidentSet(1, 1, num_slots=4, block_capacity=8, device="cpu")
+    hits, dest = plan_one(resident, [5, -1, 2])
+    assert hits == [False, False, False]
+    assert dest == [0, -1, 1]
+    assert resident.slot_block[0, 0].tolist() == [5, 2, -1, -1]
+
+
+def test_least_recently_wanted_is_evicted_and_wanted_blocks_stay():
+    resident = ResidentSet(1, 1, num_slots=4, block_capacity=8, device="cpu")
+    plan_one(resident, [0, 1])  # step 0: slots 0, 1
+    plan_one(resident, [2, 3])  # step 1: slots 2, 3
+    hits, dest = plan_one(resident, [0, 4])  # step 2: 0 hits; slot 1 (block 1, wanted at step 0) is the oldest
+    assert hits == [True, False] and dest == [-1, 1]
+    hits, dest = plan_one(resident, [5, 2])  # step 3: 2 hits; slots 0 and 1 were wanted at step 2, slot 3 at step 1
+    assert hits == [False, True] and dest == [3, -1]
+    assert resident.slot_block[0, 0].tolist() == [0, 4, 2, 5]
+    assert resident.lookup(torch.tensor([[[1, 3, 5, 0, -1, 100]]])).tolist() == [[[-1, -1, 3, 0, -1, -1]]]
+
+
+def test_more_wanted_blocks_than_slots_is_refused():
+    resident = ResidentSet(1, 1, num_slots=2, block_capacity=8, device="cpu")
+    with pytest.raises(ValueError, match="3 wanted blocks per group do not fit in 2 slots"):
+        resident.plan(torch.tensor([[[0, 1, 2]]]))
+
+
+def reference_plan(slot_block: list[int], last_wanted: list[int], wanted: list[int], step: int):
+    """The policy written plainly for one (row, group): misses go to slots not wanted this step, least recently
+    wanted first (never wanted: -1), ties to the lower slot. Updates slot_block and last_wanted in place."""
+    wanted_slots = {slot_block.index(block) for block in wanted if block >= 0 and block in slot_block}
+    victims = iter(sorted((slot for slot in range(len(slot_block)) if slot not in wanted_slots),
+                          key=lambda slot: (last_wanted[slot], slot)))
+    hits, dest = [], []
+    for block in wanted:
+        hit = block >= 0 and block in slot_block
+        hits.append(hit)
+        dest.append(next(victims) if block >= 0 and not hit else -1)
+        if dest[-1] >= 0:
+            slot_block[dest[-1]] = block
+    for block in wanted:
+        if block >= 0:
+            last_wanted[slot_block.index(block)] = step
+    return hits, dest
+
+
+def random_wanted(rng: random.Random, n_blocks: int, k: int) -> list[int]:
+    chosen = rng.sample(range(n_blocks), rng.randint(0, k))
+    return chosen + [-1] * (k - len(chosen))
+
+
+@pytest.mark.parametrize("num_slots", [6, 9])
+def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
+    batch, groups, wanted_per_step, n_blocks = 3, 2, 6, 14
+    rng = random.Random(0)
+    resident = ResidentSet(batch, groups, num_slots, block_capacity=4, device="cpu")
+    resident.ensure_block_capacity(n_blocks)
+    reference = [[([-1] * num_slots, [-1] * num_slots) for _ in range(groups)] for _ in range(batch)]
+    wanted = [[random_wanted(rng, n_blocks, wanted_per_step) for _ in range(groups)] for _ in range(batch)]
+    for step in range(40):
+        # temporal locality: keep each block of the previous step with probability 0.7
+        wanted = [[[b for b in w if b >= 0 and rng.random() < 0.7] for w in row] for row in wanted]
+        wanted = [[_fill(rng, w, n_blocks, wanted_per_step) for w in row] for row in wanted]
+        plan = resident.plan(torch.tensor(wanted))
+        for row in range(batch):
+            for group in range(groups):
+                slot_block, last_wanted = reference[row][group]
+                hits, dest = reference_plan(slot_block, last_wanted, wanted[row][group], step)
+                assert plan.hits[row, group].tolist() == hits
+                assert plan.dest_slots[row, group].tolist() == dest
+                assert resident.slot_block[row, group].tolist() == slot_block
+        assert torch.equal(plan.copy_count, plan.copy_mask.sum(dim=2))
+        assert_maps_are_inverse(resident)
+        wanted_tensor = torch.tensor(wanted)
+        slots = resident.lookup(wanted_tensor)
+        assert torch.equal(slots >= 0, wanted_tensor >= 0), "every wanted block is resident after the plan"
+
+
+def _fill(rng: random.Random, kept: list[int], n_blocks: int, k: int) -> list[int]:
+    others = [block for block in range(n_blocks) if block not in kept]
+    chosen = kept + rng.sample(others, rng.randint(0, k - len(kept)))
+    rng.shuffle(chosen)
+    return chosen + [-1] * (k - len(chosen))
+
+
+def assert_maps_are_inverse(resident: ResidentSet) -> None:
+    batch, groups, _ = resident.slot_block.shape
+    for row in range(batch):
+        for group in range(groups):
+            slot_block = resident.slot_block[row, group].tolist()
+            block_slot = resident.block_slot[row, group, : resident.block_capacity].tolist()
+            assert resident.block_slot[row, group, resident.block_capacity] == -1
+            for slot, block in enumerate(slot_block):
+                if block >= 0:
+                    assert block_slot[block] == slot
+            for block, slot in enumerate(block_slot):
+                if slot >= 0:
+                    assert slot_block[slot] == block
+
+
+def test_translate_positions_to_slot_buffer():
+    block_size = 4
+    resident = ResidentSet(2, 1, num_slots=3, block_capacity=8, device="cpu")
+    resident.plan(torch.tensor([[[6, 2]], [[1, -1]]]))  # row 0: block 6 -> slot 0, block 2 -> slot 1
+    positions = torch.tensor([[[25, 9, 3, -1]], [[7, 4, 40, 8]]])
+    buffer_positions, resident_mask = resident.translate(positions, block_size)
+    assert resident_mask.tolist() == [[[True, True, False, False]], [[True, True, False, False]]]
+    assert buffer_positions.tolist() == [[[1, 5, 0, 0]], [[3, 0, 0, 0]]]
+
+
+def test_invalidate_select_rows_and_reset():
+    resident = ResidentSet(2, 2, num_slots=3, block_capacity=8, device="cpu")
+    resident.plan(torch.tensor([[[0, 3], [5, 1]], [[2, 4], [6, -1]]]))
+    resident.invalidate_from(3)
+    assert resident.slot_block.tolist() == [[[0, -1, -1], [-1, 1, -1]], [[2, -1, -1], [-1, -1, -1]]]
+    assert_maps_are_inverse(resident)
+    plan = resident.plan(torch.tensor([[[0, 3], [1, 5]], [[2, 4], [6, -1]]]))
+    assert plan.hits.tolist() == [[[True, False], [True, False]], [[True, False], [False, False]]]
+    resident.select_rows(torch.tensor([1, 1]))
+    assert resident.slot_block[0].tolist() == resident.slot_block[1].tolist()
+    assert resident.lookup(torch.tensor([[[2]], [[2]]])).tolist() == [[[0]], [[0]]]
+    assert_maps_are_inverse(resident)
+    resident.reset()
+    assert (resident.slot_block == -1).all() and (resident.block_slot == -1).all() and resident.step == 0
+

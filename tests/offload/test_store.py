@@ -1,0 +1,126 @@
+"""HostBlockStore against a plain [B, NG, S, D] reference, at sizes that are not multiples of the block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asynctls_hf.offload import HostBlockStore
+
+BATCH, BLOCK_SIZE, KEY_WIDTH, VALUE_WIDTH = 3, 16, 12, 8
+
+
+def make_store(num_groups: int, values_in_keys: bool, capacity_tokens: int = 0) -> HostBlockStore:
+    return HostBlockStore(
+        BATCH, num_groups, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32,
+        values_in_keys=values_in_keys, capacity_tokens=capacity_tokens, pin_memory=False,
+    )
+
+
+def reference_tokens(num_groups: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    keys = torch.randn(BATCH, num_groups, length, KEY_WIDTH, generator=generator)
+    values = torch.randn(BATCH, num_groups, length, VALUE_WIDTH, generator=generator)
+    return keys, values
+
+
+def append_in_chunks(store: HostBlockStore, keys: torch.Tensor, values: torch.Tensor, chunks: list[int]) -> None:
+    begin = store.length
+    for size in chunks:
+        chunk = slice(begin, begin + size)
+        store.append(keys[:, :, chunk], None if store.values_in_keys else values[:, :, chunk])
+        begin += size
+
+
+def assert_store_holds(store: HostBlockStore, keys: torch.Tensor, values: torch.Tensor) -> None:
+    length = keys.shape[2]
+    assert store.length == length
+    assert store.n_blocks == -(-length // BLOCK_SIZE)
+    torch.testing.assert_close(store.token_keys[:, :, :length], keys, rtol=0, atol=0)
+    expected_values = keys[..., :VALUE_WIDTH] if store.values_in_keys else values
+    torch.testing.assert_close(store.token_values[:, :, :length], expected_values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("num_groups", [1, 2])
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_append_in_chunks_of_any_length_grows_and_keeps_tokens(num_groups, values_in_keys):
+    keys, values = reference_tokens(num_groups, 157)
+    store = make_store(num_groups, values_in_keys)
+    append_in_chunks(store, keys, values, [37, 1, 1, 50, 3] + [1] * 65)
+    assert store.capacity_blocks >= store.n_blocks == 10
+    assert store.keys.shape == (BATCH, num_groups, store.capacity_blocks, BLOCK_SIZE, KEY_WIDTH)
+    assert_store_holds(store, keys, values)
+
+
+@pytest.mark.parametrize("num_groups", [1, 2])
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_gather_returns_blocks_and_zeros_for_nothing(num_groups, values_in_keys):
+    length = 75  # 4 full blocks and one of 11 tokens
+    keys, values = reference_tokens(num_groups, length)
+    store = make_store(num_groups, values_in_keys, capacity_tokens=length)
+    append_in_chunks(store, keys, values, [length])
+    generator = torch.Generator().manual_seed(1)
+    count = 20
+    rows = torch.randint(0, BATCH, (count,), generator=generator)
+    groups = torch.randint(0, num_groups, (count,), generator=generator)
+    blocks = torch.randint(-1, store.n_blocks, (count,), generator=generator)
+    blocks[:2] = torch.tensor([-1, store.n_blocks - 1])
+    key_out = torch.full((count + 3, BLOCK_SIZE, KEY_WIDTH), float("nan"))
+    value_out = None if values_in_keys else torch.full((count + 3, BLOCK_SIZE, VALUE_WIDTH), float("nan"))
+    got_keys, got_values = store.gather(rows, groups, blocks, key_out, value_out)
+    assert got_keys.shape == (count, BLOCK_SIZE, KEY_WIDTH)
+    assert (got_values is None) == values_in_keys
+    for index in range(count):
+        row, group, block = rows[index], groups[index], int(blocks[index])
+        if block < 0:
+            assert torch.equal(got_keys[index], torch.zeros(BLOCK_SIZE, KEY_WIDTH))
+            continue
+        tokens = slice(block * BLOCK_SIZE, min((block + 1) * BLOCK_SIZE, length))
+        filled = tokens.stop - tokens.start
+        assert torch.equal(got_keys[index, :filled], keys[row, group, tokens])
+        if not values_in_keys:
+            assert torch.equal(got_values[index, :filled], values[row, group, tokens])
+
+
+def test_gather_refuses_a_block_it_does_not_hold():
+    store = make_store(1, False)
+    store.append(*reference_tokens(1, 20))
+    with pytest.raises(IndexError, match="block 2 is past the 2 blocks"):
+        store.gather(torch.tensor([0]), torch.tensor([0]), torch.tensor([2]),
+                     torch.empty(1, BLOCK_SIZE, KEY_WIDTH), torch.empty(1, BLOCK_SIZE, VALUE_WIDTH))
+
+
+@pytest.mark.parametrize("num_groups", [1, 2])
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_select_rows_then_append(num_groups, values_in_keys):
+    keys, values = reference_tokens(num_groups, 90, seed=2)
+    store = make_store(num_groups, values_in_keys)
+    append_in_chunks(store, keys, values, [41])
+    rows = torch.tensor([2, 0, 0])
+    store.select_rows(rows)
+    keys, values = keys[rows], values[rows]
+    append_in_chunks(store, keys, values, [1] * 49)
+    assert_store_holds(store, keys, values)
+
+
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_crop_then_append_overwrites(values_in_keys):
+    keys, values = reference_tokens(2, 70, seed=3)
+    store = make_store(2, values_in_keys)
+    append_in_chunks(store, keys, values, [70])
+    store.crop(45)
+    fresh_keys, fresh_values = reference_tokens(2, 70, seed=4)
+    keys = torch.cat([keys[:, :, :45], fresh_keys[:, :, 45:]], dim=2)
+    values = torch.cat([values[:, :, :45], fresh_values[:, :, 45:]], dim=2)
+    append_in_chunks(store, keys, values, [3, 22])
+    assert_store_holds(store, keys, values)
+    with pytest.raises(ValueError, match="cannot crop to 71"):
+        store.crop(71)
+
+
+def test_block_bytes_and_pinning():
+    assert make_store(2, False).block_bytes == BLOCK_SIZE * (KEY_WIDTH + VALUE_WIDTH) * 4
+    assert make_store(1, True).block_bytes == BLOCK_SIZE * KEY_WIDTH * 4
+    default = HostBlockStore(1, 1, 4, 4, BLOCK_SIZE, torch.float32, capacity_tokens=BLOCK_SIZE)
+    assert default.keys.is_pinned() == torch.cuda.is_available()
+    assert not make_store(1, False, capacity_tokens=BLOCK_SIZE).keys.is_pinned()
