@@ -32,6 +32,7 @@ BENCHMARKS = {
     "ops": "asynctls_hf.bench.ops_bench",
     "mla-layer": "asynctls_hf.bench.mla_layer_bench",
     "profile-ops": "asynctls_hf.bench.profile_operator",
+    "offload-transfer": "asynctls_hf.bench.offload_transfer_bench",
 }
 
 
