@@ -25,7 +25,10 @@ def main():
     parser.add_argument("--budget", type=int, default=1024, help="AsyncTLS token budget")
     args = parser.parse_args()
 
-    model, tokenizer = load_model(args.model) if args.model else load_probe("glm4_moe_lite")
+    try:
+        model, tokenizer = load_model(args.model) if args.model else load_probe("glm4_moe_lite")
+    except FileNotFoundError as error:  # the GLM probe has not shipped yet
+        raise SystemExit(f"{error}\nor run this example on your own checkpoint: --model PATH") from None
     task = ruler.TASKS["niah_single_2"]
     sample = task.make_samples(tokenizer, args.context, 1, 0)[0]
     inputs = tokenizer(sample["input"], return_tensors="pt").to(model.device)

@@ -6,6 +6,10 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
+from asynctls_hf import probes
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 SMALL = ["--context", "512", "--budget", "128"]
 
@@ -39,3 +43,9 @@ def test_ruler_eval(probe_checkpoint, tmp_path, monkeypatch, capsys):
     assert "## Scores (0-100), context 512 tokens" in out
     assert "| method | vt | mean |" in out and "| full |" in out and "| asynctls @ 128 |" in out
     assert list(tmp_path.rglob("vt/asynctls_budget-128_len-512.json"))
+
+
+def test_glm_mla_without_its_probe_says_what_to_do(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(probes, "PROBE_DIR", tmp_path)  # as if the GLM probe were not shipped
+    with pytest.raises(SystemExit, match="(?s)probe checkpoint is missing .* --model PATH"):
+        run_example("glm_mla.py", SMALL, monkeypatch, capsys)
