@@ -139,6 +139,15 @@ def cache_argument(module: nn.Module | type[nn.Module]) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
+def returned_cache(output):
+    """The cache a generate() (return_dict_in_generate=True) or forward() output carries, or None: the field is
+    `cache` in newer transformers and `past_key_values` in older ones (reading the old name warns in newer)."""
+    for name in ("cache", "past_key_values"):
+        if name in output.keys():
+            return output[name]
+    return None
+
+
 def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchState) -> None:
     """Make forward() and generate() use an AsyncTLSCache when the caller gave none, and keep masks small."""
     cache_name = cache_argument(decoder)

@@ -16,7 +16,7 @@ import torch
 from transformers import TextStreamer
 
 import asynctls_hf
-from asynctls_hf.api import cache_argument
+from asynctls_hf.api import returned_cache
 from asynctls_hf.cli_options import (
     CommandLineError,
     add_config_arguments,
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
-    except (CommandLineError, asynctls_hf.UnsupportedModelError) as error:
+    except (CommandLineError, asynctls_hf.UnsupportedModelError, asynctls_hf.CacheMemoryError) as error:
         print(f"asynctls-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -129,15 +129,16 @@ def run_generate(args: argparse.Namespace) -> int:
     check_fits(model, prompt_tokens, args.max_new_tokens, "shorten the prompt or lower --max-new-tokens")
 
     asynctls_hf.patch(model, config)
-    cache = asynctls_hf.AsyncTLSCache.for_model(model, config)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     torch.manual_seed(args.seed)
+    # generate() builds the AsyncTLS cache, preallocated for prompt + max_new_tokens after a check that it fits.
     with torch.no_grad(), DecodeClock(model) as clock:
         output = model.generate(**inputs, max_new_tokens=args.max_new_tokens, streamer=streamer,
-                                **{cache_argument(model): cache})
+                                return_dict_in_generate=True)
     speed = clock.tokens_per_second()
-    print(f"prompt {prompt_tokens} tokens, {output.shape[1] - prompt_tokens} generated, decode "
+    print(f"prompt {prompt_tokens} tokens, {output.sequences.shape[1] - prompt_tokens} generated, decode "
           f"{'n/a' if speed is None else f'{speed:.1f}'} tokens/s", file=sys.stderr)
+    cache = returned_cache(output)
     stats = {name: round(value, 3) for name, value in cache.stats().items()}
     print("cache stats: " + ", ".join(f"{name}={value}" for name, value in stats.items()), file=sys.stderr)
     return 0

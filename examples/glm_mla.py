@@ -12,6 +12,7 @@ import argparse
 import torch
 
 import asynctls_hf
+from asynctls_hf.api import returned_cache
 from asynctls_hf.eval import ruler
 from asynctls_hf.eval.generation import load_model
 from asynctls_hf.probes import load_probe
@@ -35,7 +36,7 @@ def main():
     asynctls_hf.patch(model, token_budget=args.budget)
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=args.new_tokens, do_sample=False, return_dict_in_generate=True)
-    cache = output.get("cache", output.get("past_key_values"))  # the field's name depends on the transformers version
+    cache = returned_cache(output)
     stats = cache.stats()
 
     prompt_tokens = inputs["input_ids"].shape[1]

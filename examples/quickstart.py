@@ -11,6 +11,7 @@ import argparse
 import torch
 
 import asynctls_hf
+from asynctls_hf.api import returned_cache
 from asynctls_hf.eval import ruler
 from asynctls_hf.eval.generation import load_model
 from asynctls_hf.probes import load_probe
@@ -38,7 +39,7 @@ def main():
     full, full_speed = generate(model, inputs, args.new_tokens)
     asynctls_hf.patch(model, token_budget=args.budget)  # in place; asynctls_hf.unpatch(model) undoes it
     sparse, sparse_speed = generate(model, inputs, args.new_tokens)
-    cache = sparse.get("cache", sparse.get("past_key_values"))  # the field's name depends on the transformers version
+    cache = returned_cache(sparse)
     stats = cache.stats()
 
     prompt_tokens = inputs["input_ids"].shape[1]

@@ -15,7 +15,7 @@ from transformers import (
 
 import asynctls_hf
 from asynctls_hf import AsyncTLSCache
-from asynctls_hf.api import cache_argument
+from asynctls_hf.api import cache_argument, returned_cache
 
 VOCAB = 97
 PAD = 0
@@ -153,9 +153,3 @@ def assert_chunked_forward_equals_full(model, lengths: list[int], ends: tuple[in
     torch.testing.assert_close(torch.cat(pieces, dim=1)[real], full[real], atol=atol, rtol=0)
 
 
-def returned_cache(output):
-    """The cache a generate() or forward() output carries (named `cache` or `past_key_values` by version)."""
-    for name in ("cache", "past_key_values"):
-        if name in output.keys():
-            return output[name]
-    return None

@@ -132,3 +132,12 @@ def test_integer_lists_take_k_suffixes_and_reject_garbage():
     for bad in ("", "12,abc", "0", "-4k"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected"):
             integer_list(bad)
+
+
+def test_cache_too_large_for_the_device_is_one_line(probe_checkpoint, prompt_file, monkeypatch, capsys):
+    from asynctls_hf.cache import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 1024)
+    line = _error(["generate", "--model", probe_checkpoint, "--prompt-file", str(prompt_file)], capsys)
+    assert line.startswith("asynctls-hf generate: error: the AsyncTLS cache for 1 sequence(s) of up to ")
+    assert "GiB is free: generate with a smaller batch" in line
