@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -313,6 +314,8 @@ def parse_args(argv):
                         help="token budgets of the sparse operator (default: 512,1024,2048)")
     parser.add_argument("--out", type=Path, default=Path("ops_bench_results"),
                         help="folder for ops_bench.json and ops_bench.md (default: ops_bench_results)")
+    parser.add_argument("--replot", type=Path, default=None,
+                        help="measure nothing: redraw OUT/ops_speedup.png from this ops_bench.json")
     parser.add_argument("--warmup-ms", type=float, default=10.0, help="do_bench warm-up per measurement")
     parser.add_argument("--rep-ms", type=float, default=40.0, help="do_bench measuring time per measurement")
     return parser.parse_args(argv)
@@ -354,8 +357,44 @@ def markdown_table(rows: list[dict], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def plot_speedups(rows: list[dict], path: Path) -> None:
+    """ops_speedup.png: the operator's speedup over dense (graph replay) against the context, one panel per
+    attention shape, one line per (batch, budget). Without matplotlib, says so and draws nothing."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib not installed: skipped {path.name}", file=sys.stderr)
+        return
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    models = sorted({row["model"] for row in rows})
+    figure, axes = pyplot.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        lines: dict[tuple[int, int], list[tuple[int, float]]] = {}
+        for row in rows:
+            if row["model"] == model:
+                lines.setdefault((row["batch"], row["budget"]), []).append((row["context"], row["speedup_graph"]))
+        for (batch, budget), points in sorted(lines.items()):
+            points.sort()
+            axis.plot([context // 1024 for context, _ in points], [speedup for _, speedup in points], marker="o",
+                      linestyle="-" if budget == 1024 else ":", label=f"batch {batch}, budget {budget}")
+        axis.axhline(1.0, color="black", linewidth=0.8)
+        axis.set(title=f"{model}: sparse operator vs dense decode", xlabel="context (k tokens)",
+                 ylabel="speedup (CUDA-graph replay)")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.replot is not None:
+        rows = json.loads(args.replot.read_text())["rows"]
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_speedups(rows, args.out / "ops_speedup.png")
+        return 0
     if not torch.cuda.is_available():
         raise SystemExit("ops_bench needs a CUDA GPU (torch.cuda.is_available() is False)")
     import triton
@@ -415,6 +454,7 @@ def main(argv=None) -> int:
         f"triton {environment['triton']}, {DTYPE}; times are medians.\n\n"
     )
     (args.out / "ops_bench.md").write_text(heading + markdown_table(rows, [key for key, _, _ in COLUMNS]) + "\n")
+    plot_speedups(rows, args.out / "ops_speedup.png")
     print(f"\nsummary ({elapsed:.0f} s; full table in {args.out / 'ops_bench.md'}):")
     print(markdown_table(rows, SUMMARY))
     return 0

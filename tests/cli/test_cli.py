@@ -1,5 +1,7 @@
 """The asynctls-hf command: models, bench forwarding, help, and the errors a user can make."""
 
+import json
+
 import pytest
 from transformers import AutoConfig, LlamaConfig
 
@@ -141,3 +143,14 @@ def test_cache_too_large_for_the_device_is_one_line(probe_checkpoint, prompt_fil
     line = _error(["generate", "--model", probe_checkpoint, "--prompt-file", str(prompt_file)], capsys)
     assert line.startswith("asynctls-hf generate: error: the AsyncTLS cache for 1 sequence(s) of up to ")
     assert "GiB is free: generate with a smaller batch" in line
+
+
+def test_bench_ops_redraws_its_plot_from_json_without_a_gpu(tmp_path):
+    rows = [
+        {"model": model, "batch": batch, "budget": 1024, "context": context, "speedup_graph": context / 32768 * batch}
+        for model in ("gqa", "mla") for batch in (1, 4) for context in (32768, 98304)
+    ]
+    results = tmp_path / "ops_bench.json"
+    results.write_text(json.dumps({"rows": rows}))
+    assert cli.main(["bench", "ops", "--replot", str(results), "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "ops_speedup.png").stat().st_size > 10_000
