@@ -38,7 +38,7 @@ BENCHMARKS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from asynctls_hf import demo
-    from asynctls_hf.eval import runner
+    from asynctls_hf.eval import locality, runner
 
     parser = argparse.ArgumentParser(
         prog="asynctls-hf",
@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runner.add_arguments(eval_parser)
     eval_parser.set_defaults(run=run_eval)
+
+    locality_parser = commands.add_parser(
+        "locality", help="temporal locality of block selection (what the offload engine's prefetch relies on)",
+        description=locality.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    locality.add_arguments(locality_parser)
+    locality_parser.set_defaults(run=run_locality)
 
     bench = commands.add_parser(
         "bench",
@@ -115,6 +122,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
     check_checkpoint(args.model)
     return runner.run_from_args(args)
+
+
+def run_locality(args: argparse.Namespace) -> int:
+    from asynctls_hf.eval import locality
+
+    check_checkpoint(args.model)
+    return locality.run_from_args(args)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -154,3 +154,11 @@ def test_bench_ops_redraws_its_plot_from_json_without_a_gpu(tmp_path):
     results.write_text(json.dumps({"rows": rows}))
     assert cli.main(["bench", "ops", "--replot", str(results), "--out", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "ops_speedup.png").stat().st_size > 10_000
+
+
+def test_locality_command(probe_checkpoint, tmp_path):
+    argv = ["locality", "--model", probe_checkpoint, "--context-lengths", "640", "--samples", "1", "--steps", "3",
+            "--budget", "64", "--block-size", "16", "--top-blocks", "4", "--sink-tokens", "4", "--local-tokens", "8",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert list(tmp_path.glob("*/locality_niah_single_2_budget-64.md"))
