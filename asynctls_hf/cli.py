@@ -38,7 +38,7 @@ BENCHMARKS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from asynctls_hf import demo
-    from asynctls_hf.eval import locality, runner
+    from asynctls_hf.eval import locality, needle_trace, runner
 
     parser = argparse.ArgumentParser(
         prog="asynctls-hf",
@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     locality.add_arguments(locality_parser)
     locality_parser.set_defaults(run=run_locality)
+
+    trace_parser = commands.add_parser(
+        "needle-trace", help="at which selection stage (blocks or labels) each method keeps or loses the needle",
+        description=needle_trace.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    needle_trace.add_arguments(trace_parser)
+    trace_parser.set_defaults(run=run_needle_trace)
 
     bench = commands.add_parser(
         "bench",
@@ -129,6 +136,13 @@ def run_locality(args: argparse.Namespace) -> int:
 
     check_checkpoint(args.model)
     return locality.run_from_args(args)
+
+
+def run_needle_trace(args: argparse.Namespace) -> int:
+    from asynctls_hf.eval import needle_trace
+
+    check_checkpoint(args.model)
+    return needle_trace.run_from_args(args)
 
 
 def run_generate(args: argparse.Namespace) -> int:
