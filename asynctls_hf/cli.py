@@ -8,6 +8,7 @@ command line is reported in one line naming it and the fix, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     from asynctls_hf import demo
     from asynctls_hf.eval import locality, needle_trace, runner
 
+    analyses = [
+        (runner, "eval", "run the RULER / LongBench accuracy harness"),
+        (locality, "locality", "temporal locality of block selection (what the offload engine's prefetch relies on)"),
+        (needle_trace, "needle-trace", "at which selection stage (blocks or labels) each method keeps or loses the "
+                                       "needle"),
+    ]
+
     parser = argparse.ArgumentParser(
         prog="asynctls-hf",
         description="AsyncTLS two-level sparse attention for Hugging Face Transformers.",
@@ -68,26 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(generate)
     generate.set_defaults(run=run_generate)
 
-    eval_parser = commands.add_parser(
-        "eval", help="run the RULER / LongBench accuracy harness",
-        description=runner.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    runner.add_arguments(eval_parser)
-    eval_parser.set_defaults(run=run_eval)
-
-    locality_parser = commands.add_parser(
-        "locality", help="temporal locality of block selection (what the offload engine's prefetch relies on)",
-        description=locality.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    locality.add_arguments(locality_parser)
-    locality_parser.set_defaults(run=run_locality)
-
-    trace_parser = commands.add_parser(
-        "needle-trace", help="at which selection stage (blocks or labels) each method keeps or loses the needle",
-        description=needle_trace.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    needle_trace.add_arguments(trace_parser)
-    trace_parser.set_defaults(run=run_needle_trace)
+    for module, name, summary in analyses:
+        analysis = commands.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(analysis)
+        analysis.set_defaults(run=functools.partial(run_analysis, module))
 
     bench = commands.add_parser(
         "bench",
@@ -124,25 +118,10 @@ def run_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from asynctls_hf.eval import runner
-
+def run_analysis(module, args: argparse.Namespace) -> int:
+    """An eval-family command: check the checkpoint path, then the module's own run_from_args."""
     check_checkpoint(args.model)
-    return runner.run_from_args(args)
-
-
-def run_locality(args: argparse.Namespace) -> int:
-    from asynctls_hf.eval import locality
-
-    check_checkpoint(args.model)
-    return locality.run_from_args(args)
-
-
-def run_needle_trace(args: argparse.Namespace) -> int:
-    from asynctls_hf.eval import needle_trace
-
-    check_checkpoint(args.model)
-    return needle_trace.run_from_args(args)
+    return module.run_from_args(args)
 
 
 def run_generate(args: argparse.Namespace) -> int:
