@@ -191,7 +191,7 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
                     cache = AsyncTLSCache(state.geometry, state.config, max_length=arguments.get("max_cache_length"))
                     expansion = max(generation_config.num_beams or 1, generation_config.num_return_sequences or 1)
                     attention = [layer.self_attn for layer in decoder.layers]
-                    cache.check_device_memory(
+                    cache.plan_placement(
                         arguments["batch_size"] * expansion,
                         next(attention[0].parameters()).dtype,
                         [next(module.parameters()).device for module in attention],

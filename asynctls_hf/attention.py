@@ -12,6 +12,54 @@ from asynctls_hf.cache import AsyncTLSCache, AsyncTLSLayer, DecodePlan
 from asynctls_hf.config import AsyncTLSConfig
 
 
+def filter_blocks(
+    query: torch.Tensor, layer: AsyncTLSLayer, plan: DecodePlan, config: AsyncTLSConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block filtering: query [B, NG, G, Dk] -> (kept_scores float32, kept_blocks int64), each [B, NG, Kb], the
+    top_blocks best blocks of each group by their min/max bound (score -inf: a pick that holds no candidate)."""
+    scores = ops.block_scores(
+        query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid,
+        backend=config.backend,
+    )
+    return ops.select_top_k(scores, min(config.top_blocks, plan.n_blocks), backend=config.backend)
+
+
+def select_from_blocks(
+    query: torch.Tensor,
+    layer: AsyncTLSLayer,
+    plan: DecodePlan,
+    config: AsyncTLSConfig,
+    blocks: torch.Tensor,
+    block_usable: torch.Tensor,
+    fixed_slots: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token selection among the tokens of `blocks` [B, NG, Kb] int64 where block_usable [B, NG, Kb] bool, on the
+    labels. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool: fixed_slots [B, F]
+    (valid as plan.fixed_valid), then the selected tokens' slots in no particular order."""
+    candidates, token_scores = ops.candidate_scores(
+        query,
+        layer.label_channels,
+        layer.label_codes,
+        layer.label_scale,
+        layer.label_zero,
+        blocks,
+        torch.where(block_usable, 0.0, float("-inf")),
+        plan.candidate_low,
+        plan.candidate_high,
+        config.block_size,
+        config.label_bits,
+        backend=config.backend,
+    )  # [B, NG, Kb * block_size] each: slots of the blocks, and their label scores (-inf if not candidates)
+    return ops.select_tokens_into(
+        token_scores,
+        candidates,
+        min(config.selected_tokens, candidates.shape[-1]),
+        fixed_slots,
+        plan.fixed_valid,
+        backend=config.backend,
+    )
+
+
 def select_tokens(
     query: torch.Tensor,
     layer: AsyncTLSLayer,
@@ -20,7 +68,7 @@ def select_tokens(
     *,
     on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two-level selection for one decode step, shared by each group's query heads.
+    """Two-level selection for one decode step of a resident layer, shared by each group's query heads.
 
     query [B, NG, G, Dk]. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool:
     sinks, then the local window, then the best tokens of the best blocks in no particular order (block filtering
@@ -31,36 +79,48 @@ def select_tokens(
     if config.selected_tokens == 0:
         groups = query.shape[1]
         return plan.fixed_slots[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
-    scores = ops.block_scores(
-        query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid,
-        backend=config.backend,
-    )
-    kept_scores, kept_blocks = ops.select_top_k(
-        scores, min(config.top_blocks, plan.n_blocks), backend=config.backend
-    )  # [B, NG, Kb]
+    kept_scores, kept_blocks = filter_blocks(query, layer, plan, config)
+    kept_valid = kept_scores > float("-inf")
     if on_kept_blocks is not None:
-        on_kept_blocks(kept_blocks, kept_scores > float("-inf"))
-    candidates, token_scores = ops.candidate_scores(
-        query,
-        layer.label_channels,
-        layer.label_codes,
-        layer.label_scale,
-        layer.label_zero,
-        kept_blocks,
-        kept_scores,
-        plan.candidate_low,
-        plan.candidate_high,
-        config.block_size,
-        config.label_bits,
-        backend=config.backend,
-    )  # [B, NG, Kb * block_size] each: slots of the kept blocks, and their label scores (-inf if not candidates)
-    return ops.select_tokens_into(
-        token_scores,
-        candidates,
-        min(config.selected_tokens, candidates.shape[-1]),
-        plan.fixed_slots,
-        plan.fixed_valid,
-        backend=config.backend,
+        on_kept_blocks(kept_blocks, kept_valid)
+    return select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, plan.fixed_slots)
+
+
+def select_offloaded_tokens(
+    query: torch.Tensor,
+    layer: AsyncTLSLayer,
+    plan: DecodePlan,
+    config: AsyncTLSConfig,
+    *,
+    on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """select_tokens for an offloaded layer, in positions of its device buffer (layer.offloaded.keys).
+
+    Block filtering names the blocks wanted (this step's with prefetch_lag 0, the next step's with lag 1); the
+    engine makes the blocks token selection may use resident; the sinks and the local window come from the
+    device window. The caller calls layer.offloaded.engine.end_step() once the step's attention is issued.
+    """
+    offloaded = layer.offloaded
+    fixed_positions = offloaded.fixed_positions(plan.fixed_slots)
+    if config.selected_tokens == 0:
+        groups = query.shape[1]
+        return fixed_positions[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
+    kept_scores, kept_blocks = filter_blocks(query, layer, plan, config)
+    kept_valid = kept_scores > float("-inf")
+    if on_kept_blocks is not None:
+        on_kept_blocks(kept_blocks, kept_valid)
+    blocks = offloaded.engine.begin_step(torch.where(kept_valid, kept_blocks, -1))
+    slots, valid = select_from_blocks(
+        query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions
+    )
+    fixed = fixed_positions.shape[1]
+    selected, resident = offloaded.engine.translate(slots[..., fixed:])
+    selected_valid = valid[..., fixed:] & resident
+    # An entry that is not valid reads position 0 (sink 0): the slot it names may hold a partial block's tail,
+    # host memory never written, which attention must not even multiply by zero.
+    return (
+        torch.cat([slots[..., :fixed], torch.where(selected_valid, selected, 0)], dim=-1),
+        torch.cat([valid[..., :fixed], selected_valid], dim=-1),
     )
 
 
@@ -81,10 +141,11 @@ def asynctls_attention(
     first_slot = append_tokens(cache, layer_idx, query, key_states, value_states)
     layer = cache.layers[layer_idx]
     if query.shape[2] > 1:
+        keys, values = layer.context_kv()
         return ops.causal_prefill_attention(
             query,
-            layer.keys[:, :, : layer.length],
-            layer.values[:, :, : layer.length],
+            keys,
+            values,
             first_slot,
             cache.row_start.to(query.device),
             scaling,
@@ -121,15 +182,17 @@ def decode_attention(cache: AsyncTLSCache, layer_idx: int, query: torch.Tensor, 
     plan = cache.decode_plan(layer.length, query.device)
     grouped_query = query.view(batch, layer.num_groups, heads // layer.num_groups, query.shape[-1])
     if plan.dense:
-        output = ops.dense_decode_attention(
-            grouped_query, layer.keys[:, :, : plan.length], layer.values[:, :, : plan.length], plan.key_valid, scaling
-        )
+        keys, values = layer.context_kv()
+        output = ops.dense_decode_attention(grouped_query, keys, values, plan.key_valid, scaling)
         cache.record_decode(plan.key_valid.sum(dim=1, keepdim=True).expand(-1, layer.num_groups), dense=True)
     else:
         record = None if cache.block_recorder is None else functools.partial(cache.block_recorder, layer_idx)
-        slots, valid = select_tokens(grouped_query, layer, plan, cache.config, on_kept_blocks=record)
+        select = select_tokens if layer.offloaded is None else select_offloaded_tokens
+        slots, valid = select(grouped_query, layer, plan, cache.config, on_kept_blocks=record)
         output = ops.sparse_attention(
             grouped_query, layer.keys, layer.values, slots, valid, scaling, backend=cache.config.backend
         )
+        if layer.offloaded is not None:
+            layer.offloaded.engine.end_step()
         cache.record_decode(valid.sum(dim=-1), dense=False)
     return output.reshape(batch, heads, 1, -1)

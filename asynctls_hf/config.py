@@ -29,7 +29,11 @@ class AsyncTLSConfig:
     label_bits: bits per label channel: 4 (packed two per byte), 8, or 16 (the key's own dtype).
     sink_tokens: first real tokens of each row, always attended.
     local_tokens: most recent tokens, always attended.
-    offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto").
+    offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto": when
+        the resident cache would not leave a reserve for activations free on the GPU).
+    prefetch_lag: with offload, 1 (the paper's asynchronous mode: step t attends over the blocks chosen at step
+        t-1 that are resident, while the blocks chosen at step t are copied for step t+1) or 0 (exact: the
+        misses are copied before token selection; the results equal offload=False).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     prefill_chunk_size: query tokens per dense attention chunk during prefill.
     """
@@ -42,6 +46,7 @@ class AsyncTLSConfig:
     sink_tokens: int = 16
     local_tokens: int = 64
     offload: bool | str = False
+    prefetch_lag: int = 1
     backend: str = "auto"
     prefill_chunk_size: int = 2048
 
@@ -73,11 +78,8 @@ class AsyncTLSConfig:
             )
         if not any(self.offload is choice for choice in _OFFLOAD_CHOICES):
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
-        if self.offload is not False:
-            raise NotImplementedError(
-                f"offload={self.offload!r} is not available yet: the CPU-offload engine has not landed; "
-                "use offload=False"
-            )
+        if isinstance(self.prefetch_lag, bool) or self.prefetch_lag not in (0, 1):
+            raise ValueError(f"prefetch_lag must be 0 (exact) or 1 (asynchronous), got {self.prefetch_lag!r}")
         if self.backend not in _BACKEND_CHOICES:
             raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")
 

@@ -10,21 +10,10 @@ from transformers.cache_utils import Cache
 
 from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
+from asynctls_hf.offload.plan import CacheMemoryError, free_device_memory, host_available_memory
 
-GIB = 2**30
-
-
-class CacheMemoryError(MemoryError):
-    """The cache generate() would preallocate does not fit in a device's free memory (raised before prefill)."""
-
-
-def free_device_memory(device: torch.device) -> int | None:
-    """Bytes a new allocation can take on `device`: the driver's free memory plus what PyTorch's caching
-    allocator holds unused; None where no check applies (CPU)."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+__all__ = ["AsyncTLSCache", "CacheMemoryError", "DecodePlan", "LayerGeometry", "free_device_memory"]
 
 
 # recorder(layer_idx, kept_blocks [B, NG, Kb] int64, kept_valid [B, NG, Kb] bool), see AsyncTLSCache.block_recorder.
@@ -71,6 +60,11 @@ class AsyncTLSCache(Cache):
     Rows must be left-padded: the padding of the first forward's attention mask fixes each row's first
     real slot (`row_start`).
 
+    Placement: with config.offload True every layer keeps its K/V in pinned host memory; with "auto",
+    `plan_placement` (which generate() calls before prefill, knowing the batch and max_length) decides; a cache
+    never planned stays resident under "auto". Offloaded layers on a CUDA device share one CudaStreamTransport
+    (one copy stream) per device; on a CPU device they copy synchronously (tests).
+
     `block_recorder`, None unless set, is called at each sparse decode step of each layer (after block
     filtering) as block_recorder(layer_idx, kept_blocks, kept_valid): kept_blocks [B, NG, Kb] are the block
     indices each group kept, and kept_valid [B, NG, Kb] is False where the top-k had to fill up with blocks that
@@ -100,25 +94,50 @@ class AsyncTLSCache(Cache):
         self._row_start_host: list[int] = []
         self._plans: dict[torch.device, DecodePlan] = {}
         self.block_recorder: KeptBlocksRecorder | None = None
+        self._transports: dict[torch.device, Transport] = {}
+        if self.config.offload is True:
+            self._place_layers(True)
         self._reset_stats()
 
-    def check_device_memory(self, batch: int, dtype: torch.dtype, layer_devices: list[torch.device]) -> None:
-        """Raise CacheMemoryError, before anything is allocated, if the storage preallocated for `max_length`
-        slots of `batch` rows (K/V in `dtype`, layer i on layer_devices[i]) exceeds a device's free memory."""
+    def _transport_for(self, device: torch.device) -> Transport:
+        if device not in self._transports:
+            self._transports[device] = CudaStreamTransport(device) if device.type == "cuda" else SyncTransport()
+        return self._transports[device]
+
+    def _place_layers(self, offload: bool) -> None:
+        for layer in self.layers:
+            layer.place(offload, self._transport_for)
+
+    @property
+    def offloaded(self) -> bool:
+        return any(layer.offload for layer in self.layers)
+
+    def plan_placement(self, batch: int, dtype: torch.dtype, layer_devices: list[torch.device]) -> Placement:
+        """Decide, before anything is allocated, where the cache of `batch` rows of up to `max_length` slots (K/V in
+        `dtype`, layer i on layer_devices[i]) goes under config.offload, place the layers accordingly, and return
+        the placement. Raises CacheMemoryError, naming what is needed, what is free and which setting to change,
+        when it does not fit the devices' free memory or the available host memory."""
         if self.max_length is None:
-            return
-        needed: dict[torch.device, int] = {}
+            raise ValueError("plan_placement needs the cache's max_length")
+        resident: dict[torch.device, int] = {}
+        offloaded: dict[torch.device, int] = {}
+        host = 0
+        staging: dict[torch.device, int] = {}  # each transport's two staging buffers of the largest step's copy
         for layer, device in zip(self.layers, layer_devices, strict=True):
-            needed[device] = needed.get(device, 0) + layer.storage_bytes(batch, self.max_length, dtype)
-        for device, bytes_needed in needed.items():
-            free = free_device_memory(device)
-            if free is not None and bytes_needed > free:
-                raise CacheMemoryError(
-                    f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens needs "
-                    f"{bytes_needed / GIB:.2f} GiB on {device} (K/V plus its index, {dtype}), but only "
-                    f"{free / GIB:.2f} GiB is free: generate with a smaller batch, a shorter prompt or fewer "
-                    "max_new_tokens, or place layers on more devices (device_map)"
-                )
+            resident[device] = resident.get(device, 0) + layer.storage_bytes(batch, self.max_length, dtype)
+            offloaded[device] = offloaded.get(device, 0) + layer.storage_bytes(
+                batch, self.max_length, dtype, offload=True
+            )
+            host += layer.host_bytes(batch, self.max_length, dtype)
+            staging[device] = max(staging.get(device, 0), 2 * layer.block_copy_bytes(batch, dtype))
+        placement = plan_placement(
+            resident, offloaded, host + sum(staging.values()), self.config.offload,
+            what=f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens ({dtype})",
+            device_free={device: free_device_memory(device) for device in resident},
+            host_free=host_available_memory(),
+        )
+        self._place_layers(placement.offload)
+        return placement
 
     @classmethod
     def for_model(cls, model, config: AsyncTLSConfig | None = None, max_length: int | None = None) -> AsyncTLSCache:
@@ -227,6 +246,9 @@ class AsyncTLSCache(Cache):
         self._attended_sum: torch.Tensor | None = None
         self._attended_groups = 0
         self._decode_calls = {"dense": 0, "sparse": 0}
+        for layer in self.layers:
+            if layer.offloaded is not None:
+                layer.offloaded.engine.reset_stats()
 
     def record_decode(self, attended_per_group: torch.Tensor, dense: bool) -> None:
         """Add one layer's decode step: attended_per_group [B, NG] (or [B, 1]) tokens attended by each group."""
@@ -241,19 +263,30 @@ class AsyncTLSCache(Cache):
         """Counters since the cache was built or reset (reading them synchronizes the device).
 
         attended_tokens: mean tokens attended per KV group (so per head) per layer and decode step;
-        h2d_bytes: bytes copied host to device by the offload engine; hit_rate: share of wanted blocks already
-        on the device (1.0 when the cache is resident); memory_bytes: storage of all layers.
+        offloaded: whether the K/V lives in host memory; h2d_bytes: bytes the offload engines copied host to
+        device; hit_rate: share of wanted blocks already on the device (1.0 when the cache is resident);
+        copy_wait_seconds: time the compute stream waited on copies; memory_bytes: device storage of all layers;
+        host_memory_bytes: pinned host storage; layers (offloaded only): each layer's OffloadEngine.stats().
         """
         attended = float(self._attended_sum) / self._attended_groups if self._attended_groups else 0.0
-        return {
+        initialized = [layer for layer in self.layers if layer.is_initialized]
+        engines = [layer.offloaded.engine.stats() for layer in initialized if layer.offloaded is not None]
+        wanted = sum(engine["wanted_blocks"] for engine in engines)
+        stats = {
             "attended_tokens": attended,
             "decode_layer_steps": sum(self._decode_calls.values()),
             "dense_layer_steps": self._decode_calls["dense"],
             "sparse_layer_steps": self._decode_calls["sparse"],
-            "h2d_bytes": 0,
-            "hit_rate": 1.0,
-            "memory_bytes": sum(layer.memory_bytes() for layer in self.layers if layer.is_initialized),
+            "offloaded": self.offloaded,
+            "h2d_bytes": sum(engine["copied_bytes"] for engine in engines),
+            "hit_rate": sum(engine["hit_blocks"] for engine in engines) / wanted if wanted else 1.0,
+            "copy_wait_seconds": sum(engine["wait_seconds"] for engine in engines),
+            "memory_bytes": sum(layer.memory_bytes() for layer in initialized),
+            "host_memory_bytes": sum(layer.host_memory_bytes() for layer in initialized),
         }
+        if engines:
+            stats["layers"] = engines
+        return stats
 
     # ---- transformers Cache API ----------------------------------------------------------------------
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
 from asynctls_hf import ops
+from asynctls_hf.cache.offloaded import OffloadedKV, window_layout
 from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.offload import Transport
+
+TransportFor = Callable[[torch.device], Transport]  # the transport an offloaded layer on that device copies with
 
 _GROWTH_QUANTUM = 1024
 
@@ -19,6 +24,10 @@ class AsyncTLSLayer(CacheLayerMixin):
     Storage is preallocated for `max_length` slots when the caller knows it (generate() does), rounded up to
     a multiple of the block size, and grows by doubling past it. Row b's real tokens occupy slots
     [row_start[b], length): left padding keeps every row's newest token in the same slot.
+
+    Resident (the default) or offloaded (`place(True, transport)` before the first append): then `keys` and
+    `values` are not stored on the device; `offloaded` (an OffloadedKV) keeps them in pinned host memory, with
+    the sinks, the recent tokens and the resident block slots on the device. The index is on the device either way.
 
     Tensors (NG groups, Dk key width, Dv value width, C label channels):
         keys [B, NG, capacity, Dk]; values [B, NG, capacity, Dv] (a view of keys[..., :Dv] when the values
@@ -51,6 +60,9 @@ class AsyncTLSLayer(CacheLayerMixin):
         self.values_in_keys = values_in_keys
         self.max_length = max_length
         self.num_label_channels = config.label_channels_for(key_width)
+        self.offload = False
+        self.transport_for: TransportFor | None = None
+        self.offloaded: OffloadedKV | None = None
         self.length = 0
         self.capacity = 0
         self.block_max = self.block_min = None
@@ -59,11 +71,27 @@ class AsyncTLSLayer(CacheLayerMixin):
 
     # ---- storage -------------------------------------------------------------------------------------
 
+    def place(self, offload: bool, transport_for: TransportFor | None = None) -> None:
+        """Keep K/V on the device (offload False) or in pinned host memory, its copies travelling by
+        transport_for(the layer's device); decided before the first append."""
+        if self.is_initialized:
+            raise RuntimeError("a layer's placement is decided before its first append")
+        if offload and transport_for is None:
+            raise ValueError("an offloaded layer needs a transport")
+        self.offload, self.transport_for = offload, transport_for
+
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor | None = None) -> None:
         """Allocate empty storage for the batch, dtype and device of `key_states` [B, NG, T, Dk]."""
         self.dtype, self.device = key_states.dtype, key_states.device
         self.batch_size = key_states.shape[0]
-        self._allocate(self._round_capacity(self.max_length or key_states.shape[2]))
+        capacity = self._round_capacity(self.max_length or key_states.shape[2])
+        if self.offload:
+            self.offloaded = OffloadedKV(
+                self.config, self.batch_size, self.num_groups, self.key_width, self.value_width,
+                self.values_in_keys, self.dtype, self.device, capacity, self.transport_for(self.device),
+            )
+            self.keys, self.values = self.offloaded.keys, self.offloaded.values
+        self._allocate(capacity)
         self.is_initialized = True
 
     def _round_capacity(self, slots: int) -> int:
@@ -72,11 +100,14 @@ class AsyncTLSLayer(CacheLayerMixin):
         return -(-max(slots, 1) // quantum) * quantum
 
     def _allocate(self, capacity: int) -> None:
-        """(Re)allocate storage for `capacity` slots, keeping the first `length` slots."""
+        """(Re)allocate the device storage for `capacity` slots, keeping the first `length` slots (the offloaded
+        K/V grows in its own store)."""
         old = self._storage() if self.capacity else {}
+        layout = self._storage_layout(self.batch_size, capacity, self.dtype, self.offload)
+        layout.pop("offloaded_keys", None)
+        layout.pop("offloaded_values", None)
         new = {
-            name: torch.zeros(shape, dtype=dtype, device=self.device)
-            for name, (shape, dtype) in self._storage_layout(self.batch_size, capacity, self.dtype).items()
+            name: torch.zeros(shape, dtype=dtype, device=self.device) for name, (shape, dtype) in layout.items()
         }
         for name, tensor in new.items():
             if name in old:
@@ -87,11 +118,23 @@ class AsyncTLSLayer(CacheLayerMixin):
         self._set_storage(new)
         self.capacity = capacity
 
-    def _storage_layout(self, batch: int, capacity: int, dtype: torch.dtype) -> dict[str, tuple[tuple, torch.dtype]]:
-        """Shape and dtype of every storage tensor for `batch` rows of `capacity` slots of K/V in `dtype`."""
+    def _storage_layout(
+        self, batch: int, capacity: int, dtype: torch.dtype, offload: bool
+    ) -> dict[str, tuple[tuple, torch.dtype]]:
+        """Shape and dtype of every device storage tensor for `batch` rows of `capacity` slots of K/V in `dtype`,
+        resident or offloaded (then the device buffer of the window and the block slots replaces keys/values)."""
         groups, blocks = self.num_groups, capacity // self.config.block_size
-        layout = {
-            "keys": ((batch, groups, capacity, self.key_width), dtype),
+        if offload:
+            _, window = window_layout(self.config)
+            buffer = window + self.config.top_blocks * self.config.block_size
+            layout = {"offloaded_keys": ((batch, groups, buffer, self.key_width), dtype)}
+            if not self.values_in_keys:
+                layout["offloaded_values"] = ((batch, groups, buffer, self.value_width), dtype)
+        else:
+            layout = {"keys": ((batch, groups, capacity, self.key_width), dtype)}
+            if not self.values_in_keys:
+                layout["values"] = ((batch, groups, capacity, self.value_width), dtype)
+        layout |= {
             "block_max": ((batch, groups, blocks, self.key_width), dtype),
             "block_min": ((batch, groups, blocks, self.key_width), dtype),
             "label_codes": (
@@ -101,33 +144,45 @@ class AsyncTLSLayer(CacheLayerMixin):
             "label_scale": ((batch, groups, capacity), torch.float32),
             "label_zero": ((batch, groups, capacity), torch.float32),
         }
-        if not self.values_in_keys:
-            layout["values"] = ((batch, groups, capacity, self.value_width), dtype)
         return layout
 
-    def storage_bytes(self, batch: int, slots: int, dtype: torch.dtype) -> int:
-        """Bytes this layer allocates for `batch` rows of `slots` slots (as preallocated for max_length = slots)
-        with K/V in `dtype`, the chosen label channels included."""
-        layout = self._storage_layout(batch, -(-max(slots, 1) // self.config.block_size) * self.config.block_size,
-                                      dtype)
+    def _preallocated_capacity(self, slots: int) -> int:
+        return -(-max(slots, 1) // self.config.block_size) * self.config.block_size
+
+    def storage_bytes(self, batch: int, slots: int, dtype: torch.dtype, offload: bool = False) -> int:
+        """Device bytes this layer allocates for `batch` rows of `slots` slots (as preallocated for
+        max_length = slots) with K/V in `dtype`, resident or offloaded, the chosen label channels included."""
+        layout = self._storage_layout(batch, self._preallocated_capacity(slots), dtype, offload)
         layout["label_channels"] = ((batch, self.num_groups, self.num_label_channels), torch.int64)
         return sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values())
+
+    def host_bytes(self, batch: int, slots: int, dtype: torch.dtype) -> int:
+        """Pinned host bytes this layer's store takes, offloaded, for `batch` rows of `slots` slots in `dtype`."""
+        widths = self.key_width + (0 if self.values_in_keys else self.value_width)
+        return batch * self.num_groups * self._preallocated_capacity(slots) * widths * dtype.itemsize
+
+    def block_copy_bytes(self, batch: int, dtype: torch.dtype) -> int:
+        """Bytes of the largest copy one offloaded decode step can make: every top_blocks block of every row and
+        group (what a transport's staging buffer grows to)."""
+        widths = self.key_width + (0 if self.values_in_keys else self.value_width)
+        return batch * self.num_groups * self.config.top_blocks * self.config.block_size * widths * dtype.itemsize
 
     def _label_width(self) -> int:
         channels = self.num_label_channels
         return channels // 2 if self.config.label_bits == 4 else channels
 
     def _storage(self) -> dict[str, torch.Tensor]:
-        """Every tensor with a batch dimension (label_channels once chosen; values unless a view of keys)."""
-        tensors = {
-            "keys": self.keys,
+        """Every device tensor with a batch dimension this layer owns (label_channels once chosen; keys and values
+        when resident, values unless a view of keys)."""
+        tensors = {} if self.offloaded is not None else {"keys": self.keys}
+        tensors |= {
             "block_max": self.block_max,
             "block_min": self.block_min,
             "label_codes": self.label_codes,
             "label_scale": self.label_scale,
             "label_zero": self.label_zero,
         }
-        if not self.values_in_keys:
+        if not self.values_in_keys and self.offloaded is None:
             tensors["values"] = self.values
         if self.label_channels is not None:
             tensors["label_channels"] = self.label_channels
@@ -136,9 +191,11 @@ class AsyncTLSLayer(CacheLayerMixin):
     def _set_storage(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, tensor in tensors.items():
             setattr(self, name, tensor)
-        if self.values_in_keys:
+        if self.offloaded is not None:
+            self.keys, self.values = self.offloaded.keys, self.offloaded.values
+        elif self.values_in_keys:
             self.values = self.keys[..., : self.value_width]
-        self.batch_size = self.keys.shape[0]
+        self.batch_size = self.label_codes.shape[0]
 
     # ---- appending and indexing ----------------------------------------------------------------------
 
@@ -157,23 +214,43 @@ class AsyncTLSLayer(CacheLayerMixin):
         end = begin + key_states.shape[2]
         if end > self.capacity:
             self._allocate(self._round_capacity(max(end, 2 * self.capacity)))
-        self.keys[:, :, begin:end] = key_states
-        if not self.values_in_keys:
-            self.values[:, :, begin:end] = value_states
-        self.length = end
-        ops.update_block_summaries(
-            self.keys,
-            self.block_max,
-            self.block_min,
-            row_start,
-            begin,
-            end,
-            self.config.block_size,
-            backend=self.config.backend,
-        )
+        new_keys = key_states.to(self.dtype)
+        if self.offloaded is None:
+            self.keys[:, :, begin:end] = key_states
+            if not self.values_in_keys:
+                self.values[:, :, begin:end] = value_states
+            self.length = end
+            ops.update_block_summaries(
+                self.keys, self.block_max, self.block_min, row_start, begin, end, self.config.block_size,
+                backend=self.config.backend,
+            )
+        else:
+            block_begin = begin // self.config.block_size * self.config.block_size
+            earlier = self.offloaded.recent_keys(block_begin, begin).clone()  # read before the ring moves on
+            self.offloaded.append(new_keys, None if value_states is None else value_states.to(self.dtype), row_start)
+            self.length = end
+            self._update_block_summaries_from(torch.cat([earlier, new_keys], dim=2), block_begin, begin, row_start)
         if self.label_channels is None:
             self.label_channels = self._choose_label_channels(query, row_start, begin)
-        self._write_labels(begin, end)
+        self._write_labels(new_keys, begin, end)
+
+    def _update_block_summaries_from(
+        self, span: torch.Tensor, block_begin: int, begin: int, row_start: torch.Tensor
+    ) -> None:
+        """Summaries of the blocks of slots [begin, length) from `span` [B, NG, length - block_begin, Dk], the keys
+        of slots [block_begin, length), block_begin the first slot of begin's block."""
+        first_block = block_begin // self.config.block_size
+        ops.update_block_summaries(
+            span, self.block_max[:, :, first_block:], self.block_min[:, :, first_block:], row_start - block_begin,
+            begin - block_begin, span.shape[2], self.config.block_size, backend=self.config.backend,
+        )
+
+    def context_kv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys [B, NG, length, Dk] and values [B, NG, length, Dv] of every cached token, on the device: views of
+        the storage when resident, a copy when offloaded (prefill attention and dense decode steps)."""
+        if self.offloaded is None:
+            return self.keys[:, :, : self.length], self.values[:, :, : self.length]
+        return self.offloaded.context()
 
     def _choose_label_channels(
         self, query: torch.Tensor, row_start: torch.Tensor, first_query_slot: int
@@ -186,21 +263,28 @@ class AsyncTLSLayer(CacheLayerMixin):
         query_mean = torch.einsum("bghtd,bt->bgd", query_abs, real_query)
         key_slots = torch.arange(self.length, device=query.device)
         real_key = (key_slots[None, :] >= row_start[:, None]).to(torch.float32)  # [B, L]
-        key_mean = torch.einsum("bgld,bl->bgd", self.keys[:, :, : self.length].float().abs(), real_key)
+        key_mean = torch.einsum("bgld,bl->bgd", self.context_kv()[0].float().abs(), real_key)
         importance = query_mean * key_mean
         return importance.topk(self.num_label_channels, dim=-1).indices.sort(dim=-1).values
 
-    def _write_labels(self, begin: int, end: int) -> None:
+    def _write_labels(self, new_keys: torch.Tensor, begin: int, end: int) -> None:
+        """Labels of slots [begin, end) from their keys new_keys [B, NG, end - begin, Dk]."""
         channels = self.label_channels[:, :, None, :].expand(-1, -1, end - begin, -1)
-        channel_keys = self.keys[:, :, begin:end].gather(-1, channels)
+        channel_keys = new_keys.gather(-1, channels)
         codes, scale, zero = ops.quantize_labels(channel_keys, self.config.label_bits, backend=self.config.backend)
         self.label_codes[:, :, begin:end] = codes
         self.label_scale[:, :, begin:end] = scale
         self.label_zero[:, :, begin:end] = zero
 
     def rebuild_index(self, row_start: torch.Tensor) -> None:
-        """Recompute every block summary from the stored keys (after crop or a change of padding)."""
-        if self.length:
+        """Recompute the block summaries from the stored keys after crop: all of them when resident, the last
+        (partial) block from the ring when offloaded (the blocks before it did not change)."""
+        if self.length and self.offloaded is not None:
+            block_begin = (self.length - 1) // self.config.block_size * self.config.block_size
+            self._update_block_summaries_from(
+                self.offloaded.recent_keys(block_begin, self.length), block_begin, block_begin, row_start
+            )
+        elif self.length:
             ops.update_block_summaries(
                 self.keys,
                 self.block_max,
@@ -234,15 +318,21 @@ class AsyncTLSLayer(CacheLayerMixin):
         """Forget every token and the channel choice, keeping the storage."""
         self.length = 0
         self.label_channels = None
+        if self.offloaded is not None:
+            self.offloaded.reset()
 
     def crop(self, length: int) -> None:
         """Keep the first `length` slots; the caller rebuilds block summaries with rebuild_index."""
         self.length = length
+        if self.offloaded is not None:
+            self.offloaded.crop(length)
 
     def select_rows(self, rows: torch.Tensor) -> None:
         """Keep (and reorder, or repeat) the batch rows `rows` [B'] int64 of every per-row tensor."""
         if not self.is_initialized:
             return
+        if self.offloaded is not None:
+            self.offloaded.select_rows(rows)
         self._set_storage(
             {name: tensor.index_select(0, rows.to(tensor.device)) for name, tensor in self._storage().items()}
         )
@@ -258,5 +348,10 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.select_rows(torch.arange(self.batch_size, device=self.device).repeat_interleave(repeats))
 
     def memory_bytes(self) -> int:
-        """Bytes held by this layer's storage and index."""
-        return sum(tensor.numel() * tensor.element_size() for tensor in self._storage().values())
+        """Device bytes held by this layer's storage and index."""
+        owned = sum(tensor.numel() * tensor.element_size() for tensor in self._storage().values())
+        return owned + (self.offloaded.memory_bytes()[0] if self.offloaded is not None else 0)
+
+    def host_memory_bytes(self) -> int:
+        """Pinned host bytes held by this layer's store (0 when resident)."""
+        return self.offloaded.memory_bytes()[1] if self.offloaded is not None else 0

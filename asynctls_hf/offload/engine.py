@@ -14,9 +14,11 @@ from asynctls_hf.offload.transport import PendingCopy, Transport, WaitTimer
 class OffloadEngine:
     """The full K/V of one layer in a HostBlockStore; `num_slots` blocks per (row, group) on the device.
 
-    Device slot buffers: key_slots [B, NG, S * block_size, Dk] and value_slots [B, NG, S * block_size, Dv]
-    (a view of key_slots' first Dv channels when the values are inside the keys). Slot s of (row, group) holds
-    one block in rows s * block_size to (s + 1) * block_size; which block is ResidentSet's bookkeeping.
+    Device buffers: key_buffer [B, NG, W + S * block_size, Dk] and value_buffer [B, NG, W + S * block_size, Dv]
+    (a view of key_buffer's first Dv channels when the values are inside the keys). The first W =
+    `window_tokens` positions of each (row, group) are the caller's (AsyncTLS keeps the sinks and the local
+    window there); block slot s holds one block at positions W + s * block_size to W + (s + 1) * block_size,
+    which block being ResidentSet's bookkeeping. Keeping both in one buffer lets one attention call read them.
 
     Per decode step the attention path calls, on the compute stream and in this order:
       1. append(keys, values): the step's token goes to the host store; device copies of the block it lands in
@@ -26,8 +28,8 @@ class OffloadEngine:
          (-1: none); when it returns they are resident and the compute stream waits for their data.
       4. (caller) token selection among the tokens of `blocks`, plus the sinks and the local window, which the
          caller keeps on the device itself (they are not in the slots).
-      5. buffer_positions, resident = translate(positions): where the selected tokens sit in the slot buffers;
-         attention reads key_slots / value_slots there.
+      5. buffer_positions, resident = translate(positions): where the selected tokens sit in the device
+         buffers; attention reads key_buffer / value_buffer there.
       6. end_step(), after the step's attention has been issued.
 
     prefetch_lag=0 (exact): begin_step fetches the misses of `wanted` before returning and returns `wanted`
@@ -48,21 +50,28 @@ class OffloadEngine:
         transport: Transport,
         device: torch.device | str,
         prefetch_lag: int = 1,
+        window_tokens: int = 0,
     ):
         if prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
+        if window_tokens % store.block_size:
+            raise ValueError(f"window_tokens ({window_tokens}) must be a multiple of block_size ({store.block_size})")
         self.store = store
         self.transport = transport
         self.prefetch_lag = prefetch_lag
         self.device = torch.device(device)
-        self.resident = ResidentSet(store.batch, store.num_groups, num_slots, store.capacity_blocks, self.device)
-        self.key_slots = torch.zeros(
-            (store.batch, store.num_groups, num_slots * store.block_size, store.key_width),
+        self.window_tokens = window_tokens
+        self.resident = ResidentSet(
+            store.batch, store.num_groups, num_slots, store.capacity_blocks, self.device,
+            reserved_slots=window_tokens // store.block_size,
+        )
+        self.key_buffer = torch.zeros(
+            (store.batch, store.num_groups, window_tokens + num_slots * store.block_size, store.key_width),
             dtype=store.dtype,
             device=self.device,
         )
-        self.separate_value_slots = (
-            None if store.values_in_keys else torch.zeros_like(self.key_slots[..., : store.value_width])
+        self.separate_value_buffer = (
+            None if store.values_in_keys else torch.zeros_like(self.key_buffer[..., : store.value_width])
         )
         self._pending: PendingCopy | None = None
         self._previous_wanted: torch.Tensor | None = None
@@ -70,11 +79,12 @@ class OffloadEngine:
         self.reset_stats()
 
     @property
-    def value_slots(self) -> torch.Tensor:
-        """[B, NG, S * block_size, Dv]: its own buffer, or a view of key_slots when the values are in the keys."""
-        if self.separate_value_slots is None:
-            return self.key_slots[..., : self.store.value_width]
-        return self.separate_value_slots
+    def value_buffer(self) -> torch.Tensor:
+        """[B, NG, W + S * block_size, Dv]: its own buffer, or a view of key_buffer when the values are in the
+        keys."""
+        if self.separate_value_buffer is None:
+            return self.key_buffer[..., : self.store.value_width]
+        return self.separate_value_buffer
 
     @property
     def block_size(self) -> int:
@@ -106,7 +116,7 @@ class OffloadEngine:
         return selectable
 
     def translate(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token positions [B, NG, T] int64 -> (positions in key_slots / value_slots [B, NG, T] int64, resident
+        """Token positions [B, NG, T] int64 -> (positions in key_buffer / value_buffer [B, NG, T] int64, resident
         [B, NG, T] bool); a position whose block is not resident maps to 0 with resident False."""
         return self.resident.translate(positions, self.block_size)
 
@@ -123,7 +133,7 @@ class OffloadEngine:
         self._wanted_blocks += plan.wanted.ge(0).sum()
         self._hit_blocks += plan.hits.sum()
         self._steps += 1
-        self._pending = self.transport.copy_blocks(plan, self.store, self.key_slots, self.separate_value_slots)
+        self._pending = self.transport.copy_blocks(plan, self.store, self.key_buffer, self.separate_value_buffer)
         self._copied_blocks += self._pending.blocks
         self._copied_bytes += self._pending.bytes
 
@@ -144,9 +154,9 @@ class OffloadEngine:
         device_rows = rows.to(self.device)
         self.store.select_rows(rows)
         self.resident.select_rows(device_rows)
-        self.key_slots = self.key_slots.index_select(0, device_rows)
-        if self.separate_value_slots is not None:
-            self.separate_value_slots = self.separate_value_slots.index_select(0, device_rows)
+        self.key_buffer = self.key_buffer.index_select(0, device_rows)
+        if self.separate_value_buffer is not None:
+            self.separate_value_buffer = self.separate_value_buffer.index_select(0, device_rows)
         if self._previous_wanted is not None:
             self._previous_wanted = self._previous_wanted.index_select(0, device_rows)
 

@@ -14,7 +14,8 @@ class CopyPlan:
     wanted [B, NG, K] int64: the block ids asked for (-1: none). hits [B, NG, K] bool: already resident.
     copy_mask [B, NG, K] bool: to be copied (wanted and not resident). source_blocks [B, NG, K] int64: the block
     to copy (-1 where nothing is copied). dest_slots [B, NG, K] int64: the slot it goes to (-1 likewise).
-    copy_count [B, NG] int64: copies per row and group. num_slots: slots per row and group.
+    copy_count [B, NG] int64: copies per row and group. num_slots: block slots per row and group;
+    reserved_slots: slots before them in each (row, group) of the device buffer that hold no block.
     """
 
     wanted: torch.Tensor
@@ -24,22 +25,28 @@ class CopyPlan:
     dest_slots: torch.Tensor
     copy_count: torch.Tensor
     num_slots: int
+    reserved_slots: int = 0
 
     def flat_copies(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The N copies as flat lists: rows, groups, source blocks [N] int64 and flat destination slots [N] int64
-        (index into the slot buffer seen as [B * NG * num_slots, block_size, D]).
+        (index into the device buffer seen as [B * NG * (reserved_slots + num_slots), block_size, D]).
 
         N depends on the data, so on a CUDA device this synchronizes with the host.
         """
         rows, groups, picks = self.copy_mask.nonzero(as_tuple=True)
         num_groups = self.copy_mask.shape[1]
         blocks = self.source_blocks[rows, groups, picks]
-        flat_slots = (rows * num_groups + groups) * self.num_slots + self.dest_slots[rows, groups, picks]
+        slots_per_group = self.reserved_slots + self.num_slots
+        dest = self.reserved_slots + self.dest_slots[rows, groups, picks]
+        flat_slots = (rows * num_groups + groups) * slots_per_group + dest
         return rows, groups, blocks, flat_slots
 
 
 class ResidentSet:
     """Bookkeeping of the device slots of one offloaded layer: `num_slots` block slots per (row, group).
+
+    In the device buffer [B, NG, (reserved_slots + num_slots) * block_size, D], block slot s of (row, group) is
+    buffer slot reserved_slots + s (the reserved ones hold data the caller manages itself, such as a window).
 
     State, all on `device` and updated with vectorized tensor ops (no loop over rows or groups, no host sync):
     slot_block [B, NG, S] int64, the block id each slot holds (-1: empty); block_slot [B, NG, C + 1] int64, the
@@ -51,8 +58,17 @@ class ResidentSet:
     per step need K <= S slots.
     """
 
-    def __init__(self, batch: int, num_groups: int, num_slots: int, block_capacity: int, device: torch.device | str):
+    def __init__(
+        self,
+        batch: int,
+        num_groups: int,
+        num_slots: int,
+        block_capacity: int,
+        device: torch.device | str,
+        reserved_slots: int = 0,
+    ):
         self.num_slots = num_slots
+        self.reserved_slots = reserved_slots
         self.device = torch.device(device)
         self.step = 0
         self.slot_block = torch.full((batch, num_groups, num_slots), -1, dtype=torch.long, device=self.device)
@@ -114,17 +130,22 @@ class ResidentSet:
         last_wanted.scatter_(2, new_slot, self.step)
         self.slot_last_wanted = last_wanted[:, :, : self.num_slots].contiguous()
         self.step += 1
-        return CopyPlan(wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots)
+        return CopyPlan(
+            wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots,
+            self.reserved_slots,
+        )
 
     def translate(self, positions: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token positions [B, NG, T] int64 -> (positions in the slot buffer [B, NG, T] int64, resident [B, NG, T]
-        bool). A token at block b, offset o sits at slot_of(b) * block_size + o in the slot buffer
-        [B, NG, S * block_size, D]; where its block is not resident (or the position is negative) the buffer
-        position is 0 and `resident` is False: the caller must not read it as that token."""
+        """Token positions [B, NG, T] int64 -> (positions in the device buffer [B, NG, T] int64, resident
+        [B, NG, T] bool). A token at block b, offset o sits at (reserved_slots + slot_of(b)) * block_size + o in
+        the device buffer [B, NG, (reserved_slots + S) * block_size, D]; where its block is not resident (or the
+        position is negative) the buffer position is 0 and `resident` is False: the caller must not read it as
+        that token."""
         blocks = torch.where(positions >= 0, positions // block_size, -1)
         slots = self.lookup(blocks)
         resident = slots >= 0
-        return torch.where(resident, slots * block_size + positions % block_size, 0), resident
+        buffer_positions = (self.reserved_slots + slots) * block_size + positions % block_size
+        return torch.where(resident, buffer_positions, 0), resident
 
     def invalidate_from(self, first_block: int) -> None:
         """Forget the device copy of every block id >= first_block (blocks whose host data changed: appended to,

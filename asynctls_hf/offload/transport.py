@@ -1,7 +1,7 @@
-"""Transports: how planned block copies travel from a HostBlockStore into a layer's device slot buffers.
+"""Transports: how planned block copies travel from a HostBlockStore into a layer's device buffers.
 
-A slot buffer is [B, NG, S * block_size, D]; block slot s of (row, group) is rows s * block_size to
-(s + 1) * block_size. A transport is shared by every layer of a cache: what is pending for one layer is the
+A device buffer is [B, NG, (R + S) * block_size, D]: R reserved slots, then S block slots; buffer slot r of
+(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.flat_copies numbers them). A transport is shared by every layer of a cache: what is pending for one layer is the
 `PendingCopy` returned to that layer's engine.
 """
 
@@ -42,19 +42,19 @@ class WaitTimer:
 
 class Transport(Protocol):
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_slots: torch.Tensor, value_slots: torch.Tensor | None
+        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
-        """Start copying plan's blocks from `store` into key_slots [B, NG, S * block_size, Dk] and value_slots
-        [B, NG, S * block_size, Dv] (None when the values are inside the keys). Must be called after every read
-        of the slots it overwrites has been issued on the current stream."""
+        """Start copying plan's blocks from `store` into key_buffer [B, NG, (R + S) * block_size, Dk] and
+        value_buffer [B, NG, (R + S) * block_size, Dv] (None when the values are inside the keys). Must be called
+        after every read of the slots it overwrites has been issued on the current stream."""
 
     def wait(self, pending: PendingCopy) -> WaitTimer | None:
         """Make the current stream wait until `pending` has landed; returns a timer of the stall, if measured."""
 
 
-def _slot_blocks(slots: torch.Tensor, block_size: int) -> torch.Tensor:
-    """A slot buffer [B, NG, S * block_size, D] seen as [B * NG * S, block_size, D] (a view)."""
-    return slots.view(-1, block_size, slots.shape[-1])
+def _slot_blocks(buffer: torch.Tensor, block_size: int) -> torch.Tensor:
+    """A device buffer [B, NG, (R + S) * block_size, D] seen as [B * NG * (R + S), block_size, D] (a view)."""
+    return buffer.view(-1, block_size, buffer.shape[-1])
 
 
 def _block_views(flat: torch.Tensor, count: int, store: HostBlockStore) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -85,13 +85,13 @@ class _StagingBuffer:
 
 class SyncTransport:
     """Copies at once, on the calling thread and current stream: gather into a host staging buffer, move it to
-    the slot buffers' device, scatter into the slots. Works for CPU slot buffers (the tests) and CUDA ones."""
+    the device buffers' device, scatter into the slots. Works for CPU buffers (the tests) and CUDA ones."""
 
     def __init__(self):
         self._staging = _StagingBuffer(pin_memory=False)
 
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_slots: torch.Tensor, value_slots: torch.Tensor | None
+        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
         rows, groups, blocks, flat_slots = plan.flat_copies()
         count = len(blocks)
@@ -99,10 +99,10 @@ class SyncTransport:
             return PendingCopy(0, 0)
         staging = self._staging.take(count, store)
         store.gather(rows.cpu(), groups.cpu(), blocks.cpu(), *_block_views(staging, count, store))
-        keys, values = _block_views(staging.to(key_slots.device), count, store)
-        _slot_blocks(key_slots, store.block_size).index_copy_(0, flat_slots, keys)
+        keys, values = _block_views(staging.to(key_buffer.device), count, store)
+        _slot_blocks(key_buffer, store.block_size).index_copy_(0, flat_slots, keys)
         if values is not None:
-            _slot_blocks(value_slots, store.block_size).index_copy_(0, flat_slots, values)
+            _slot_blocks(value_buffer, store.block_size).index_copy_(0, flat_slots, values)
         return PendingCopy(count, count * store.block_bytes)
 
     def wait(self, pending: PendingCopy) -> None:
@@ -130,7 +130,7 @@ class CudaStreamTransport:
         self._turn = 0
 
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_slots: torch.Tensor, value_slots: torch.Tensor | None
+        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
         rows, groups, blocks, flat_slots = plan.flat_copies()
         count = len(blocks)
@@ -149,9 +149,9 @@ class CudaStreamTransport:
             uploaded = torch.cuda.Event()
             uploaded.record(self.stream)
             keys, values = _block_views(uploaded_staging, count, store)
-            _slot_blocks(key_slots, store.block_size).index_copy_(0, flat_slots, keys)
+            _slot_blocks(key_buffer, store.block_size).index_copy_(0, flat_slots, keys)
             if values is not None:
-                _slot_blocks(value_slots, store.block_size).index_copy_(0, flat_slots, values)
+                _slot_blocks(value_buffer, store.block_size).index_copy_(0, flat_slots, values)
             ready = torch.cuda.Event()
             ready.record(self.stream)
         flat_slots.record_stream(self.stream)

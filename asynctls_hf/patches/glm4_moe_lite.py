@@ -175,7 +175,7 @@ def expanded_prefill_attention(
     query [B, H, T, qk_nope + qk_rope] (the T newest tokens, slots first_slot ...). Returns [B, H, T, v_head_dim].
     """
     layer = cache.layers[module.layer_idx]
-    latent, key_rot = layer.keys[:, 0, : layer.length].split([module.kv_lora_rank, module.qk_rope_head_dim], dim=-1)
+    latent, key_rot = layer.context_kv()[0][:, 0].split([module.kv_lora_rank, module.qk_rope_head_dim], dim=-1)
     batch, length = latent.shape[:2]
     expanded = module.kv_b_proj(latent).view(batch, length, module.num_heads, -1).transpose(1, 2)
     key_nope, values = expanded.split([module.qk_nope_head_dim, module.v_head_dim], dim=-1)

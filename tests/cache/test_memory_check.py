@@ -21,12 +21,16 @@ def generate(model, prompt_tokens: int = 70, max_new_tokens: int = 5, batch: int
     )
 
 
+@pytest.mark.parametrize("offload", [False, True])
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_storage_bytes_predicts_what_generate_allocates(build):
-    model = asynctls_hf.patch(build(), CONFIG)
+def test_storage_bytes_predicts_what_generate_allocates(build, offload):
+    model = asynctls_hf.patch(build(), CONFIG.replace(offload=offload))
     cache = returned_cache(generate(model))
+    assert cache.stats()["offloaded"] == offload
     for layer in cache.layers:
-        assert layer.storage_bytes(2, cache.max_length, torch.float32) == layer.memory_bytes()
+        assert layer.storage_bytes(2, cache.max_length, torch.float32, offload) == layer.memory_bytes()
+        expected_host = layer.host_bytes(2, cache.max_length, torch.float32) if offload else 0
+        assert layer.host_memory_bytes() == expected_host
 
 
 def test_too_little_free_memory_fails_before_prefill(monkeypatch):
@@ -34,7 +38,7 @@ def test_too_little_free_memory_fails_before_prefill(monkeypatch):
     monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 4096)
     forwards = []
     model.model.register_forward_pre_hook(lambda *_: forwards.append(1))
-    expected = r"2 sequence\(s\) of up to 74 tokens needs .* GiB on cpu .* smaller batch"
+    expected = r"2 sequence\(s\) of up to 74 tokens \(torch.float32\) needs .* GiB on cpu .* smaller batch"
     with pytest.raises(CacheMemoryError, match=expected):
         generate(model)
     assert not forwards

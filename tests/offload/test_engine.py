@@ -17,13 +17,15 @@ LOCALITY = 0.7
 
 def make_engine(
     num_groups: int, values_in_keys: bool, lag: int, *, num_slots: int = TOP_BLOCKS,
-    transport: Transport | None = None, device: str = "cpu",
+    transport: Transport | None = None, device: str = "cpu", window_tokens: int = 0,
 ) -> OffloadEngine:
     store = HostBlockStore(
         BATCH, num_groups, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32,
         values_in_keys=values_in_keys, pin_memory=None if device == "cuda" else False,
     )
-    return OffloadEngine(store, num_slots, transport or SyncTransport(), device, prefetch_lag=lag)
+    return OffloadEngine(
+        store, num_slots, transport or SyncTransport(), device, prefetch_lag=lag, window_tokens=window_tokens
+    )
 
 
 def next_wanted(rng: random.Random, previous: list[int], n_blocks: int) -> list[int]:
@@ -102,8 +104,8 @@ def run_scripted_decode(
         buffer_positions, resident = engine.translate(positions)
         if before_read is not None:
             before_read()
-        read_keys = engine.key_slots.gather(2, buffer_positions[..., None].expand(-1, -1, -1, KEY_WIDTH))
-        read_values = engine.value_slots.gather(2, buffer_positions[..., None].expand(-1, -1, -1, VALUE_WIDTH))
+        read_keys = engine.key_buffer.gather(2, buffer_positions[..., None].expand(-1, -1, -1, KEY_WIDTH))
+        read_values = engine.value_buffer.gather(2, buffer_positions[..., None].expand(-1, -1, -1, VALUE_WIDTH))
         engine.end_step()
         records.append((expected_blocks, blocks, positions, resident, read_keys, read_values, keys, values))
 
@@ -132,11 +134,22 @@ def assert_stats_add_up(engine: OffloadEngine, wanted_per_step: list[list]) -> N
 @pytest.mark.parametrize("lag", [0, 1])
 @pytest.mark.parametrize("num_groups", [1, 2])
 @pytest.mark.parametrize("values_in_keys", [False, True])
-def test_reads_through_the_slots_equal_the_resident_cache(lag, num_groups, values_in_keys):
-    engine = make_engine(num_groups, values_in_keys, lag)
+@pytest.mark.parametrize("window_tokens", [0, 2 * BLOCK_SIZE])
+def test_reads_through_the_slots_equal_the_resident_cache(lag, num_groups, values_in_keys, window_tokens):
+    engine = make_engine(num_groups, values_in_keys, lag, window_tokens=window_tokens)
+    engine.key_buffer[:, :, :window_tokens] = 7.0
+    if not values_in_keys:
+        engine.value_buffer[:, :, :window_tokens] = 7.0
     wanted_per_step = run_scripted_decode(engine)
     assert_stats_add_up(engine, wanted_per_step)
     assert engine.stats()["wait_seconds"] == 0
+    assert engine.key_buffer[:, :, :window_tokens].eq(7.0).all(), "block copies leave the window region alone"
+    assert engine.value_buffer[:, :, :window_tokens].eq(7.0).all()
+
+
+def test_window_tokens_must_be_whole_blocks():
+    with pytest.raises(ValueError, match="window_tokens"):
+        make_engine(1, False, 0, window_tokens=BLOCK_SIZE + 1)
 
 
 @pytest.mark.parametrize("lag", [0, 1])

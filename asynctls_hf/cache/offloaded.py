@@ -1,0 +1,172 @@
+"""OffloadedKV: one layer's K/V (or MLA latent) when the cache is offloaded to host memory."""
+
+from __future__ import annotations
+
+import torch
+
+from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.offload import HostBlockStore, OffloadEngine, Transport
+
+
+def _round_up(value: int, quantum: int) -> int:
+    return -(-value // quantum) * quantum
+
+
+def window_layout(config: AsyncTLSConfig) -> tuple[int, int]:
+    """(ring_tokens, window_tokens) of an offloaded layer's device window: the sinks, then a ring of the most
+    recent tokens that holds the local window and the current block (so at least one block), in whole blocks."""
+    ring_tokens = _round_up(max(config.local_tokens, 1), config.block_size)
+    return ring_tokens, _round_up(config.sink_tokens + ring_tokens, config.block_size)
+
+
+class OffloadedKV:
+    """The full K/V of one layer in a pinned HostBlockStore, and on the device its OffloadEngine's buffer
+    [B, NG, W + top_blocks * block_size, D]: a window of W positions, then the block slots.
+
+    Window layout per (row, group): positions 0 .. sink_tokens - 1 hold the row's sinks (sink j is the token at
+    slot row_start + j); the next ring_tokens positions hold the most recent tokens, the token at slot p at
+    sink_tokens + p % ring_tokens. ring_tokens is a multiple of the block size and at least the local window, so
+    the ring also holds every token of the block being appended to.
+    """
+
+    def __init__(
+        self,
+        config: AsyncTLSConfig,
+        batch: int,
+        num_groups: int,
+        key_width: int,
+        value_width: int,
+        values_in_keys: bool,
+        dtype: torch.dtype,
+        device: torch.device,
+        capacity_tokens: int,
+        transport: Transport,
+    ):
+        self.sink_tokens = config.sink_tokens
+        self.ring_tokens, window_tokens = window_layout(config)
+        store = HostBlockStore(
+            batch, num_groups, key_width, value_width, config.block_size, dtype, values_in_keys=values_in_keys,
+            capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda",
+        )
+        self.engine = OffloadEngine(
+            store, config.top_blocks, transport, device, prefetch_lag=config.prefetch_lag,
+            window_tokens=window_tokens,
+        )
+        self.device = device
+        self._last_chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
+        self._sinks_row_start: torch.Tensor | None = None
+        self._sinks_end = 0
+
+    @property
+    def store(self) -> HostBlockStore:
+        return self.engine.store
+
+    @property
+    def length(self) -> int:
+        return self.store.length
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The device buffer [B, NG, W + S * block_size, Dk] attention reads."""
+        return self.engine.key_buffer
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.engine.value_buffer
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor | None, row_start: torch.Tensor) -> None:
+        """Write T tokens: keys [B, NG, T, Dk], values [B, NG, T, Dv] (None when inside the keys), on the device;
+        row_start [B]. They go to the host store and, where they are sinks or recent, to the window."""
+        begin = self.length
+        self.engine.append(keys, values)
+        end = self.length
+        self._last_chunk = (begin, keys, values)
+        ring_begin = max(begin, end - self.ring_tokens)
+        ring_index = self.sink_tokens + torch.arange(ring_begin, end, device=self.device) % self.ring_tokens
+        self.keys.index_copy_(2, ring_index, keys[:, :, ring_begin - begin :])
+        if values is not None:
+            self.values.index_copy_(2, ring_index, values[:, :, ring_begin - begin :])
+        self._write_sinks(keys, values, row_start, begin, end)
+
+    def _write_sinks(
+        self, keys: torch.Tensor, values: torch.Tensor | None, row_start: torch.Tensor, begin: int, end: int
+    ) -> None:
+        """Copy the tokens of slots [begin, end) that are sinks (slot row_start + j, j < sink_tokens) to the
+        window; skipped, without a device sync, once every row's sinks lie before `begin`."""
+        if not self.sink_tokens:
+            return
+        if row_start is not self._sinks_row_start:
+            self._sinks_row_start = row_start
+            self._sinks_end = int(row_start.max()) + self.sink_tokens
+        if begin >= self._sinks_end:
+            return
+        sink_slots = row_start[:, None] + torch.arange(self.sink_tokens, device=self.device)  # [B, sink]
+        in_chunk = ((sink_slots >= begin) & (sink_slots < end))[:, None, :, None]
+        index = (sink_slots - begin).clamp(0, end - begin - 1)[:, None, :, None]
+        for source, target in ((keys, self.keys), (values, self.values if values is not None else None)):
+            if source is None:
+                continue
+            picked = source.gather(2, index.expand(-1, source.shape[1], -1, source.shape[3]))
+            window = target[:, :, : self.sink_tokens]
+            window.copy_(torch.where(in_chunk, picked.to(window.dtype), window))
+
+    def recent_keys(self, begin: int, end: int) -> torch.Tensor:
+        """Keys of slots [begin, end) from the ring, [B, NG, end - begin, Dk]; end - begin <= ring_tokens and the
+        slots lie in one stretch of the ring (the caller asks for the start of one block)."""
+        first = self.sink_tokens + begin % self.ring_tokens
+        return self.keys[:, :, first : first + end - begin]
+
+    def context(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys [B, NG, length, Dk] and values [B, NG, length, Dv] of every cached token on the device: the
+        older ones copied from the host store, the last appended chunk as it came (for prefill attention and for
+        dense decode steps, whose contexts fit the token budget)."""
+        begin, keys, values = self._last_chunk
+        if values is None:
+            values = keys[..., : self.store.value_width]
+        if begin == 0:
+            return keys, values
+        old_keys = self.store.token_keys[:, :, :begin].to(self.device, non_blocking=True)
+        old_values = self.store.token_values[:, :, :begin].to(self.device, non_blocking=True)
+        return torch.cat([old_keys, keys], dim=2), torch.cat([old_values, values], dim=2)
+
+    def fixed_positions(self, fixed_slots: torch.Tensor) -> torch.Tensor:
+        """Where the sinks and the local window of a decode step sit in the device buffer: fixed_slots
+        [B, sink + local] (DecodePlan's: the sinks' slots, then the local window's) -> [B, sink + local] int64."""
+        sinks = torch.arange(self.sink_tokens, device=fixed_slots.device).expand(fixed_slots.shape[0], -1)
+        local = self.sink_tokens + fixed_slots[:, self.sink_tokens :] % self.ring_tokens
+        return torch.cat([sinks, local], dim=1)
+
+    # ---- batch and length changes --------------------------------------------------------------------
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep (reorder, repeat) the batch rows `rows` [B'] int64; pending copies are finished first."""
+        self.engine.select_rows(rows)
+        self._last_chunk = None
+        self._sinks_row_start = None
+
+    def crop(self, length: int) -> None:
+        """Keep the first `length` tokens, refilling the ring with the newest of them from the host store."""
+        self.engine.crop(length)
+        self._last_chunk = None
+        self._sinks_row_start = None
+        ring_begin = max(0, length - self.ring_tokens)
+        if length > ring_begin:
+            ring_index = self.sink_tokens + torch.arange(ring_begin, length, device=self.device) % self.ring_tokens
+            self.keys.index_copy_(2, ring_index, self.store.token_keys[:, :, ring_begin:length].to(self.device))
+            if not self.store.values_in_keys:
+                self.values.index_copy_(
+                    2, ring_index, self.store.token_values[:, :, ring_begin:length].to(self.device)
+                )
+
+    def reset(self) -> None:
+        self.engine.reset()
+        self._last_chunk = None
+        self._sinks_row_start = None
+
+    def memory_bytes(self) -> tuple[int, int]:
+        """(device bytes, host bytes) held."""
+        buffers = [self.engine.key_buffer]
+        if self.engine.separate_value_buffer is not None:
+            buffers.append(self.engine.separate_value_buffer)
+        device = sum(tensor.numel() * tensor.element_size() for tensor in buffers)
+        return device, self.store.memory_bytes()

@@ -1,0 +1,126 @@
+"""The offloaded cache in the decode path: exact mode equals the resident cache, lag 1 equals a reference of
+lagged selection, through generate() with left-padded batches, beam search and crop; statistics.
+
+Runs on the CPU (synchronous transport, pageable host store) in CI; the same checks on a CUDA device, with the
+copy stream, pinned memory and the Triton kernels, are in test_offloaded_gpu.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import (
+    CACHE_KWARG,
+    assert_same_scores_exactly,
+    greedy,
+    left_padded_batch,
+    returned_cache,
+    tiny_glm4_moe_lite,
+    tiny_qwen3,
+)
+
+import asynctls_hf
+from asynctls_hf import attention
+
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
+LENGTHS = [150, 131, 97]
+
+
+class LaggedSelection:
+    """Reference of prefetch_lag=1 on a resident cache: token selection at step t uses the blocks block filtering
+    kept at step t-1 (the first sparse step its own), less those the new token's append made stale (the block it
+    lands in and any later one)."""
+
+    def __init__(self):
+        self.previous: dict[int, torch.Tensor] = {}
+
+    def __call__(self, query, layer, plan, config, *, on_kept_blocks=None):
+        kept_scores, kept_blocks = attention.filter_blocks(query, layer, plan, config)
+        wanted = torch.where(kept_scores > float("-inf"), kept_blocks, -1)
+        previous = self.previous.get(id(layer))
+        self.previous[id(layer)] = wanted
+        if previous is None:
+            blocks = wanted
+        else:
+            appended_block = (plan.length - 1) // config.block_size
+            blocks = torch.where(previous >= appended_block, -1, previous)
+        return attention.select_from_blocks(
+            query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, plan.fixed_slots
+        )
+
+
+def generate_pair(model, device: str, steps: int, lag: int, **generate_kwargs):
+    """(resident reference, offloaded) greedy generations of a left-padded batch; with lag 1 the reference selects
+    as LaggedSelection does."""
+    input_ids, attention_mask = (tensor.to(device) for tensor in left_padded_batch(LENGTHS))
+    with asynctls_hf.patched(model, **SPARSE):
+        if lag:
+            original = attention.select_tokens
+            attention.select_tokens = LaggedSelection()
+            try:
+                reference = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
+            finally:
+                attention.select_tokens = original
+        else:
+            reference = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
+    with asynctls_hf.patched(model, offload=True, prefetch_lag=lag, **SPARSE):
+        offloaded = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
+    return reference, offloaded
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_offloaded_generation_equals_resident_exactly(build, lag):
+    reference, offloaded = generate_pair(build(), "cpu", 30, lag)
+    assert_same_scores_exactly(reference, offloaded)
+    cache = returned_cache(offloaded)
+    stats = cache.stats()
+    assert stats["offloaded"] and stats["sparse_layer_steps"] == 29 * len(cache.layers)
+    assert 0 < stats["hit_rate"] < 1, "temporal locality gives hits, new blocks misses"
+    assert stats["h2d_bytes"] > 0 and stats["copy_wait_seconds"] == 0
+    assert len(stats["layers"]) == len(cache.layers)
+    assert stats["h2d_bytes"] == sum(layer["copied_bytes"] for layer in stats["layers"])
+    assert stats["host_memory_bytes"] > 0
+    assert returned_cache(reference).stats()["h2d_bytes"] == 0
+
+
+def test_offloaded_beam_search_equals_resident():
+    """Beam search reorders the cache rows at every step (select_rows on the store, slots and resident set)."""
+    reference, offloaded = generate_pair(tiny_qwen3(), "cpu", 12, 0, num_beams=3, num_return_sequences=2)
+    assert torch.equal(reference.sequences, offloaded.sequences)
+
+
+def test_offloaded_crop_then_decode_equals_resident():
+    """Crop (as assisted decoding does) mid-decode, then decode on: the host store, the ring and the index agree."""
+    model = tiny_qwen3()
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    tokens = torch.randint(1, 90, (len(LENGTHS), 12), generator=torch.Generator().manual_seed(1))
+    logits = {}
+    for offload in (False, True):
+        with asynctls_hf.patched(model, offload=offload, prefetch_lag=0, **SPARSE), torch.no_grad():
+            output = model(input_ids, attention_mask=attention_mask, use_cache=True)
+            cache = returned_cache(output)
+            steps = []
+            mask = attention_mask
+            for step in range(12):
+                if step == 7:
+                    cache.crop(-4)
+                    mask = mask[:, :-4]
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                positions = mask.sum(dim=1, keepdim=True) - 1
+                step_output = model(
+                    tokens[:, step : step + 1], attention_mask=mask, position_ids=positions, **{CACHE_KWARG: cache}
+                )
+                steps.append(step_output.logits)
+            logits[offload] = torch.cat(steps, dim=1)
+    assert torch.equal(logits[True], logits[False])
+
+
+def test_auto_stays_resident_on_the_cpu_and_true_offloads_without_generate():
+    model = tiny_qwen3()
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    with asynctls_hf.patched(model, offload="auto", **SPARSE):
+        assert not returned_cache(greedy(model, input_ids, attention_mask, 3)).stats()["offloaded"]
+    with asynctls_hf.patched(model, offload=True, **SPARSE), torch.no_grad():
+        cache = returned_cache(model(input_ids, attention_mask=attention_mask, use_cache=True))
+    assert cache.stats()["offloaded"]
