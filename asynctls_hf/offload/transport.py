@@ -1,8 +1,9 @@
 """Transports: how planned block copies travel from a HostBlockStore into a layer's device buffers.
 
 A device buffer is [B, NG, (R + S) * block_size, D]: R reserved slots, then S block slots; buffer slot r of
-(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.flat_copies numbers them). A transport is shared by every layer of a cache: what is pending for one layer is the
-`PendingCopy` returned to that layer's engine.
+(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.flat_copies numbers them). A transport
+is shared by every layer of a cache on its device: what is pending for one layer is the `PendingCopy` returned to
+that layer's engine.
 """
 
 from __future__ import annotations
