@@ -34,6 +34,8 @@ BENCHMARKS = {
     "mla-layer": "asynctls_hf.bench.mla_layer_bench",
     "profile-ops": "asynctls_hf.bench.profile_operator",
     "offload-transfer": "asynctls_hf.bench.offload_transfer_bench",
+    "offload-decode": "asynctls_hf.bench.offload_decode_bench",
+    "generate": "asynctls_hf.bench.generate_bench",
 }
 
 

@@ -139,9 +139,10 @@ def measure(shape: ModelShape, store: HostBlockStore, misses: int, device: torch
     }
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(header for _, header, _ in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS) + " |" for row in rows]
+def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]] = COLUMNS) -> str:
+    """rows as a markdown table of `columns`: (key, header, format) each."""
+    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -97,7 +97,7 @@ class AsyncTLSCache(Cache):
         self._transports: dict[torch.device, Transport] = {}
         if self.config.offload is True:
             self._place_layers(True)
-        self._reset_stats()
+        self.reset_stats()
 
     def _transport_for(self, device: torch.device) -> Transport:
         if device not in self._transports:
@@ -242,7 +242,8 @@ class AsyncTLSCache(Cache):
 
     # ---- statistics ----------------------------------------------------------------------------------
 
-    def _reset_stats(self) -> None:
+    def reset_stats(self) -> None:
+        """Zero the counters of stats() (the offload engines' included)."""
         self._attended_sum: torch.Tensor | None = None
         self._attended_groups = 0
         self._decode_calls = {"dense": 0, "sparse": 0}
@@ -309,7 +310,7 @@ class AsyncTLSCache(Cache):
         self.row_start = None
         self._row_start_host = []
         self._plans.clear()
-        self._reset_stats()
+        self.reset_stats()
 
     def crop(self, tokens: int) -> None:
         """Drop tokens from the end: `crop(-n)` removes n tokens, `crop(n)` with n >= 0 keeps the first n."""

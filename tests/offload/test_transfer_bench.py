@@ -17,3 +17,32 @@ def test_offload_transfer_bench_runs_on_cpu(tmp_path, capsys):
     assert rows[1]["megabytes"] * 1e6 == 2 * 3 * gqa_block
     assert all(row["engine_gbps"] > 0 and row["raw_gbps"] > 0 for row in rows)
     assert "| model | batch |" in (tmp_path / "offload_transfer.md").read_text()
+
+
+def test_offload_decode_bench_runs_on_cpu(tmp_path):
+    argv = ["bench", "offload-decode", "--device", "cpu", "--attention", "mla", "--layers", "2", "--batch", "2",
+            "--context-lengths", "700,1100", "--steps", "3", "--warmup", "1", "--budget", "96", "--block-size", "16",
+            "--top-blocks", "8", "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
+    assert [(row["placement"], row["context"]) for row in rows] == [
+        (placement, context) for placement in ("resident", "offload lag 0", "offload lag 1") for context in (700, 1100)
+    ]
+    for row in rows:
+        offloaded = row["placement"] != "resident"
+        assert (row["copied_mb"] > 0) == offloaded and (row["hit_rate"] < 1) == offloaded
+        assert row["step_ms"] > 0 and row["slowdown"] > 0
+    assert "| offload lag 1 | 1100 |" in (tmp_path / "offload_decode.md").read_text()
+
+
+def test_generate_bench_parses_its_runs_and_names_a_bad_one():
+    import argparse
+
+    import pytest
+
+    from asynctls_hf.bench.generate_bench import parse_runs
+
+    assert parse_runs("stock:4, offload:7,") == [("stock", 4), ("offload", 7)]
+    for bad in ("", "dense:4", "stock", "stock:0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="METHOD:BATCH"):
+            parse_runs(bad)

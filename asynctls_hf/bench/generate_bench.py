@@ -1,0 +1,149 @@
+"""End-to-end generate() on a full-size model with random weights: stock transformers against AsyncTLS, resident
+and offloaded, each at the batch sizes given, in one run.
+
+    asynctls-hf bench generate [--model qwen3-8b|glm-4.7-flash] [--context-lengths 48k,96k]
+        [--runs stock:4,asynctls:4,asynctls:7,offload:4] [--new-tokens 32] [--out DIR] [AsyncTLS settings]
+
+Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched,
+resident cache), offload (patched, offload=True, prefetch_lag 1). For every context length and run it generates
+`--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
+tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock), the decode step time and the peak GPU
+memory. A run that does not fit (CacheMemoryError before prefill, or CUDA out of memory) is reported as such and the
+benchmark goes on. Random weights: speed does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gc
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import asynctls_hf
+from asynctls_hf.bench.offload_transfer_bench import markdown_table
+from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
+from asynctls_hf.timing import DecodeClock
+
+METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1)}
+COLUMNS = [
+    ("method", "method", "{}"),
+    ("batch", "batch", "{}"),
+    ("context", "context", "{}"),
+    ("prefill_s", "prefill s", "{:.1f}"),
+    ("step_ms", "decode step ms", "{:.1f}"),
+    ("tokens_per_s", "decode tokens/s", "{:.1f}"),
+    ("peak_gib", "peak GPU GiB", "{:.1f}"),
+    ("status", "status", "{}"),
+]
+
+
+def model_config(name: str, max_positions: int):
+    """The published architecture of `name`, with room for `max_positions` positions."""
+    from transformers import Glm4MoeLiteConfig, Qwen3Config
+
+    if name == "qwen3-8b":
+        return Qwen3Config(
+            vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+            num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
+            max_position_embeddings=max_positions, tie_word_embeddings=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        )
+    return Glm4MoeLiteConfig(
+        vocab_size=154880, hidden_size=2048, intermediate_size=10240, moe_intermediate_size=1536,
+        num_hidden_layers=47, num_attention_heads=20, num_key_value_heads=20, n_routed_experts=64,
+        num_experts_per_tok=4, n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=512, q_lora_rank=768,
+        qk_rope_head_dim=64, qk_nope_head_dim=192, v_head_dim=256, max_position_embeddings=max_positions,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+    )
+
+
+def parse_runs(text: str) -> list[tuple[str, int]]:
+    runs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        method, _, batch = item.partition(":")
+        if method not in METHODS or not batch.isdigit() or int(batch) < 1:
+            raise argparse.ArgumentTypeError(f"expected METHOD:BATCH with METHOD in {', '.join(METHODS)}; got {item!r}")
+        runs.append((method, int(batch)))
+    if not runs:
+        raise argparse.ArgumentTypeError("expected at least one METHOD:BATCH")
+    return runs
+
+
+def generate_once(model, method: str, batch: int, context: int, new_tokens: int, config) -> dict:
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(context + batch)
+    input_ids = torch.randint(100, model.config.vocab_size - 100, (batch, context), device=device, generator=generator)
+    row = {"method": method, "batch": batch, "context": context}
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    patch = METHODS[method]
+    try:
+        with (asynctls_hf.patched(model, config.replace(**patch)) if patch is not None else contextlib.nullcontext()):
+            started = time.perf_counter()
+            with DecodeClock(model) as clock, torch.no_grad():
+                model.generate(
+                    input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                )
+    except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
+        return {**row, "prefill_s": 0.0, "step_ms": 0.0, "tokens_per_s": 0.0,
+                "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+                "status": "does not fit: " + str(error).split(":")[0][:80]}
+    tokens_per_s = clock.tokens_per_second(batch)
+    return {**row, "prefill_s": clock.stamps[0] - started, "step_ms": batch / tokens_per_s * 1e3,
+            "tokens_per_s": tokens_per_s, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "status": "ok"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asynctls-hf bench generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("qwen3-8b", "glm-4.7-flash"), default="qwen3-8b",
+                        help="architecture (random weights, bf16; default: qwen3-8b)")
+    parser.add_argument("--context-lengths", type=integer_list, default=[49152, 98304],
+                        help="prompt tokens; k = 1024 (default: 48k,96k)")
+    parser.add_argument("--runs", type=parse_runs, default=parse_runs("stock:4,asynctls:4,asynctls:7,offload:4"),
+                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload "
+                        "(default: stock:4,asynctls:4,asynctls:7,offload:4)")
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per row (default: 32)")
+    parser.add_argument("--out", type=Path, default=Path("generate_results"),
+                        help="folder for generate.json and generate.md")
+    add_config_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("the generate benchmark needs a CUDA GPU")
+    from transformers import AutoModelForCausalLM
+
+    config = config_from_args(args)
+    max_positions = max(args.context_lengths) + args.new_tokens + 1024
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(model_config(args.model, max_positions), dtype=torch.bfloat16).eval()
+    environment = {
+        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": args.model,
+        "parameters": sum(p.numel() for p in model.parameters()), "new_tokens": args.new_tokens,
+        "config": dataclasses.asdict(config),
+    }
+    rows = []
+    for context in args.context_lengths:
+        for method, batch in args.runs:
+            rows.append(generate_once(model, method, batch, context, args.new_tokens, config))
+            print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "generate.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+    heading = f"# generate() end to end\n\n{environment['device']}, torch {environment['torch']}, {args.model}.\n\n"
+    (args.out / "generate.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
+    print(markdown_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""Decode-step time of a whole model's attention with its KV cache resident on the GPU or offloaded to pinned host
+memory (prefetch_lag 0 and 1), in one run.
+
+    asynctls-hf bench offload-decode [--attention gqa|mla] [--layers N] [--batch 2] [--context-lengths 48k,64k,96k]
+        [--steps 64] [--warmup 8] [--drift 0.05] [--out DIR] [AsyncTLS settings]
+
+For each placement (resident, offloaded lag 0, offloaded lag 1) it builds an AsyncTLSCache of `--layers` layers
+of the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
+GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers) and fills it with the same random keys up
+to each context length in turn. A decode step appends one token to every layer and runs its attention
+(`asynctls_hf.attention.decode_attention`: block filtering, the offload engine's protocol, token selection, sparse
+attention). Each layer's query drifts, q_t = normalize(q_{t-1} + drift * noise), so consecutive steps want
+overlapping blocks as a real model's do; the hit rate this gives is reported beside the probe models' measured
+locality (EVAL.md). Per (placement, context): the median step time over `--steps` steps after `--warmup` (CUDA
+events), the slowdown against resident, the hit rate, MB copied per step and the H2D GB/s they amount to over the
+step, the time the compute stream waited on copies, and the peak GPU memory. `--device cpu` runs the same steps
+at the sizes given, as a check that the benchmark runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from asynctls_hf import attention
+from asynctls_hf.bench.offload_transfer_bench import markdown_table
+from asynctls_hf.bench.ops_bench import MODELS
+from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
+
+DTYPE = torch.bfloat16
+DEFAULT_LAYERS = {"gqa": 36, "mla": 47}
+FILL_CHUNK = 8192
+PLACEMENTS = {"resident": dict(offload=False), "offload lag 0": dict(offload=True, prefetch_lag=0),
+              "offload lag 1": dict(offload=True, prefetch_lag=1)}
+COLUMNS = [
+    ("placement", "placement", "{}"),
+    ("context", "context", "{}"),
+    ("step_ms", "step ms", "{:.2f}"),
+    ("slowdown", "vs resident", "{:.2f}x"),
+    ("hit_rate", "hit rate", "{:.3f}"),
+    ("copied_mb", "MB copied per step", "{:.1f}"),
+    ("h2d_gbps", "H2D GB/s over the step", "{:.1f}"),
+    ("wait_ms", "copy wait ms per step", "{:.2f}"),
+    ("peak_gib", "peak GPU GiB", "{:.1f}"),
+]
+
+
+class SyntheticDecode:
+    """Random keys, values and drifting queries for `layers` layers of `shape`, the same for every placement."""
+
+    def __init__(self, shape, layers: int, batch: int, drift: float, device: torch.device):
+        self.shape, self.layers, self.batch, self.drift, self.device = shape, layers, batch, drift, device
+        self.heads = shape.groups * shape.heads_per_group
+        self.generator = torch.Generator(device).manual_seed(0)
+        self.queries = [self._normalized(self._randn(batch, self.heads, 1, shape.key_width)) for _ in range(layers)]
+
+    def _randn(self, *size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(size, generator=generator or self.generator, device=self.device, dtype=torch.float32)
+
+    def _normalized(self, query: torch.Tensor) -> torch.Tensor:
+        return query / query.norm(dim=-1, keepdim=True) * self.shape.key_width**0.5
+
+    def chunk(self, layer: int, begin: int, end: int):
+        """(query, keys, values) of slots [begin, end) of `layer`: the same tensors on every call."""
+        generator = torch.Generator(self.device).manual_seed(layer * 1_000_003 + begin)
+        shape = self.shape
+        keys = self._randn(self.batch, shape.groups, end - begin, shape.key_width, generator=generator)
+        values = None if shape.values_in_keys else self._randn(
+            self.batch, shape.groups, end - begin, shape.value_width, generator=generator
+        )
+        query = self._randn(self.batch, self.heads, end - begin, shape.key_width, generator=generator)
+        return query.to(DTYPE), keys.to(DTYPE), None if values is None else values.to(DTYPE)
+
+    def step_inputs(self, layer: int):
+        """(query [B, H, 1, Dk], keys [B, NG, 1, Dk], values) of one decode step; the query drifts."""
+        shape = self.shape
+        self.queries[layer] = self._normalized(
+            self.queries[layer] + self.drift * self._randn(*self.queries[layer].shape)
+        )
+        keys = self._randn(self.batch, shape.groups, 1, shape.key_width).to(DTYPE)
+        values = None if shape.values_in_keys else self._randn(self.batch, shape.groups, 1, shape.value_width)
+        return self.queries[layer].to(DTYPE), keys, None if values is None else values.to(DTYPE)
+
+
+def fill(cache: AsyncTLSCache, data: SyntheticDecode, end: int) -> None:
+    """Append slots [current length, end) to every layer, in chunks."""
+    for layer in range(data.layers):
+        begin = cache.layers[layer].length
+        for chunk_begin in range(begin, end, FILL_CHUNK):
+            query, keys, values = data.chunk(layer, chunk_begin, min(chunk_begin + FILL_CHUNK, end))
+            attention.append_tokens(cache, layer, query, keys, values)
+
+
+def decode_step(cache: AsyncTLSCache, data: SyntheticDecode) -> None:
+    for layer in range(data.layers):
+        query, keys, values = data.step_inputs(layer)
+        attention.append_tokens(cache, layer, query, keys, values)
+        attention.decode_attention(cache, layer, query, data.shape.scaling)
+
+
+def time_steps(cache: AsyncTLSCache, data: SyntheticDecode, steps: int) -> list[float]:
+    """Seconds of each of `steps` decode steps (CUDA events on the compute stream; wall time on the CPU)."""
+    times = []
+    for _ in range(steps):
+        if data.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            decode_step(cache, data)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            began = time.perf_counter()
+            decode_step(cache, data)
+            times.append(time.perf_counter() - began)
+    return times
+
+
+def measure_placement(name: str, args, config, device: torch.device) -> list[dict]:
+    shape = MODELS[args.attention]
+    layers = args.layers or DEFAULT_LAYERS[args.attention]
+    max_length = max(args.context_lengths) + (args.warmup + args.steps) * len(args.context_lengths)
+    cache = AsyncTLSCache([shape.geometry] * layers, config.replace(**PLACEMENTS[name]), max_length=max_length)
+    cache.plan_placement(args.batch, DTYPE, [device] * layers)
+    cache.observe_attention_mask(None, args.batch, 1, device)
+    data = SyntheticDecode(shape, layers, args.batch, args.drift, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rows = []
+    for context in args.context_lengths:
+        fill(cache, data, context)
+        time_steps(cache, data, args.warmup)
+        cache.reset_stats()
+        times = time_steps(cache, data, args.steps)
+        stats = cache.stats()
+        step_s = statistics.median(times)
+        copied = stats["h2d_bytes"] / args.steps
+        rows.append({
+            "placement": name, "context": context, "step_ms": step_s * 1e3, "hit_rate": stats["hit_rate"],
+            "copied_mb": copied / 1e6, "h2d_gbps": copied / step_s / 1e9,
+            "wait_ms": stats["copy_wait_seconds"] / args.steps * 1e3,
+            "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0,
+            "host_gib": stats["host_memory_bytes"] / 2**30,
+        })
+        print(" ".join(f"{header}={fmt.format(rows[-1].get(key, 1.0))}" for key, header, fmt in COLUMNS), flush=True)
+    del cache
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asynctls-hf bench offload-decode", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--attention", choices=("gqa", "mla"), default="gqa",
+                        help="gqa: Qwen3-8B layers (default); mla: GLM-4.7-Flash layers")
+    parser.add_argument("--layers", type=int, default=None, help="decoder layers (default: 36 gqa, 47 mla)")
+    parser.add_argument("--batch", type=int, default=2, help="sequences (default: 2)")
+    parser.add_argument("--context-lengths", type=integer_list, default=[49152, 65536, 98304],
+                        help="context lengths, filled in turn; k = 1024 (default: 48k,64k,96k)")
+    parser.add_argument("--steps", type=int, default=64, help="timed decode steps per cell (default: 64)")
+    parser.add_argument("--warmup", type=int, default=8, help="decode steps before timing (default: 8)")
+    parser.add_argument("--drift", type=float, default=0.05,
+                        help="query drift per step (noise scale before normalizing; default: 0.05)")
+    parser.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a check that it runs)")
+    parser.add_argument("--out", type=Path, default=Path("offload_decode_results"),
+                        help="folder for offload_decode.json and offload_decode.md")
+    add_config_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("the offload decode benchmark needs a CUDA GPU; pass --device cpu for a check run")
+    config = config_from_args(args)
+    environment = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "dtype": str(DTYPE), "attention": args.attention,
+        "layers": args.layers or DEFAULT_LAYERS[args.attention], "batch": args.batch, "drift": args.drift,
+        "steps": args.steps, "warmup": args.warmup, "config": dataclasses.asdict(config),
+    }
+    rows = []
+    for name in PLACEMENTS:
+        rows += measure_placement(name, args, config, device)
+    resident = {row["context"]: row["step_ms"] for row in rows if row["placement"] == "resident"}
+    for row in rows:
+        row["slowdown"] = row["step_ms"] / resident[row["context"]]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "offload_decode.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+    heading = (
+        f"# Offloaded decode steps\n\n{environment['device']}, torch {environment['torch']}, {DTYPE}, "
+        f"{environment['layers']} {args.attention} layers, batch {args.batch}, query drift {args.drift}.\n\n"
+    )
+    (args.out / "offload_decode.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
+    print(markdown_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

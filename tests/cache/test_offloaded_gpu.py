@@ -1,0 +1,93 @@
+"""The offloaded cache on a CUDA device: pinned host store, copies on the side stream, Triton kernels.
+
+prefetch_lag=0 gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals
+the reference of lagged selection; random delays injected on the copy stream and on the compute stream change
+nothing (the events order every slot read and write).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from cache.test_offloaded import LaggedSelection
+from helpers import (
+    assert_same_scores_exactly,
+    greedy,
+    left_padded_batch,
+    returned_cache,
+    tiny_glm4_moe_lite,
+    tiny_qwen3,
+)
+
+import asynctls_hf
+from asynctls_hf import attention
+from asynctls_hf.offload import CudaStreamTransport
+
+pytestmark = pytest.mark.gpu
+
+SPARSE = dict(token_budget=96, sink_tokens=4, local_tokens=16, block_size=16, top_blocks=8)
+LENGTHS = [700, 650, 512, 389]
+
+
+def generate(model, steps: int, *, reference_selection=None, **config):
+    input_ids, attention_mask = (tensor.cuda() for tensor in left_padded_batch(LENGTHS))
+    original = attention.select_tokens
+    if reference_selection is not None:
+        attention.select_tokens = reference_selection
+    try:
+        with asynctls_hf.patched(model, **SPARSE, **config):
+            return greedy(model, input_ids, attention_mask, steps)
+    finally:
+        attention.select_tokens = original
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build):
+    model = build().cuda()
+    resident = generate(model, 256)
+    offloaded = generate(model, 256, offload=True, prefetch_lag=0)
+    assert_same_scores_exactly(resident, offloaded)
+    stats = returned_cache(offloaded).stats()
+    assert stats["offloaded"] and 0 < stats["hit_rate"] < 1 and stats["h2d_bytes"] > 0
+    layer = returned_cache(offloaded).layers[0].offloaded
+    assert layer.store.keys.is_pinned()
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_lag_1_equals_the_lagged_selection_reference(build):
+    model = build().cuda()
+    reference = generate(model, 64, reference_selection=LaggedSelection())
+    offloaded = generate(model, 64, offload=True, prefetch_lag=1)
+    assert_same_scores_exactly(reference, offloaded)
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
+    """Sleep a random while on the copy stream before each upload and on the compute stream before each step's
+    selection: a missing event would let attention read a slot before its copy lands, or a copy overwrite a slot
+    a step still reads."""
+    model = tiny_qwen3().cuda()
+    reference = (
+        generate(model, 48) if lag == 0 else generate(model, 48, reference_selection=LaggedSelection())
+    )
+    rng = random.Random(0)
+    copy_blocks = CudaStreamTransport.copy_blocks
+
+    def delayed_copy(self, *args, **kwargs):
+        with torch.cuda.stream(self.stream):
+            torch.cuda._sleep(rng.randint(0, 2_000_000))
+        return copy_blocks(self, *args, **kwargs)
+
+    begin_step = asynctls_hf.offload.OffloadEngine.begin_step
+
+    def delayed_begin(self, wanted):
+        torch.cuda._sleep(rng.randint(0, 200_000))
+        return begin_step(self, wanted)
+
+    monkeypatch.setattr(CudaStreamTransport, "copy_blocks", delayed_copy)
+    monkeypatch.setattr(asynctls_hf.offload.OffloadEngine, "begin_step", delayed_begin)
+    offloaded = generate(model, 48, offload=True, prefetch_lag=lag)
+    assert_same_scores_exactly(reference, offloaded)
+    assert returned_cache(offloaded).stats()["copy_wait_seconds"] > 0
