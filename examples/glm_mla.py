@@ -28,7 +28,7 @@ def main():
 
     try:
         model, tokenizer = load_model(args.model) if args.model else load_probe("glm4_moe_lite")
-    except FileNotFoundError as error:  # the GLM probe has not shipped yet
+    except FileNotFoundError as error:  # a copy of the package without its probe checkpoints
         raise SystemExit(f"{error}\nor run this example on your own checkpoint: --model PATH") from None
     task = ruler.TASKS["niah_single_2"]
     sample = task.make_samples(tokenizer, args.context, 1, 0)[0]

@@ -150,7 +150,8 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0,
             "host_gib": stats["host_memory_bytes"] / 2**30,
         })
-        print(" ".join(f"{header}={fmt.format(rows[-1].get(key, 1.0))}" for key, header, fmt in COLUMNS), flush=True)
+        print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS if key in rows[-1]),
+              flush=True)
     del cache
     if device.type == "cuda":
         torch.cuda.empty_cache()

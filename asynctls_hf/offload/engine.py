@@ -181,8 +181,8 @@ class OffloadEngine:
         self._steps = 0
         self._wanted_blocks = torch.zeros((), dtype=torch.long, device=self.device)
         self._hit_blocks = torch.zeros((), dtype=torch.long, device=self.device)
-        self._copied_blocks = 0
-        self._copied_bytes = 0
+        self._copied_blocks = torch.zeros((), dtype=torch.long, device=self.device)
+        self._copied_bytes = torch.zeros((), dtype=torch.long, device=self.device)
         self._wait_seconds = 0.0
         self._wait_timers: deque[WaitTimer] = deque()
 
@@ -203,7 +203,7 @@ class OffloadEngine:
             "wanted_blocks": wanted,
             "hit_blocks": hits,
             "hit_rate": hits / wanted if wanted else 1.0,
-            "copied_blocks": self._copied_blocks,
-            "copied_bytes": self._copied_bytes,
+            "copied_blocks": int(self._copied_blocks),
+            "copied_bytes": int(self._copied_bytes),
             "wait_seconds": self._wait_seconds,
         }

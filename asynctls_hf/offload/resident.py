@@ -27,19 +27,20 @@ class CopyPlan:
     num_slots: int
     reserved_slots: int = 0
 
-    def flat_copies(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The N copies as flat lists: rows, groups, source blocks [N] int64 and flat destination slots [N] int64
-        (index into the device buffer seen as [B * NG * (reserved_slots + num_slots), block_size, D]).
-
-        N depends on the data, so on a CUDA device this synchronizes with the host.
-        """
-        rows, groups, picks = self.copy_mask.nonzero(as_tuple=True)
-        num_groups = self.copy_mask.shape[1]
-        blocks = self.source_blocks[rows, groups, picks]
-        slots_per_group = self.reserved_slots + self.num_slots
-        dest = self.reserved_slots + self.dest_slots[rows, groups, picks]
-        flat_slots = (rows * num_groups + groups) * slots_per_group + dest
-        return rows, groups, blocks, flat_slots
+    def row_indices(self, capacity_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(source rows, target rows), each [B * NG * K] int64 on the plan's device, of every planned pick: the
+        block's row in the store seen as [B * NG * capacity_blocks, block_size * D], and its slot's row in the
+        device buffer seen as [B * NG * (reserved_slots + num_slots), block_size * D]. Picks where copy_mask is
+        False point at row 0 of each (the copy skips them). Nothing here synchronizes with the host."""
+        batch, num_groups, _ = self.copy_mask.shape
+        row_group = (
+            torch.arange(batch, device=self.copy_mask.device)[:, None, None] * num_groups
+            + torch.arange(num_groups, device=self.copy_mask.device)[None, :, None]
+        )
+        source_rows = row_group * capacity_blocks + self.source_blocks.clamp(0, capacity_blocks - 1)
+        target_rows = row_group * (self.reserved_slots + self.num_slots) + self.reserved_slots
+        target_rows = target_rows + self.dest_slots.clamp(min=0)
+        return source_rows.flatten(), target_rows.flatten()
 
 
 class ResidentSet:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from asynctls_hf import ops
+
+
+def wait_for_device_writes() -> None:
+    """Wait for every kernel that may still write pinned host storage (before the host reads it)."""
+    for device in range(torch.cuda.device_count()):
+        torch.cuda.synchronize(device)
+
 
 def default_pin_memory() -> bool:
     """Pin host storage when a CUDA device can read it (pinned memory is what makes H2D copies asynchronous)."""
@@ -89,6 +97,8 @@ class HostBlockStore:
         """New storage of `capacity_blocks` blocks holding the first `length` tokens of rows `rows` (all by default)."""
         batch = self.batch if rows is None else len(rows)
         shape = (batch, self.num_groups, capacity_blocks, self.block_size)
+        if self.pin_memory and self.keys is not None:
+            wait_for_device_writes()
         kept_blocks = min(self.n_blocks, capacity_blocks)
         old = (self.keys, self.separate_values)
         self.keys = self._empty((*shape, self.key_width))
@@ -105,7 +115,8 @@ class HostBlockStore:
         """Write T tokens after the cached ones; returns the token range (begin, end) they now occupy.
 
         keys [B, NG, T, Dk] and values [B, NG, T, Dv] (values None when they are inside the keys), on any
-        device: a CUDA source is copied synchronously (the host must hold the tokens before any gather reads them).
+        device. From a CUDA device into pinned storage a kernel writes them, in order on the current stream and
+        without waiting for it (readers are kernels or stream-ordered copies too); otherwise they are copied at once.
         """
         if keys.shape[:2] != (self.batch, self.num_groups) or keys.shape[3] != self.key_width:
             raise ValueError(
@@ -118,44 +129,29 @@ class HostBlockStore:
         needed_blocks = -(-end // self.block_size)
         if needed_blocks > self.capacity_blocks:
             self._allocate(max(needed_blocks, 2 * self.capacity_blocks))
-        self.token_keys[:, :, begin:end] = keys.to("cpu", self.dtype)
-        if values is not None:
-            self.token_values[:, :, begin:end] = values.to("cpu", self.dtype)
+        for source, storage in ((keys, self.keys), (values, self.separate_values)):
+            if source is None:
+                continue
+            if source.is_cuda and self.pin_memory:
+                self._write_from_device(source.to(self.dtype), storage, begin)
+            else:
+                storage.flatten(2, 3)[:, :, begin:end] = source.to("cpu", self.dtype)
         self.length = end
         return begin, end
 
-    # ---- reading -------------------------------------------------------------------------------------
-
-    def gather(
-        self,
-        rows: torch.Tensor,
-        groups: torch.Tensor,
-        blocks: torch.Tensor,
-        key_out: torch.Tensor,
-        value_out: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Copy N blocks into caller-given host buffers (a staging buffer) and return the filled part.
-
-        rows, groups, blocks: [N] int64 host tensors naming (batch row, group, block id); block id -1 means
-        "nothing" and gives zeros. key_out [>= N, block_size, Dk]; value_out [>= N, block_size, Dv] (None when the
-        values are inside the keys). Returns key_out[:N] and value_out[:N] (or None).
-        """
-        if value_out is None and not self.values_in_keys:
-            raise ValueError("value_out is needed: this store keeps values apart from the keys")
-        count = len(blocks)
-        if blocks.numel() and int(blocks.max()) >= self.n_blocks:
-            raise IndexError(f"block {int(blocks.max())} is past the {self.n_blocks} blocks this store holds")
-        nothing = blocks < 0
-        flat = (rows * self.num_groups + groups) * self.capacity_blocks + blocks.clamp(min=0)
-        filled_keys = key_out[:count]
-        torch.index_select(self.keys.view(-1, self.block_size, self.key_width), 0, flat, out=filled_keys)
-        filled_keys[nothing] = 0
-        if self.values_in_keys:
-            return filled_keys, None
-        filled_values = value_out[:count]
-        torch.index_select(self.values.view(-1, self.block_size, self.value_width), 0, flat, out=filled_values)
-        filled_values[nothing] = 0
-        return filled_keys, filled_values
+    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int) -> None:
+        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ..., by a
+        kernel on the current stream."""
+        batch, groups, tokens, width = source.shape
+        device = source.device
+        capacity = storage.shape[2] * self.block_size
+        target_rows = (
+            torch.arange(batch * groups, device=device)[:, None] * capacity + begin
+            + torch.arange(tokens, device=device)[None, :]
+        ).flatten()
+        source_rows = torch.arange(batch * groups * tokens, device=device)
+        ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows,
+                      torch.ones_like(source_rows, dtype=torch.bool), backend="triton")
 
     # ---- batch and length changes --------------------------------------------------------------------
 

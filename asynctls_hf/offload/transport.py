@@ -1,7 +1,7 @@
 """Transports: how planned block copies travel from a HostBlockStore into a layer's device buffers.
 
 A device buffer is [B, NG, (R + S) * block_size, D]: R reserved slots, then S block slots; buffer slot r of
-(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.flat_copies numbers them). A transport
+(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.row_indices numbers them). A transport
 is shared by every layer of a cache on its device: what is pending for one layer is the `PendingCopy` returned to
 that layer's engine.
 """
@@ -13,6 +13,7 @@ from typing import Protocol
 
 import torch
 
+from asynctls_hf import ops
 from asynctls_hf.offload.resident import CopyPlan
 from asynctls_hf.offload.store import HostBlockStore
 
@@ -20,10 +21,11 @@ from asynctls_hf.offload.store import HostBlockStore
 @dataclass
 class PendingCopy:
     """Copies issued for one layer and step: `blocks` (row, group, block) copies moving `bytes` bytes host to
-    device; `ready` the CUDA event recorded after they land (None when they are already done)."""
+    device (0-dim int64 tensors on the plan's device: counting them must not synchronize); `ready` the CUDA event
+    recorded after they land (None when they are already done)."""
 
-    blocks: int
-    bytes: int
+    blocks: torch.Tensor
+    bytes: torch.Tensor
     ready: torch.cuda.Event | None = None
 
 
@@ -53,111 +55,83 @@ class Transport(Protocol):
         """Make the current stream wait until `pending` has landed; returns a timer of the stall, if measured."""
 
 
-def _slot_blocks(buffer: torch.Tensor, block_size: int) -> torch.Tensor:
-    """A device buffer [B, NG, (R + S) * block_size, D] seen as [B * NG * (R + S), block_size, D] (a view)."""
-    return buffer.view(-1, block_size, buffer.shape[-1])
+@dataclass
+class BlockCopies:
+    """A plan's copies as rows (CopyPlan.row_indices): source_rows, target_rows [N] int64, copy_mask [N] bool."""
+
+    source_rows: torch.Tensor
+    target_rows: torch.Tensor
+    copy_mask: torch.Tensor
+
+    @classmethod
+    def of(cls, plan: CopyPlan, store: HostBlockStore) -> BlockCopies:
+        return cls(*plan.row_indices(store.capacity_blocks), plan.copy_mask.flatten())
+
+    def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
+            backend: str) -> None:
+        """Copy the blocks on the current stream with ops.copy_rows, keys then values (unless inside the keys)."""
+        pairs = [(store.keys, key_buffer)]
+        if value_buffer is not None:
+            pairs.append((store.values, value_buffer))
+        for source, target in pairs:
+            width = store.block_size * source.shape[-1]
+            ops.copy_rows(source.view(-1, width), target.view(-1, width), self.source_rows, self.target_rows,
+                          self.copy_mask, backend=backend)
 
 
-def _block_views(flat: torch.Tensor, count: int, store: HostBlockStore) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A flat buffer of count blocks seen as keys [count, block_size, Dk] followed by values [count, block_size, Dv]
-    (None when the values are inside the keys)."""
-    key_elements = count * store.block_size * store.key_width
-    keys = flat[:key_elements].view(count, store.block_size, store.key_width)
-    if store.values_in_keys:
-        return keys, None
-    return keys, flat[key_elements:].view(count, store.block_size, store.value_width)
-
-
-class _StagingBuffer:
-    """One flat host buffer, grown to the largest copy seen, so that a step's blocks travel in a single copy."""
-
-    def __init__(self, pin_memory: bool):
-        self.pin_memory = pin_memory
-        self.flat: torch.Tensor | None = None
-
-    def take(self, count: int, store: HostBlockStore) -> torch.Tensor:
-        """The first count * block_bytes bytes of the buffer, a flat tensor of the store's dtype."""
-        elements = count * store.block_bytes // store.dtype.itemsize
-        if self.flat is None or self.flat.dtype != store.dtype or self.flat.numel() < elements:
-            grown = max(elements, 2 * self.flat.numel()) if self.flat is not None else elements
-            self.flat = torch.empty(grown, dtype=store.dtype, pin_memory=self.pin_memory)
-        return self.flat[:elements]
+def pending_of(plan: CopyPlan, store: HostBlockStore) -> PendingCopy:
+    blocks = plan.copy_count.sum()
+    return PendingCopy(blocks, blocks * store.block_bytes)
 
 
 class SyncTransport:
-    """Copies at once, on the calling thread and current stream: gather into a host staging buffer, move it to
-    the device buffers' device, scatter into the slots. Works for CPU buffers (the tests) and CUDA ones."""
-
-    def __init__(self):
-        self._staging = _StagingBuffer(pin_memory=False)
+    """Copies at once, on the current stream, with the PyTorch reference of copy_rows: CPU device buffers (the
+    tests), or any device where the pinned store is not readable from a kernel."""
 
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
-        rows, groups, blocks, flat_slots = plan.flat_copies()
-        count = len(blocks)
-        if count == 0:
-            return PendingCopy(0, 0)
-        staging = self._staging.take(count, store)
-        store.gather(rows.cpu(), groups.cpu(), blocks.cpu(), *_block_views(staging, count, store))
-        keys, values = _block_views(staging.to(key_buffer.device), count, store)
-        _slot_blocks(key_buffer, store.block_size).index_copy_(0, flat_slots, keys)
-        if values is not None:
-            _slot_blocks(value_buffer, store.block_size).index_copy_(0, flat_slots, values)
-        return PendingCopy(count, count * store.block_bytes)
+        BlockCopies.of(plan, store).run(store, key_buffer, value_buffer, backend="torch")
+        return pending_of(plan, store)
 
     def wait(self, pending: PendingCopy) -> None:
         return None
 
 
 class CudaStreamTransport:
-    """Copies on a side CUDA stream, ordered by events.
+    """Copies on a side CUDA stream by a kernel that reads the pinned store through its mapped address
+    (ops.copy_rows), ordered by events; the host never waits for the device.
 
-    copy_blocks, per layer and step: (1) read the plan on the host (the one host synchronization: which blocks
-    to copy is data the GPU just computed, and the gather runs on the CPU); (2) gather the blocks from the pinned
-    store into a pinned staging buffer (two buffers, alternating, each reused only after its previous upload has
-    finished); (3) record `issued` on the current (compute) stream, which is after the plan and after every read
-    of the slots issued so far, and make the copy stream wait on it, so no slot is overwritten while a step still
-    reads it; (4) on the copy stream, one non_blocking H2D copy of the staging buffer, a scatter into the slots,
-    and the `ready` event. wait(pending) makes the current stream wait on `ready` before the slots are read,
-    between two timing events that measure the stall.
+    copy_blocks, per layer and step: (1) record `issued` on the current (compute) stream, which is after the plan,
+    after the store's writes of the step (themselves kernels on that stream) and after every read of the slots
+    issued so far, and make the copy stream wait on it, so no slot is overwritten while a step still reads it;
+    (2) on the copy stream, one copy_rows launch for the keys (and one for the values unless they are inside the
+    keys) that moves each planned block from the store into its slot, and the `ready` event. wait(pending) makes
+    the current stream wait on `ready` before the slots are read, between two timing events that measure the stall.
+    The store must be pinned (HostBlockStore(pin_memory=True)).
     """
 
     def __init__(self, device: torch.device | str | None = None, stream: torch.cuda.Stream | None = None):
         self.device = torch.device("cuda") if device is None else torch.device(device)
         self.stream = stream if stream is not None else torch.cuda.Stream(self.device)
-        self._staging = [_StagingBuffer(pin_memory=True), _StagingBuffer(pin_memory=True)]
-        self._uploaded: list[torch.cuda.Event | None] = [None, None]
-        self._turn = 0
 
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
-        rows, groups, blocks, flat_slots = plan.flat_copies()
-        count = len(blocks)
-        if count == 0:
-            return PendingCopy(0, 0)
-        turn, self._turn = self._turn, 1 - self._turn
-        if self._uploaded[turn] is not None:
-            self._uploaded[turn].synchronize()
-        staging = self._staging[turn].take(count, store)
-        store.gather(rows.cpu(), groups.cpu(), blocks.cpu(), *_block_views(staging, count, store))
+        if not store.pin_memory:
+            raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
+        copies = BlockCopies.of(plan, store)
+        pending = pending_of(plan, store)
         issued = torch.cuda.Event()
         issued.record()
         with torch.cuda.stream(self.stream):
             self.stream.wait_event(issued)
-            uploaded_staging = staging.to(self.device, non_blocking=True)
-            uploaded = torch.cuda.Event()
-            uploaded.record(self.stream)
-            keys, values = _block_views(uploaded_staging, count, store)
-            _slot_blocks(key_buffer, store.block_size).index_copy_(0, flat_slots, keys)
-            if values is not None:
-                _slot_blocks(value_buffer, store.block_size).index_copy_(0, flat_slots, values)
-            ready = torch.cuda.Event()
-            ready.record(self.stream)
-        flat_slots.record_stream(self.stream)
-        self._uploaded[turn] = uploaded
-        return PendingCopy(count, count * store.block_bytes, ready)
+            copies.run(store, key_buffer, value_buffer, backend="triton")
+            pending.ready = torch.cuda.Event()
+            pending.ready.record(self.stream)
+        for tensor in (copies.source_rows, copies.target_rows, copies.copy_mask):
+            tensor.record_stream(self.stream)
+        return pending
 
     def wait(self, pending: PendingCopy) -> WaitTimer | None:
         if pending.ready is None:

@@ -134,6 +134,22 @@ def candidate_scores(
     )
 
 
+def copy_rows(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    source_rows: torch.Tensor,
+    target_rows: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> None:
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place; shapes in naive.copy_rows. The
+    kernel runs on the index tensors' device and reads or writes pinned host memory directly."""
+    _dispatch(
+        backend, source_rows.device, "copy_rows_triton", "copy_rows", source, target, source_rows, target_rows, valid
+    )
+
+
 def select_top_k(scores: torch.Tensor, k: int, *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest entries of each row in no particular order -> (values, indices); shapes in naive.select_top_k."""
     _check_top_k(scores, k)

@@ -271,3 +271,20 @@ def causal_prefill_attention(
             )
         )
     return torch.cat(outputs, dim=2)
+
+
+def copy_rows(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    source_rows: torch.Tensor,
+    target_rows: torch.Tensor,
+    valid: torch.Tensor,
+) -> None:
+    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n].
+
+    source [Ns, W] and target [Nt, W] of one dtype, on any devices (pinned host memory included); source_rows,
+    target_rows [N] int64 and valid [N] bool, on one device. Rows named twice in target_rows get one of the copies.
+    """
+    picked_source = source_rows[valid].to(source.device)
+    picked_target = target_rows[valid].to(target.device)
+    target[picked_target] = source[picked_source].to(target.device)

@@ -54,44 +54,6 @@ def test_append_in_chunks_of_any_length_grows_and_keeps_tokens(num_groups, value
 
 @pytest.mark.parametrize("num_groups", [1, 2])
 @pytest.mark.parametrize("values_in_keys", [False, True])
-def test_gather_returns_blocks_and_zeros_for_nothing(num_groups, values_in_keys):
-    length = 75  # 4 full blocks and one of 11 tokens
-    keys, values = reference_tokens(num_groups, length)
-    store = make_store(num_groups, values_in_keys, capacity_tokens=length)
-    append_in_chunks(store, keys, values, [length])
-    generator = torch.Generator().manual_seed(1)
-    count = 20
-    rows = torch.randint(0, BATCH, (count,), generator=generator)
-    groups = torch.randint(0, num_groups, (count,), generator=generator)
-    blocks = torch.randint(-1, store.n_blocks, (count,), generator=generator)
-    blocks[:2] = torch.tensor([-1, store.n_blocks - 1])
-    key_out = torch.full((count + 3, BLOCK_SIZE, KEY_WIDTH), float("nan"))
-    value_out = None if values_in_keys else torch.full((count + 3, BLOCK_SIZE, VALUE_WIDTH), float("nan"))
-    got_keys, got_values = store.gather(rows, groups, blocks, key_out, value_out)
-    assert got_keys.shape == (count, BLOCK_SIZE, KEY_WIDTH)
-    assert (got_values is None) == values_in_keys
-    for index in range(count):
-        row, group, block = rows[index], groups[index], int(blocks[index])
-        if block < 0:
-            assert torch.equal(got_keys[index], torch.zeros(BLOCK_SIZE, KEY_WIDTH))
-            continue
-        tokens = slice(block * BLOCK_SIZE, min((block + 1) * BLOCK_SIZE, length))
-        filled = tokens.stop - tokens.start
-        assert torch.equal(got_keys[index, :filled], keys[row, group, tokens])
-        if not values_in_keys:
-            assert torch.equal(got_values[index, :filled], values[row, group, tokens])
-
-
-def test_gather_refuses_a_block_it_does_not_hold():
-    store = make_store(1, False)
-    store.append(*reference_tokens(1, 20))
-    with pytest.raises(IndexError, match="block 2 is past the 2 blocks"):
-        store.gather(torch.tensor([0]), torch.tensor([0]), torch.tensor([2]),
-                     torch.empty(1, BLOCK_SIZE, KEY_WIDTH), torch.empty(1, BLOCK_SIZE, VALUE_WIDTH))
-
-
-@pytest.mark.parametrize("num_groups", [1, 2])
-@pytest.mark.parametrize("values_in_keys", [False, True])
 def test_select_rows_then_append(num_groups, values_in_keys):
     keys, values = reference_tokens(num_groups, 90, seed=2)
     store = make_store(num_groups, values_in_keys)

@@ -1,0 +1,52 @@
+"""Triton kernel of naive.copy_rows: copy rows between two row-major tensors, which may live in pinned host memory.
+
+A CUDA kernel can read and write pinned host memory through its mapped address (unified addressing), so one launch
+moves a step's missing blocks straight from the pinned store into the device slots, or a new token's keys into the
+store, with no host synchronization and no staging copy: which rows to copy stays on the device.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from asynctls_hf.ops.triton_common import require
+
+CHUNK = 1024  # elements per program
+
+
+@triton.jit
+def _copy_rows_kernel(source_ptr, target_ptr, source_rows_ptr, target_rows_ptr, valid_ptr,
+                      WIDTH: tl.constexpr, CHUNK: tl.constexpr):
+    row = tl.program_id(0)
+    offsets = tl.program_id(1) * CHUNK + tl.arange(0, CHUNK)
+    copied_width = tl.load(valid_ptr + row).to(tl.int32) * WIDTH  # 0 for a row not copied
+    mask = offsets < copied_width
+    source_row = tl.load(source_rows_ptr + row).to(tl.int64)
+    target_row = tl.load(target_rows_ptr + row).to(tl.int64)
+    values = tl.load(source_ptr + source_row * WIDTH + offsets, mask=mask)
+    tl.store(target_ptr + target_row * WIDTH + offsets, values, mask=mask)
+
+
+def copy_rows(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    source_rows: torch.Tensor,
+    target_rows: torch.Tensor,
+    valid: torch.Tensor,
+) -> None:
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n]; shapes in naive.copy_rows."""
+    require(source.dim() == 2 and target.dim() == 2, "source and target must be 2D [rows, width]")
+    require(source.shape[1] == target.shape[1], f"row widths differ: {source.shape[1]} and {target.shape[1]}")
+    require(source.dtype == target.dtype, f"dtypes differ: {source.dtype} and {target.dtype}")
+    require(source.is_contiguous() and target.is_contiguous(), "source and target must be contiguous")
+    require(source_rows.shape == target_rows.shape == valid.shape and source_rows.dim() == 1,
+            "source_rows, target_rows and valid must be [N]")
+    count = source_rows.shape[0]
+    if count == 0:
+        return
+    grid = (count, triton.cdiv(source.shape[1], CHUNK))
+    _copy_rows_kernel[grid](
+        source, target, source_rows, target_rows, valid.to(torch.int8), WIDTH=source.shape[1], CHUNK=CHUNK,
+    )
