@@ -79,3 +79,19 @@ def test_host_memory_is_read_from_meminfo(tmp_path):
     with pytest.raises(OSError, match="no MemAvailable"):
         host_available_memory(str(meminfo))
     assert host_available_memory() > 0
+
+
+def test_layers_on_two_devices_are_planned_and_checked_per_device(monkeypatch):
+    """device_map placements: each device holds its own layers' cache, and the device that lacks room is named."""
+    gpus = [torch.device("cuda:0")] * 20 + [torch.device("cuda:1")] * 16
+    free = {torch.device("cuda:0"): 140 * GIB, torch.device("cuda:1"): 40 * GIB}
+    monkeypatch.setattr(cache_module, "free_device_memory", lambda device: free[device])
+    monkeypatch.setattr(cache_module, "host_available_memory", lambda: 500 * GIB)
+    cache = AsyncTLSCache(QWEN3_8B, AsyncTLSConfig(offload=False), max_length=CONTEXT)
+    with pytest.raises(CacheMemoryError, match=r"needs 5\d\.\d\d GiB on cuda:1 .* but only 40\.00 GiB is free"):
+        cache.plan_placement(8, torch.bfloat16, gpus)
+    cache = AsyncTLSCache(QWEN3_8B, AsyncTLSConfig(offload="auto"), max_length=CONTEXT)
+    placement = cache.plan_placement(8, torch.bfloat16, gpus)
+    assert placement.offload, "one device short of room offloads the cache"
+    per_layer = placement.device_bytes[torch.device("cuda:0")] / 20
+    assert placement.device_bytes[torch.device("cuda:1")] == 16 * per_layer
