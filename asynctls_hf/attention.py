@@ -13,15 +13,30 @@ from asynctls_hf.config import AsyncTLSConfig
 
 
 def filter_blocks(
-    query: torch.Tensor, layer: AsyncTLSLayer, plan: DecodePlan, config: AsyncTLSConfig
+    query: torch.Tensor,
+    layer: AsyncTLSLayer,
+    plan: DecodePlan,
+    config: AsyncTLSConfig,
+    on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block filtering: query [B, NG, G, Dk] -> (kept_scores float32, kept_blocks int64), each [B, NG, Kb], the
-    top_blocks best blocks of each group by their min/max bound (score -inf: a pick that holds no candidate)."""
+    """Block filtering: query [B, NG, G, Dk] -> (kept_blocks int64, kept_valid bool), each [B, NG, Kb], the
+    top_blocks best blocks of each group by their min/max bound (not valid: a pick that holds no candidate).
+    on_kept_blocks, when given, is called with both."""
     scores = ops.block_scores(
         query, layer.block_max[:, :, : plan.n_blocks], layer.block_min[:, :, : plan.n_blocks], plan.block_valid,
         backend=config.backend,
     )
-    return ops.select_top_k(scores, min(config.top_blocks, plan.n_blocks), backend=config.backend)
+    kept_scores, kept_blocks = ops.select_top_k(scores, min(config.top_blocks, plan.n_blocks), backend=config.backend)
+    kept_valid = kept_scores > float("-inf")
+    if on_kept_blocks is not None:
+        on_kept_blocks(kept_blocks, kept_valid)
+    return kept_blocks, kept_valid
+
+
+def fixed_only(fixed_slots: torch.Tensor, plan: DecodePlan, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The selection when token selection picks nothing (budget = sinks + window): fixed_slots [B, F] and
+    plan.fixed_valid, each expanded to [B, groups, F]."""
+    return fixed_slots[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
 
 
 def select_from_blocks(
@@ -77,12 +92,8 @@ def select_tokens(
     int64, and kept_valid [B, NG, Kb] bool (False for picks that hold no candidate slot).
     """
     if config.selected_tokens == 0:
-        groups = query.shape[1]
-        return plan.fixed_slots[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
-    kept_scores, kept_blocks = filter_blocks(query, layer, plan, config)
-    kept_valid = kept_scores > float("-inf")
-    if on_kept_blocks is not None:
-        on_kept_blocks(kept_blocks, kept_valid)
+        return fixed_only(plan.fixed_slots, plan, query.shape[1])
+    kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
     return select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, plan.fixed_slots)
 
 
@@ -103,12 +114,8 @@ def select_offloaded_tokens(
     offloaded = layer.offloaded
     fixed_positions = offloaded.fixed_positions(plan.fixed_slots)
     if config.selected_tokens == 0:
-        groups = query.shape[1]
-        return fixed_positions[:, None, :].expand(-1, groups, -1), plan.fixed_valid[:, None, :].expand(-1, groups, -1)
-    kept_scores, kept_blocks = filter_blocks(query, layer, plan, config)
-    kept_valid = kept_scores > float("-inf")
-    if on_kept_blocks is not None:
-        on_kept_blocks(kept_blocks, kept_valid)
+        return fixed_only(fixed_positions, plan, query.shape[1])
+    kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
     blocks = offloaded.engine.begin_step(torch.where(kept_valid, kept_blocks, -1))
     slots, valid = select_from_blocks(
         query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions

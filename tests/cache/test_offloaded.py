@@ -35,8 +35,8 @@ class LaggedSelection:
         self.previous: dict[int, torch.Tensor] = {}
 
     def __call__(self, query, layer, plan, config, *, on_kept_blocks=None):
-        kept_scores, kept_blocks = attention.filter_blocks(query, layer, plan, config)
-        wanted = torch.where(kept_scores > float("-inf"), kept_blocks, -1)
+        kept_blocks, kept_valid = attention.filter_blocks(query, layer, plan, config)
+        wanted = torch.where(kept_valid, kept_blocks, -1)
         previous = self.previous.get(id(layer))
         self.previous[id(layer)] = wanted
         if previous is None:
