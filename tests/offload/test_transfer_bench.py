@@ -15,7 +15,7 @@ def test_offload_transfer_bench_runs_on_cpu(tmp_path, capsys):
     assert [(row["model"], row["batch"]) for row in rows] == [("gqa", 1), ("gqa", 2), ("mla", 1), ("mla", 2)]
     gqa_block = 64 * 8 * (128 + 128) * 2  # tokens x groups x (key + value width) x bf16 bytes
     assert rows[1]["megabytes"] * 1e6 == 2 * 3 * gqa_block
-    assert all(row["engine_gbps"] > 0 and row["raw_gbps"] > 0 for row in rows)
+    assert all(row["engine_gbps"] > 0 and row["raw_gbps"] > 0 and row["copy_gbps"] > 0 for row in rows)
     assert "| model | batch |" in (tmp_path / "offload_transfer.md").read_text()
 
 
