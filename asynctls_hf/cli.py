@@ -116,6 +116,10 @@ def list_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rounded(value):
+    return round(value, 3) if isinstance(value, float) else value
+
+
 def run_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
@@ -148,6 +152,6 @@ def run_generate(args: argparse.Namespace) -> int:
     print(f"prompt {prompt_tokens} tokens, {output.sequences.shape[1] - prompt_tokens} generated, decode "
           f"{'n/a' if speed is None else f'{speed:.1f}'} tokens/s", file=sys.stderr)
     cache = returned_cache(output)
-    stats = {name: round(value, 3) for name, value in cache.stats().items()}
-    print("cache stats: " + ", ".join(f"{name}={value}" for name, value in stats.items()), file=sys.stderr)
+    stats = {name: value for name, value in cache.stats().items() if name != "layers"}  # per-layer: stats() itself
+    print("cache stats: " + ", ".join(f"{name}={_rounded(value)}" for name, value in stats.items()), file=sys.stderr)
     return 0

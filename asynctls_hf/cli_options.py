@@ -17,7 +17,10 @@ CONFIG_OPTIONS = {
     "label_channels": "key channels per token label",
     "label_bits": "bits per label channel: 4, 8 or 16",
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
+    "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
+    "prefetch_lag": "with offload: 1 attends over the previous step's resident blocks while copying, 0 is exact",
 }
+OFFLOAD_CHOICES = {"false": False, "true": True, "auto": "auto"}
 CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AsyncTLSConfig)}
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
@@ -61,8 +64,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
     for name, description in CONFIG_OPTIONS.items():
         default = CONFIG_DEFAULTS[name]
         shown = "a quarter of the key width" if default is None else default
-        group.add_argument(f"--{name.replace('_', '-')}", type=str if name == "backend" else int,
-                           help=f"{description} (default: {shown})")
+        value_type = {"backend": str, "offload": offload_choice}.get(name, int)
+        group.add_argument(f"--{name.replace('_', '-')}", type=value_type,
+                           help=f"{description} (default: {str(shown).lower() if name == 'offload' else shown})")
+
+
+def offload_choice(text: str) -> bool | str:
+    """--offload's value: false, true or auto."""
+    if text.lower() not in OFFLOAD_CHOICES:
+        raise argparse.ArgumentTypeError(f"expected false, true or auto, got {text!r}")
+    return OFFLOAD_CHOICES[text.lower()]
 
 
 def config_fields(args: argparse.Namespace) -> dict:
