@@ -131,7 +131,7 @@ def is_unpatched(model) -> bool:
 def assert_chunked_forward_equals_full(model, lengths: list[int], ends: tuple[int, ...], atol: float, **config):
     """Feeding a left-padded batch in chunks ending at `ends` through the patched model, with the cache returned
     by each call passed to the next, gives the unpatched model's logits for one full forward (real tokens)."""
-    input_ids, attention_mask = left_padded_batch(lengths)
+    input_ids, attention_mask = (tensor.to(model.device) for tensor in left_padded_batch(lengths))
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         full = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits

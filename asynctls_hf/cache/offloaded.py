@@ -125,8 +125,7 @@ class OffloadedKV:
             values = keys[..., : self.store.value_width]
         if begin == 0:
             return keys, values
-        old_keys = self.store.token_keys[:, :, :begin].to(self.device, non_blocking=True)
-        old_values = self.store.token_values[:, :, :begin].to(self.device, non_blocking=True)
+        old_keys, old_values = self.store.read_tokens(0, begin, self.device)
         return torch.cat([old_keys, keys], dim=2), torch.cat([old_values, values], dim=2)
 
     def fixed_positions(self, fixed_slots: torch.Tensor) -> torch.Tensor:
@@ -152,11 +151,10 @@ class OffloadedKV:
         ring_begin = max(0, length - self.ring_tokens)
         if length > ring_begin:
             ring_index = self.sink_tokens + torch.arange(ring_begin, length, device=self.device) % self.ring_tokens
-            self.keys.index_copy_(2, ring_index, self.store.token_keys[:, :, ring_begin:length].to(self.device))
+            keys, values = self.store.read_tokens(ring_begin, length, self.device)
+            self.keys.index_copy_(2, ring_index, keys)
             if not self.store.values_in_keys:
-                self.values.index_copy_(
-                    2, ring_index, self.store.token_values[:, :, ring_begin:length].to(self.device)
-                )
+                self.values.index_copy_(2, ring_index, values)
 
     def reset(self) -> None:
         self.engine.reset()

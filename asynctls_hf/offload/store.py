@@ -142,16 +142,46 @@ class HostBlockStore:
     def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int) -> None:
         """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ..., by a
         kernel on the current stream."""
-        batch, groups, tokens, width = source.shape
-        device = source.device
-        capacity = storage.shape[2] * self.block_size
-        target_rows = (
-            torch.arange(batch * groups, device=device)[:, None] * capacity + begin
-            + torch.arange(tokens, device=device)[None, :]
-        ).flatten()
-        source_rows = torch.arange(batch * groups * tokens, device=device)
+        width = source.shape[-1]
+        target_rows = self._token_rows(begin, source.shape[2], source.device)
+        source_rows = torch.arange(len(target_rows), device=source.device)
         ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows,
                       torch.ones_like(source_rows, dtype=torch.bool), backend="triton")
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def read_tokens(self, begin: int, end: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys [B, NG, end - begin, Dk] and values [B, NG, end - begin, Dv] of tokens [begin, end) on `device`.
+
+        To a CUDA device from pinned storage a kernel reads them on the current stream, after (and without waiting
+        for) the kernels that wrote them; otherwise they are copied at once."""
+        if not (device.type == "cuda" and self.pin_memory):
+            keys = self.token_keys[:, :, begin:end].to(device)
+            if self.values_in_keys:
+                return keys, keys[..., : self.value_width]
+            return keys, self.token_values[:, :, begin:end].to(device)
+        rows = self._token_rows(begin, end - begin, device)
+        out = []
+        for storage in (self.keys, self.separate_values):
+            if storage is None:
+                continue
+            width = storage.shape[-1]
+            target = torch.empty((self.batch, self.num_groups, end - begin, width), dtype=self.dtype, device=device)
+            ops.copy_rows(storage.view(-1, width), target.view(-1, width), rows,
+                          torch.arange(len(rows), device=device), torch.ones_like(rows, dtype=torch.bool),
+                          backend="triton")
+            out.append(target)
+        keys = out[0]
+        return keys, keys[..., : self.value_width] if self.values_in_keys else out[1]
+
+    def _token_rows(self, begin: int, tokens: int, device: torch.device) -> torch.Tensor:
+        """Rows of tokens [begin, begin + tokens) of every (row, group) in the storage seen as [B * NG * capacity,
+        D], [B * NG * tokens] int64 in (row, group, token) order."""
+        capacity = self.capacity_blocks * self.block_size
+        return (
+            torch.arange(self.batch * self.num_groups, device=device)[:, None] * capacity + begin
+            + torch.arange(tokens, device=device)[None, :]
+        ).flatten()
 
     # ---- batch and length changes --------------------------------------------------------------------
 

@@ -124,3 +124,26 @@ def test_auto_stays_resident_on_the_cpu_and_true_offloads_without_generate():
     with asynctls_hf.patched(model, offload=True, **SPARSE), torch.no_grad():
         cache = returned_cache(model(input_ids, attention_mask=attention_mask, use_cache=True))
     assert cache.stats()["offloaded"]
+
+
+def test_offloaded_chunked_prefill_equals_full_attention():
+    """Prefill chunks after the first attend over the tokens read back from the host store."""
+    from helpers import assert_chunked_forward_equals_full
+
+    settings = dict(token_budget=4096, sink_tokens=4, local_tokens=16, block_size=16, top_blocks=256, offload=True)
+    assert_chunked_forward_equals_full(tiny_qwen3(), [300, 211, 97], (64, 150, 299), atol=2e-5, **settings)
+    assert_chunked_forward_equals_full(tiny_glm4_moe_lite(), [120, 77], (50, 51), atol=2e-5, **settings)
+
+
+def test_offloaded_dense_steps_equal_resident():
+    """While the context fits the budget, decode steps attend over every token, read back from the host store."""
+    model = tiny_qwen3()
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    dense = dict(SPARSE, token_budget=256, top_blocks=16)
+    outputs = []
+    for offload in (False, True):
+        with asynctls_hf.patched(model, offload=offload, prefetch_lag=0, **dense):
+            outputs.append(greedy(model, input_ids, attention_mask, 8))
+    assert_same_scores_exactly(*outputs)
+    stats = returned_cache(outputs[1]).stats()
+    assert stats["offloaded"] and stats["dense_layer_steps"] == 7 * 2 and stats["sparse_layer_steps"] == 0

@@ -91,3 +91,13 @@ def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
     offloaded = generate(model, 48, offload=True, prefetch_lag=lag)
     assert_same_scores_exactly(reference, offloaded)
     assert returned_cache(offloaded).stats()["copy_wait_seconds"] > 0
+
+
+def test_chunked_prefill_and_dense_steps_read_the_store_after_its_writes():
+    """A prefill in chunks and decode steps within the budget read the offloaded K/V back from the pinned store
+    (by a kernel ordered after the kernels that wrote it): the logits equal the resident cache's."""
+    from helpers import assert_chunked_forward_equals_full
+
+    model = tiny_qwen3().cuda()
+    settings = dict(token_budget=4096, sink_tokens=4, local_tokens=16, block_size=16, top_blocks=256, offload=True)
+    assert_chunked_forward_equals_full(model, [300, 211, 97], (64, 150, 299), atol=1e-4, **settings)

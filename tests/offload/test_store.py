@@ -10,10 +10,12 @@ from asynctls_hf.offload import HostBlockStore
 BATCH, BLOCK_SIZE, KEY_WIDTH, VALUE_WIDTH = 3, 16, 12, 8
 
 
-def make_store(num_groups: int, values_in_keys: bool, capacity_tokens: int = 0) -> HostBlockStore:
+def make_store(
+    num_groups: int, values_in_keys: bool, capacity_tokens: int = 0, pin_memory: bool = False
+) -> HostBlockStore:
     return HostBlockStore(
         BATCH, num_groups, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32,
-        values_in_keys=values_in_keys, capacity_tokens=capacity_tokens, pin_memory=False,
+        values_in_keys=values_in_keys, capacity_tokens=capacity_tokens, pin_memory=pin_memory,
     )
 
 
@@ -86,3 +88,25 @@ def test_block_bytes_and_pinning():
     default = HostBlockStore(1, 1, 4, 4, BLOCK_SIZE, torch.float32, capacity_tokens=BLOCK_SIZE)
     assert default.keys.is_pinned() == torch.cuda.is_available()
     assert not make_store(1, False, capacity_tokens=BLOCK_SIZE).keys.is_pinned()
+
+
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_read_tokens_returns_what_was_appended(values_in_keys):
+    keys, values = reference_tokens(2, 40)
+    store = make_store(2, values_in_keys, capacity_tokens=40)
+    append_in_chunks(store, keys, values, [40])
+    got_keys, got_values = store.read_tokens(5, 33, torch.device("cpu"))
+    assert torch.equal(got_keys, keys[:, :, 5:33])
+    assert torch.equal(got_values, (keys[..., :VALUE_WIDTH] if values_in_keys else values)[:, :, 5:33])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_kernel_writes_and_reads_of_pinned_storage_from_the_gpu(values_in_keys):
+    keys, values = reference_tokens(2, 40)
+    store = make_store(2, values_in_keys, capacity_tokens=8, pin_memory=True)
+    for begin, end in ((0, 17), (17, 18), (18, 40)):
+        store.append(keys[:, :, begin:end].cuda(), None if values_in_keys else values[:, :, begin:end].cuda())
+    got_keys, got_values = store.read_tokens(3, 39, torch.device("cuda"))
+    assert torch.equal(got_keys.cpu(), keys[:, :, 3:39])
+    assert torch.equal(got_values.cpu(), (keys[..., :VALUE_WIDTH] if values_in_keys else values)[:, :, 3:39])
