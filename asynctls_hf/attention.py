@@ -112,7 +112,7 @@ def select_offloaded_tokens(
     device window. The caller calls layer.offloaded.engine.end_step() once the step's attention is issued.
     """
     offloaded = layer.offloaded
-    fixed_positions = offloaded.fixed_positions(plan.fixed_slots)
+    fixed_positions = plan.window_positions
     if config.selected_tokens == 0:
         return fixed_only(fixed_positions, plan, query.shape[1])
     kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)

@@ -9,6 +9,7 @@ import torch
 from transformers.cache_utils import Cache
 
 from asynctls_hf.cache.layer import AsyncTLSLayer
+from asynctls_hf.cache.offloaded import window_positions
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
 from asynctls_hf.offload.plan import CacheMemoryError, free_device_memory, host_available_memory
@@ -37,7 +38,9 @@ class DecodePlan:
     length: slots in use (the new token included); dense: whether the whole context fits the budget.
     row_start [B]; key_valid [B, length] (dense only); block_valid [B, n_blocks] (blocks holding at least one
     candidate slot); candidate_low [B] and candidate_high (int) bound the slots token selection may pick;
-    fixed_slots, fixed_valid [B, sink + local]: the sinks and the local window, always attended.
+    fixed_slots, fixed_valid [B, sink + local]: the sinks and the local window, always attended;
+    window_positions [B, sink + local] (offloaded caches only): where those tokens sit in an offloaded layer's device
+    window (OffloadedKV), the same for every layer.
     """
 
     length: int
@@ -50,6 +53,7 @@ class DecodePlan:
     candidate_high: int
     fixed_slots: torch.Tensor | None
     fixed_valid: torch.Tensor | None
+    window_positions: torch.Tensor | None = None
 
 
 class AsyncTLSCache(Cache):
@@ -225,6 +229,7 @@ class AsyncTLSCache(Cache):
                 len(row_start), -1
             )
             local_valid = local_slots >= candidate_low[:, None]
+            fixed_slots = torch.cat([sink_slots.clamp(max=length - 1), local_slots.clamp(min=0)], dim=1)
             plan = DecodePlan(
                 length,
                 False,
@@ -234,8 +239,9 @@ class AsyncTLSCache(Cache):
                 block_valid,
                 candidate_low,
                 candidate_high,
-                torch.cat([sink_slots.clamp(max=length - 1), local_slots.clamp(min=0)], dim=1),
+                fixed_slots,
                 torch.cat([sink_valid, local_valid], dim=1),
+                window_positions(config, fixed_slots) if self.offloaded else None,
             )
         self._plans[device] = plan
         return plan

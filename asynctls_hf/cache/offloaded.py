@@ -19,6 +19,15 @@ def window_layout(config: AsyncTLSConfig) -> tuple[int, int]:
     return ring_tokens, _round_up(config.sink_tokens + ring_tokens, config.block_size)
 
 
+def window_positions(config: AsyncTLSConfig, fixed_slots: torch.Tensor) -> torch.Tensor:
+    """Where a decode step's sinks and local window sit in an offloaded layer's device window: fixed_slots
+    [B, sink + local] (DecodePlan's: the sinks' slots, then the local window's) -> [B, sink + local] int64."""
+    ring_tokens, _ = window_layout(config)
+    sinks = torch.arange(config.sink_tokens, device=fixed_slots.device).expand(fixed_slots.shape[0], -1)
+    local = config.sink_tokens + fixed_slots[:, config.sink_tokens :] % ring_tokens
+    return torch.cat([sinks, local], dim=1)
+
+
 class OffloadedKV:
     """The full K/V of one layer in a pinned HostBlockStore, and on the device its OffloadEngine's buffer
     [B, NG, W + top_blocks * block_size, D]: a window of W positions, then the block slots.
@@ -127,13 +136,6 @@ class OffloadedKV:
             return keys, values
         old_keys, old_values = self.store.read_tokens(0, begin, self.device)
         return torch.cat([old_keys, keys], dim=2), torch.cat([old_values, values], dim=2)
-
-    def fixed_positions(self, fixed_slots: torch.Tensor) -> torch.Tensor:
-        """Where the sinks and the local window of a decode step sit in the device buffer: fixed_slots
-        [B, sink + local] (DecodePlan's: the sinks' slots, then the local window's) -> [B, sink + local] int64."""
-        sinks = torch.arange(self.sink_tokens, device=fixed_slots.device).expand(fixed_slots.shape[0], -1)
-        local = self.sink_tokens + fixed_slots[:, self.sink_tokens :] % self.ring_tokens
-        return torch.cat([sinks, local], dim=1)
 
     # ---- batch and length changes --------------------------------------------------------------------
 

@@ -147,3 +147,38 @@ def test_offloaded_dense_steps_equal_resident():
     assert_same_scores_exactly(*outputs)
     stats = returned_cache(outputs[1]).stats()
     assert stats["offloaded"] and stats["dense_layer_steps"] == 7 * 2 and stats["sparse_layer_steps"] == 0
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_offloaded_index_equals_the_resident_index(backend):
+    """An offloaded layer builds its block summaries from the ring (shifted slots, row starts that may be negative,
+    a view of the summaries from the current block on) and its labels from the new keys: with the Triton kernels
+    (interpreted on the CPU) and the reference, after a left-padded prefill and decode steps across block
+    boundaries, they equal the resident layer's bit for bit."""
+    from asynctls_hf.cache import AsyncTLSCache, LayerGeometry
+    from asynctls_hf.config import AsyncTLSConfig
+
+    generator = torch.Generator().manual_seed(0)
+    geometry = [LayerGeometry(2, 24, 16)]
+    row_start = torch.tensor([0, 29, 45])
+    caches = []
+    for offload in (False, True):
+        config = AsyncTLSConfig(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4,
+                                offload=offload, backend=backend if offload else "torch")
+        cache = AsyncTLSCache(geometry, config, max_length=160)
+        cache.row_start, cache._row_start_host = row_start, row_start.tolist()
+        caches.append(cache)
+    chunks = [61] + [1] * 40
+    for tokens in chunks:
+        query = torch.randn(3, 4, tokens, 24, generator=generator)
+        keys = torch.randn(3, 2, tokens, 24, generator=generator)
+        values = torch.randn(3, 2, tokens, 16, generator=generator)
+        for cache in caches:
+            attention.append_tokens(cache, 0, query, keys, values)
+    resident, offloaded = (cache.layers[0] for cache in caches)
+    assert offloaded.offloaded is not None and resident.offloaded is None
+    blocks = -(-resident.length // 16)
+    for name in ("block_max", "block_min"):
+        assert torch.equal(getattr(offloaded, name)[:, :, :blocks], getattr(resident, name)[:, :, :blocks]), name
+    for name in ("label_channels", "label_codes", "label_scale", "label_zero"):
+        assert torch.equal(getattr(offloaded, name), getattr(resident, name)), name
