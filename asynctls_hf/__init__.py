@@ -7,6 +7,7 @@
 from asynctls_hf.api import patch, patched, unpatch
 from asynctls_hf.cache import AsyncTLSCache, CacheMemoryError
 from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.graphs import GraphFallbackWarning
 from asynctls_hf.patches import UnsupportedModelError, supported_model_types
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __all__ = [
     "AsyncTLSCache",
     "AsyncTLSConfig",
     "CacheMemoryError",
+    "GraphFallbackWarning",
     "UnsupportedModelError",
     "patch",
     "patched",

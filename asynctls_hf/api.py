@@ -12,6 +12,7 @@ from transformers.cache_utils import DynamicCache
 
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.graphs import DecodeGraphs
 from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
 
 
@@ -58,6 +59,7 @@ def patch(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides) -
         for module in attention_modules:
             _replace_forward(module, family, state)
         _install_cache_builders(model, decoder, state)
+        _install_decode_graphs(model, state)
     except BaseException:
         for restore in reversed(state.restorers):
             restore()
@@ -130,6 +132,13 @@ def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState)
         return family.forward(module, cache, arguments["hidden_states"], arguments["position_embeddings"])
 
     _set_instance_attribute(module, attribute, forward, state)
+
+
+def _install_decode_graphs(model: nn.Module, state: _PatchState) -> None:
+    """Replay the model's decode steps from CUDA graphs where they can be (asynctls_hf.graphs)."""
+    hooked = hasattr(model, "_hf_hook") and hasattr(model, "_old_forward")
+    attribute = "_old_forward" if hooked else "forward"
+    _set_instance_attribute(model, attribute, DecodeGraphs(model, getattr(model, attribute)), state)
 
 
 def cache_argument(module: nn.Module | type[nn.Module]) -> str:

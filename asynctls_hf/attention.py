@@ -170,11 +170,18 @@ def append_tokens(
 ) -> int:
     """Write T tokens to layer `layer_idx` and index them; returns the slot of the first one.
 
-    Shapes as in asynctls_attention; `query` chooses the label channels on the layer's first append.
+    Shapes as in asynctls_attention; `query` chooses the label channels on the layer's first append. A decode
+    token of a resident layer goes to the slot the step's DecodePlan holds on the device (capturable in a CUDA
+    graph).
     """
     layer = cache.layers[layer_idx]
     first_slot = layer.length
-    layer.append(key_states, value_states, query, cache.row_start.to(query.device))
+    row_start = cache.row_start.to(query.device)
+    if key_states.shape[2] == 1 and layer.can_append_in_place():
+        plan = cache.decode_plan(first_slot + 1, query.device)
+        layer.append_token(key_states, value_states, plan.new_slot, row_start)
+    else:
+        layer.append(key_states, value_states, query, row_start)
     return first_slot
 
 

@@ -36,6 +36,7 @@ BENCHMARKS = {
     "offload-transfer": "asynctls_hf.bench.offload_transfer_bench",
     "offload-decode": "asynctls_hf.bench.offload_decode_bench",
     "generate": "asynctls_hf.bench.generate_bench",
+    "decode-step": "asynctls_hf.bench.decode_step_bench",
 }
 
 

@@ -19,7 +19,9 @@ CONFIG_OPTIONS = {
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
     "prefetch_lag": "with offload: 1 attends over the previous step's resident blocks while copying, 0 is exact",
+    "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }
+BOOLEAN_CHOICES = {"false": False, "true": True}
 OFFLOAD_CHOICES = {"false": False, "true": True, "auto": "auto"}
 CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AsyncTLSConfig)}
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
@@ -64,9 +66,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
     for name, description in CONFIG_OPTIONS.items():
         default = CONFIG_DEFAULTS[name]
         shown = "a quarter of the key width" if default is None else default
-        value_type = {"backend": str, "offload": offload_choice}.get(name, int)
+        value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice}.get(name, int)
         group.add_argument(f"--{name.replace('_', '-')}", type=value_type,
-                           help=f"{description} (default: {str(shown).lower() if name == 'offload' else shown})")
+                           help=f"{description} (default: {str(shown).lower() if isinstance(shown, bool) else shown})")
+
+
+def boolean_choice(text: str) -> bool:
+    """A true/false option's value."""
+    if text.lower() not in BOOLEAN_CHOICES:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return BOOLEAN_CHOICES[text.lower()]
 
 
 def offload_choice(text: str) -> bool | str:

@@ -35,6 +35,9 @@ class AsyncTLSConfig:
         t-1 that are resident, while the blocks chosen at step t are copied for step t+1) or 0 (exact: the
         misses are copied before token selection; the results equal offload=False).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
+    cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
+        batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
+        where capture is impossible (beam search, a cache without max_length) decoding stays eager with a warning.
     prefill_chunk_size: query tokens per dense attention chunk during prefill.
     """
 
@@ -48,6 +51,7 @@ class AsyncTLSConfig:
     offload: bool | str = False
     prefetch_lag: int = 1
     backend: str = "auto"
+    cuda_graph: bool = True
     prefill_chunk_size: int = 2048
 
     def __post_init__(self) -> None:
@@ -80,6 +84,8 @@ class AsyncTLSConfig:
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
         if isinstance(self.prefetch_lag, bool) or self.prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1 (asynchronous), got {self.prefetch_lag!r}")
+        if not isinstance(self.cuda_graph, bool):
+            raise ValueError(f"cuda_graph must be True or False, got {self.cuda_graph!r}")
         if self.backend not in _BACKEND_CHOICES:
             raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")
 

@@ -35,9 +35,10 @@ class LayerGeometry:
 class DecodePlan:
     """Per-step metadata, planned once per decode step and device and shared by all layers.
 
-    length: slots in use (the new token included); dense: whether the whole context fits the budget.
+    length: slots in use (the new token included); dense: whether the whole context fits the budget;
+    new_slot: 0-dim int64 on the device, the new token's slot (length - 1).
     row_start [B]; key_valid [B, length] (dense only); block_valid [B, n_blocks] (blocks holding at least one
-    candidate slot); candidate_low [B] and candidate_high (int) bound the slots token selection may pick;
+    candidate slot); candidate_low [B] and candidate_high [B] bound the slots token selection may pick;
     fixed_slots, fixed_valid [B, sink + local]: the sinks and the local window, always attended;
     window_positions [B, sink + local] (offloaded caches only): where those tokens sit in an offloaded layer's device
     window (OffloadedKV), the same for every layer.
@@ -45,12 +46,13 @@ class DecodePlan:
 
     length: int
     dense: bool
+    new_slot: torch.Tensor
     row_start: torch.Tensor
     key_valid: torch.Tensor | None
     n_blocks: int
     block_valid: torch.Tensor | None
     candidate_low: torch.Tensor | None
-    candidate_high: int
+    candidate_high: torch.Tensor | None
     fixed_slots: torch.Tensor | None
     fixed_valid: torch.Tensor | None
     window_positions: torch.Tensor | None = None
@@ -97,8 +99,14 @@ class AsyncTLSCache(Cache):
         self.row_start: torch.Tensor | None = None
         self._row_start_host: list[int] = []
         self._plans: dict[torch.device, DecodePlan] = {}
+        self._step_lengths: dict[torch.device, torch.Tensor] = {}
+        self._attended_sums: dict[torch.device, torch.Tensor] = {}
         self.block_recorder: KeptBlocksRecorder | None = None
         self._transports: dict[torch.device, Transport] = {}
+        # Why this cache's decode steps cannot be replayed from a CUDA graph (None: nothing known against it).
+        self.graph_fallback_reason: str | None = None
+        self.graph_fallback_warned = False
+        self.decode_graphs: dict = {}  # asynctls_hf.graphs' captured steps of this cache, by batch and inputs
         if self.config.offload is True:
             self._place_layers(True)
         self.reset_stats()
@@ -197,42 +205,61 @@ class AsyncTLSCache(Cache):
 
     # ---- per-step metadata ---------------------------------------------------------------------------
 
+    def step_length(self, device: torch.device) -> torch.Tensor:
+        """The 0-dim int64 tensor on `device` holding the current decode step's length (set by decode_plan, or
+        by a CUDA graph's runner before each replay: a captured step reads it, never a host int)."""
+        step = self._step_lengths.get(device)
+        if step is None:
+            step = self._step_lengths[device] = torch.zeros((), dtype=torch.long, device=device)
+        return step
+
     def decode_plan(self, length: int, device: torch.device) -> DecodePlan:
-        """The metadata of the decode step whose context is `length` slots, computed once per step and device."""
+        """The metadata of the decode step whose context is `length` slots, computed once per step and device.
+
+        A sparse step's tensors are computed on the device from step_length(device), so the step can be captured
+        in a CUDA graph and replayed at any length (the shapes depend only on max_length and the config).
+        """
         plan = self._plans.get(device)
         if plan is not None and plan.length == length:
             return plan
         config = self.config
+        step_length = self.step_length(device)
+        if not (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
+            step_length.fill_(length)  # under capture the runner has set it, and sets it before every replay
         # A row holding only padding so far (a chunked, left-padded prefill fed token by token) lets its newest
         # slot attend to itself, so that no query sees an empty set (softmax of nothing is NaN, which would
         # reach real tokens through the pad slot's cached values).
-        row_start = self.row_start.to(device).clamp(max=length - 1)
-        slots = torch.arange(length, device=device)
+        last_slot = step_length - 1
+        row_start = torch.minimum(self.row_start.to(device), last_slot)
         if length <= config.token_budget:
+            slots = torch.arange(length, device=device)
             plan = DecodePlan(
-                length, True, row_start, slots[None, :] >= row_start[:, None], 0, None, None, 0, None, None
+                length, True, last_slot, row_start, slots[None, :] >= row_start[:, None], 0, None, None, None,
+                None, None,
             )
         else:
             block_size = config.block_size
+            batch = len(row_start)
             # With a known maximum length every step scores the same number of blocks (the ones past the
             # context are masked), so the shapes of a decode step do not change from step to step.
             n_blocks = -(-max(length, self.max_length or 0) // block_size)
             candidate_low = row_start + config.sink_tokens
-            candidate_high = length - config.local_tokens
+            candidate_high = (step_length - config.local_tokens).view(1).expand(batch).contiguous()
             block_begin = torch.arange(n_blocks, device=device) * block_size
             block_valid = (block_begin[None, :] + block_size > candidate_low[:, None]) & (
-                block_begin[None, :] < candidate_high
+                block_begin[None, :] < candidate_high[:, None]
             )
             sink_slots = row_start[:, None] + torch.arange(config.sink_tokens, device=device)[None, :]
-            sink_valid = sink_slots < length
-            local_slots = torch.arange(length - config.local_tokens, length, device=device)[None, :].expand(
-                len(row_start), -1
-            )
+            sink_valid = sink_slots < step_length
+            local_slots = (step_length - config.local_tokens + torch.arange(config.local_tokens, device=device))[
+                None, :
+            ].expand(batch, -1)
             local_valid = local_slots >= candidate_low[:, None]
-            fixed_slots = torch.cat([sink_slots.clamp(max=length - 1), local_slots.clamp(min=0)], dim=1)
+            fixed_slots = torch.cat([torch.minimum(sink_slots, last_slot), local_slots.clamp(min=0)], dim=1)
             plan = DecodePlan(
                 length,
                 False,
+                last_slot,
                 row_start,
                 None,
                 n_blocks,
@@ -250,19 +277,25 @@ class AsyncTLSCache(Cache):
 
     def reset_stats(self) -> None:
         """Zero the counters of stats() (the offload engines' included)."""
-        self._attended_sum: torch.Tensor | None = None
+        for attended_sum in self._attended_sums.values():
+            attended_sum.zero_()  # in place: a captured decode step adds to these very tensors
         self._attended_groups = 0
+        self.graph_replays = 0  # decode steps replayed from a CUDA graph
         self._decode_calls = {"dense": 0, "sparse": 0}
         for layer in self.layers:
             if layer.offloaded is not None:
                 layer.offloaded.engine.reset_stats()
 
+    def attended_sum(self, device: torch.device) -> torch.Tensor:
+        """The 0-dim float64 tensor on `device` summing the tokens attended there (record_decode adds in place)."""
+        attended_sum = self._attended_sums.get(device)
+        if attended_sum is None:
+            attended_sum = self._attended_sums[device] = torch.zeros((), dtype=torch.float64, device=device)
+        return attended_sum
+
     def record_decode(self, attended_per_group: torch.Tensor, dense: bool) -> None:
         """Add one layer's decode step: attended_per_group [B, NG] (or [B, 1]) tokens attended by each group."""
-        total = attended_per_group.sum(dtype=torch.float64)
-        self._attended_sum = (
-            total if self._attended_sum is None else self._attended_sum + total.to(self._attended_sum.device)
-        )
+        self.attended_sum(attended_per_group.device).add_(attended_per_group.sum(dtype=torch.float64))
         self._attended_groups += attended_per_group.numel()
         self._decode_calls["dense" if dense else "sparse"] += 1
 
@@ -272,10 +305,12 @@ class AsyncTLSCache(Cache):
         attended_tokens: mean tokens attended per KV group (so per head) per layer and decode step;
         offloaded: whether the K/V lives in host memory; h2d_bytes: bytes the offload engines copied host to
         device; hit_rate: share of wanted blocks already on the device (1.0 when the cache is resident);
-        copy_wait_seconds: time the compute stream waited on copies; memory_bytes: device storage of all layers;
+        copy_wait_seconds: time the compute stream waited on copies; graph_replays: decode steps replayed from
+        a CUDA graph (asynctls_hf.graphs; 0 when eager); memory_bytes: device storage of all layers;
         host_memory_bytes: pinned host storage; layers (offloaded only): each layer's OffloadEngine.stats().
         """
-        attended = float(self._attended_sum) / self._attended_groups if self._attended_groups else 0.0
+        attended_sum = sum(float(total) for total in self._attended_sums.values())
+        attended = attended_sum / self._attended_groups if self._attended_groups else 0.0
         initialized = [layer for layer in self.layers if layer.is_initialized]
         engines = [layer.offloaded.engine.stats() for layer in initialized if layer.offloaded is not None]
         wanted = sum(engine["wanted_blocks"] for engine in engines)
@@ -283,6 +318,7 @@ class AsyncTLSCache(Cache):
             "attended_tokens": attended,
             "decode_layer_steps": sum(self._decode_calls.values()),
             "dense_layer_steps": self._decode_calls["dense"],
+            "graph_replays": self.graph_replays,
             "sparse_layer_steps": self._decode_calls["sparse"],
             "offloaded": self.offloaded,
             "h2d_bytes": sum(engine["copied_bytes"] for engine in engines),
@@ -294,6 +330,31 @@ class AsyncTLSCache(Cache):
         if engines:
             stats["layers"] = engines
         return stats
+
+    # ---- host-side state of a decode step (what a CUDA graph's replay does not update) -------------------
+
+    def host_step_state(self) -> tuple[list[int], int, dict[str, int]]:
+        """(each layer's length, attended groups counted, decode calls counted): the host ints a decode step
+        advances."""
+        return [layer.length for layer in self.layers], self._attended_groups, dict(self._decode_calls)
+
+    def restore_host_step_state(self, state: tuple[list[int], int, dict[str, int]]) -> None:
+        lengths, self._attended_groups, decode_calls = state
+        self._decode_calls = dict(decode_calls)
+        for layer, length in zip(self.layers, lengths, strict=True):
+            layer.length = length
+        self._plans.clear()
+
+    def advance_host_step_state(
+        self, before: tuple[list[int], int, dict[str, int]], after: tuple[list[int], int, dict[str, int]]
+    ) -> None:
+        """Advance the host ints by what one decode step changed them by (after - before): a replayed step."""
+        for layer, length_before, length_after in zip(self.layers, before[0], after[0], strict=True):
+            layer.length += length_after - length_before
+        self._attended_groups += after[1] - before[1]
+        for kind in self._decode_calls:
+            self._decode_calls[kind] += after[2][kind] - before[2][kind]
+        self._plans.clear()
 
     # ---- transformers Cache API ----------------------------------------------------------------------
 
@@ -332,6 +393,8 @@ class AsyncTLSCache(Cache):
 
     def _select_rows(self, rows: torch.Tensor) -> None:
         if self.row_start is not None:
+            self.graph_fallback_reason = "the cache's rows are reordered or selected between steps (beam search)"
+            self.decode_graphs.clear()
             self.row_start = self.row_start.index_select(0, rows.to(self.row_start.device))
             self._row_start_host = [self._row_start_host[row] for row in rows.tolist()]
         for layer in self.layers:

@@ -234,6 +234,37 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.label_channels = self._choose_label_channels(query, row_start, begin)
         self._write_labels(new_keys, begin, end)
 
+    def can_append_in_place(self) -> bool:
+        """Whether the next token can be written by append_token: resident, indexed, with a free slot."""
+        return self.offloaded is None and self.label_channels is not None and self.length < self.capacity
+
+    def append_token(
+        self, key: torch.Tensor, value: torch.Tensor | None, slot: torch.Tensor, row_start: torch.Tensor
+    ) -> None:
+        """Write one decode token at `slot` (0-dim int64 on the device, = length) and index it, with no host int
+        in any kernel argument, so that a CUDA graph can capture it (see can_append_in_place).
+
+        key [B, NG, 1, Dk]; value [B, NG, 1, Dv] (None when the values are a prefix of the keys); row_start [B].
+        The block summaries come out as ops.update_block_summaries computes them: the block's max/min over its
+        real slots, zeros while it has none.
+        """
+        index = slot.view(1)
+        key = key.to(self.dtype)
+        self.keys.index_copy_(2, index, key)
+        if not self.values_in_keys:
+            self.values.index_copy_(2, index, value.to(self.dtype))
+        self.length += 1
+        block = index // self.config.block_size
+        real = (row_start <= slot)[:, None, None, None]
+        first_real = (torch.maximum(row_start, block * self.config.block_size) == slot)[:, None, None, None]
+        for summary, combine in ((self.block_max, torch.maximum), (self.block_min, torch.minimum)):
+            merged = torch.where(first_real, key, combine(summary.index_select(2, block), key))
+            summary.index_copy_(2, block, torch.where(real, merged, 0))
+        codes, scale, zero = self._labels_of(key)
+        self.label_codes.index_copy_(2, index, codes)
+        self.label_scale.index_copy_(2, index, scale)
+        self.label_zero.index_copy_(2, index, zero)
+
     def _update_block_summaries_from(
         self, span: torch.Tensor, block_begin: int, begin: int, row_start: torch.Tensor
     ) -> None:
@@ -267,11 +298,15 @@ class AsyncTLSLayer(CacheLayerMixin):
         importance = query_mean * key_mean
         return importance.topk(self.num_label_channels, dim=-1).indices.sort(dim=-1).values
 
+    def _labels_of(self, new_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Labels (codes [B, NG, T, W], scale and zero [B, NG, T]) of keys new_keys [B, NG, T, Dk]."""
+        channels = self.label_channels[:, :, None, :].expand(-1, -1, new_keys.shape[2], -1)
+        channel_keys = new_keys.gather(-1, channels)
+        return ops.quantize_labels(channel_keys, self.config.label_bits, backend=self.config.backend)
+
     def _write_labels(self, new_keys: torch.Tensor, begin: int, end: int) -> None:
         """Labels of slots [begin, end) from their keys new_keys [B, NG, end - begin, Dk]."""
-        channels = self.label_channels[:, :, None, :].expand(-1, -1, end - begin, -1)
-        channel_keys = new_keys.gather(-1, channels)
-        codes, scale, zero = ops.quantize_labels(channel_keys, self.config.label_bits, backend=self.config.backend)
+        codes, scale, zero = self._labels_of(new_keys)
         self.label_codes[:, :, begin:end] = codes
         self.label_scale[:, :, begin:end] = scale
         self.label_zero[:, :, begin:end] = zero

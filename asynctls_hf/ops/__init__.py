@@ -120,7 +120,7 @@ def candidate_scores(
     kept_blocks: torch.Tensor,
     kept_block_scores: torch.Tensor,
     candidate_low: torch.Tensor,
-    candidate_high: int,
+    candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
     *,

@@ -198,12 +198,12 @@ def _candidate_scores_kernel(
     kept_blocks_ptr,
     kept_scores_ptr,
     candidate_low_ptr,
+    candidate_high_ptr,
     candidates_ptr,
     scores_ptr,
     groups,
     heads,
     kept_count,
-    candidate_high,
     stride_query_b,
     stride_query_g,
     stride_query_h,
@@ -234,7 +234,7 @@ def _candidate_scores_kernel(
     """Grid (candidate tiles, B * NG): TILE candidates (TILE / BLOCK_SIZE kept blocks) of one row and group.
 
     Writes candidates [B, NG, Kb * BLOCK_SIZE] int64 and scores float32 (both contiguous), -inf where the kept
-    block's score is -inf or the slot is outside [candidate_low[b], candidate_high).
+    block's score is -inf or the slot is outside [candidate_low[b], candidate_high[b]).
     """
     batch = tl.program_id(1) // groups
     group = tl.program_id(1) % groups
@@ -251,6 +251,7 @@ def _candidate_scores_kernel(
     )
     slots = block.to(tl.int64) * BLOCK_SIZE + candidates % BLOCK_SIZE
     candidate_low = tl.load(candidate_low_ptr + batch)
+    candidate_high = tl.load(candidate_high_ptr + batch)
     valid = rank_ok & (block_score > float("-inf")) & (slots >= candidate_low) & (slots < candidate_high)
 
     # The group's query summed over its heads, on the label channels (even / odd channels for 4 bits).
@@ -299,7 +300,7 @@ def candidate_scores(
     kept_blocks: torch.Tensor,
     kept_block_scores: torch.Tensor,
     candidate_low: torch.Tensor,
-    candidate_high: int,
+    candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,7 +308,7 @@ def candidate_scores(
 
     query [B, NG, G, Dk]; label_channels [B, NG, C] int; label_codes [B, NG, S, W]; label_scale, label_zero
     [B, NG, S] float32;
-    kept_blocks [B, NG, Kb] int; kept_block_scores [B, NG, Kb] float32; candidate_low [B] int.
+    kept_blocks [B, NG, Kb] int; kept_block_scores [B, NG, Kb] float32; candidate_low, candidate_high [B] int.
     Returns candidates [B, NG, Kb * block_size] int64 and scores [B, NG, Kb * block_size] float32.
     """
     require(query.dim() == 4 and query.dtype in FLOAT_DTYPES and query.stride(-1) == 1,
@@ -321,12 +322,13 @@ def candidate_scores(
     check_index("kept_blocks", kept_blocks, (batch, groups, kept_count))
     require(kept_block_scores.shape == kept_blocks.shape and kept_block_scores.dtype == torch.float32,
             "kept_block_scores must be float32 shaped like kept_blocks")
-    require(candidate_low.shape == (batch,) and candidate_low.dtype in (torch.int32, torch.int64),
-            "candidate_low must be [B] int")
+    for name, bound in (("candidate_low", candidate_low), ("candidate_high", candidate_high)):
+        require(bound.shape == (batch,) and bound.dtype in (torch.int32, torch.int64), f"{name} must be [B] int")
     require(block_size > 0 and block_size & (block_size - 1) == 0, f"block_size must be a power of 2, got {block_size}")
     require(heads <= 128, f"at most 128 query heads per group, got {heads}")
     check_same_device(query=query, label_channels=label_channels, label_codes=label_codes, kept_blocks=kept_blocks,
-                      kept_block_scores=kept_block_scores, candidate_low=candidate_low)
+                      kept_block_scores=kept_block_scores, candidate_low=candidate_low,
+                      candidate_high=candidate_high)
     n_candidates = kept_count * block_size
     candidates = torch.empty(batch, groups, n_candidates, dtype=torch.int64, device=query.device)
     scores = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=query.device)
@@ -340,12 +342,12 @@ def candidate_scores(
         kept_blocks,
         kept_block_scores,
         candidate_low,
+        candidate_high,
         candidates,
         scores,
         groups,
         heads,
         kept_count,
-        candidate_high,
         *query.stride()[:3],
         *label_channels.stride()[:2],
         *label_codes.stride()[:3],

@@ -140,7 +140,7 @@ def candidate_scores(
     kept_blocks: torch.Tensor,
     kept_block_scores: torch.Tensor,
     candidate_low: torch.Tensor,
-    candidate_high: int,
+    candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,16 +148,16 @@ def candidate_scores(
 
     query [B, NG, G, Dk]; label_channels [B, NG, C]; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S];
     kept_blocks, kept_block_scores [B, NG, Kb] (block top-k indices and values); candidate_low [B] and
-    candidate_high bound the slots that may be picked. Returns candidates [B, NG, Kb * block_size] int64
+    candidate_high [B] bound the slots that may be picked. Returns candidates [B, NG, Kb * block_size] int64
     (block kept_blocks[k] contributes slots k * block_size ...) and their scores float32, -inf where the block
-    score is -inf or the slot is outside [candidate_low, candidate_high).
+    score is -inf or the slot is outside [candidate_low, candidate_high) of its row.
     """
     offsets = torch.arange(block_size, device=query.device)
     candidates = (kept_blocks[..., None] * block_size + offsets).flatten(-2)
     candidate_valid = (
         (kept_block_scores[..., None] > NEG_INF).expand(-1, -1, -1, block_size).flatten(-2)
         & (candidates >= candidate_low[:, None, None])
-        & (candidates < candidate_high)
+        & (candidates < candidate_high[:, None, None])
     )
     query_channels = query.float().sum(dim=2).gather(-1, label_channels)  # [B, NG, C]
     scores = candidate_label_scores(query_channels, label_codes, label_scale, label_zero, candidates, bits)

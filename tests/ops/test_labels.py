@@ -70,7 +70,8 @@ def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels
     ).view(batch, groups, channels)
     kept_blocks, kept_scores = _kept_blocks(batch, groups, n_blocks, 5, invalid_ranks=[4])
     candidate_low = torch.tensor([4, 20, 37], device=DEVICE)  # sinks after each row's padding
-    arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores, candidate_low, stored - 8,
+    arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores, candidate_low,
+                 torch.tensor([stored - 8, stored - 8, stored - 30], device=DEVICE),
                  block_size, bits)
     candidates, scores = candidate_scores(*arguments, backend="triton")
     reference_candidates, reference_scores = naive.candidate_scores(*arguments)
@@ -86,7 +87,8 @@ def test_candidate_scores_at_full_size_on_gpu():
     label_channels = torch.randint(0, 128, (batch, groups, channels), device=DEVICE)
     kept_blocks, kept_scores = _kept_blocks(batch, groups, stored // block_size, 128, invalid_ranks=[127])
     arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores,
-                 torch.full((batch,), 16, device=DEVICE), stored - 64, block_size, bits)
+                 torch.full((batch,), 16, device=DEVICE),
+                 torch.full((batch,), stored - 64, device=DEVICE), block_size, bits)
     candidates, scores = candidate_scores(*arguments, backend="triton")
     reference_candidates, reference_scores = naive.candidate_scores(*arguments)
     assert torch.equal(candidates, reference_candidates)

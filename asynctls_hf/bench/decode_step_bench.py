@@ -1,0 +1,245 @@
+"""Decode-step time of a full-size model (random weights, bf16): stock transformers against AsyncTLS eager, replayed
+from a CUDA graph, and graphed with the cache offloaded, in one run.
+
+    asynctls-hf bench decode-step [--model qwen3-8b|glm-4.7-flash] [--context-lengths 1k,48k,96k]
+        [--batches 1,4,8] [--methods stock,eager,graphed,graphed-offload,stock-compiled] [--steps 32] [--warmup 4]
+        [--out DIR] [AsyncTLS settings]
+
+Methods: stock (the unpatched model, sdpa, DynamicCache), eager (AsyncTLS, cuda_graph=False), graphed (AsyncTLS, the
+default: the decode forward replayed from a CUDA graph), graphed-offload (the same with offload=True), and
+stock-compiled (generate() with cache_implementation="static", which transformers compiles; batch 1 only, through
+generate() with a real prefill, so it is the slowest to measure).
+
+For every method but stock-compiled the cache is filled with random keys and values up to the context length (no
+prefill: the step's cost does not depend on how the cache was filled), then each step is one model forward of one
+token per row, the next token the argmax of the logits, and a host synchronization, as generate() makes. Reported:
+the median wall time of a step over `--steps` steps after `--warmup` (graphed: the first two steps are the eager
+warm-up and the capture), tokens/s (batch / step), the bytes a step must read at least (the weights, plus the whole
+KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept blocks' tokens and the
+attended tokens) and the GB/s that amounts to against the H200's HBM (DESIGN.md section 4), the peak GPU memory,
+and how many steps were replayed from a graph. A run that does not fit is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from transformers import DynamicCache
+
+import asynctls_hf
+from asynctls_hf.api import cache_argument
+from asynctls_hf.bench.generate_bench import model_config
+from asynctls_hf.bench.offload_transfer_bench import markdown_table
+from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
+from asynctls_hf.timing import DecodeClock
+
+DTYPE = torch.bfloat16
+FILL_CHUNK = 8192
+METHODS = ("stock", "eager", "graphed", "graphed-offload", "stock-compiled")
+ASYNCTLS_SETTINGS = {"eager": dict(cuda_graph=False, offload=False), "graphed": dict(cuda_graph=True, offload=False),
+                     "graphed-offload": dict(cuda_graph=True, offload=True)}
+HBM_BYTES_PER_S = 4.25e12
+COLUMNS = [
+    ("method", "method", "{}"),
+    ("batch", "batch", "{}"),
+    ("context", "context", "{}"),
+    ("step_ms", "step ms", "{:.2f}"),
+    ("tokens_per_s", "tokens/s", "{:.1f}"),
+    ("floor_ms", "byte floor ms", "{:.2f}"),
+    ("gbps", "achieved GB/s", "{:.0f}"),
+    ("replayed", "steps replayed", "{}"),
+    ("peak_gib", "peak GPU GiB", "{:.1f}"),
+    ("status", "status", "{}"),
+]
+
+
+def kv_geometry(text_config) -> tuple[int, int, int]:
+    """(groups, key width, value width) per token of the stock cache: Qwen3 K/V per KV head; GLM the latent and the
+    roped key (the values are expanded from the latent)."""
+    if getattr(text_config, "kv_lora_rank", None):
+        return 1, text_config.kv_lora_rank + text_config.qk_rope_head_dim, 0
+    return text_config.num_key_value_heads, text_config.head_dim, text_config.head_dim
+
+
+def step_bytes(model, method: str, batch: int, context: int, config) -> int:
+    """Bytes a decode step reads at least: the weights, plus the whole KV cache (stock) or the sparse reads."""
+    text_config = model.config.get_text_config(decoder=True)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    if getattr(text_config, "n_routed_experts", None):  # a MoE step reads the routed experts of its tokens only
+        experts = [module for module in model.modules() if type(module).__name__.endswith("Experts")]
+        expert_bytes = sum(p.numel() * p.element_size() for module in experts for p in module.parameters())
+        used = min(1.0, batch * text_config.num_experts_per_tok / text_config.n_routed_experts)
+        weights -= int(expert_bytes * (1 - used))
+    groups, key_width, value_width = kv_geometry(text_config)
+    layers = text_config.num_hidden_layers
+    if method.startswith("stock"):
+        return weights + layers * batch * groups * context * (key_width + value_width) * DTYPE.itemsize
+    label_width = config.label_channels_for(key_width) * config.label_bits // 8 + 8
+    per_group = (
+        2 * (context // config.block_size) * key_width * DTYPE.itemsize
+        + config.top_blocks * config.block_size * label_width
+        + config.token_budget * (key_width + value_width) * DTYPE.itemsize
+    )
+    return weights + layers * batch * groups * per_group
+
+
+def filled_stock_cache(model, batch: int, context: int, device: torch.device) -> DynamicCache:
+    """A DynamicCache holding `context` random tokens per layer, shaped as the stock attention caches them."""
+    text_config = model.config.get_text_config(decoder=True)
+    cache = DynamicCache(config=text_config)
+    generator = torch.Generator(device).manual_seed(context + batch)
+    for layer in range(text_config.num_hidden_layers):
+        if getattr(text_config, "kv_lora_rank", None):
+            shapes = ((batch, 1, context, text_config.kv_lora_rank), (batch, 1, context, text_config.qk_rope_head_dim))
+        else:
+            shape = (batch, text_config.num_key_value_heads, context, text_config.head_dim)
+            shapes = (shape, shape)
+        keys, values = (torch.randn(size, generator=generator, device=device, dtype=DTYPE) for size in shapes)
+        cache.update(keys, values, layer)
+    return cache
+
+
+def filled_asynctls_cache(model, batch: int, context: int, max_length: int, device: torch.device):
+    """An AsyncTLSCache for the patched `model` (placed as its config says) holding `context` random tokens per
+    layer, indexed as prefill indexes them."""
+    cache = asynctls_hf.AsyncTLSCache.for_model(model, max_length=max_length)
+    cache.plan_placement(batch, DTYPE, [device] * len(cache.layers))
+    cache.observe_attention_mask(None, batch, context, device)
+    generator = torch.Generator(device).manual_seed(context + batch)
+    heads = model.config.get_text_config(decoder=True).num_attention_heads
+    for layer in cache.layers:
+        query = torch.randn(batch, heads, 16, layer.key_width, generator=generator, device=device, dtype=DTYPE)
+        for begin in range(0, context, FILL_CHUNK):
+            tokens = min(FILL_CHUNK, context - begin)
+            keys = torch.randn(batch, layer.num_groups, tokens, layer.key_width, generator=generator, device=device,
+                               dtype=DTYPE)
+            values = None if layer.values_in_keys else torch.randn(
+                batch, layer.num_groups, tokens, layer.value_width, generator=generator, device=device, dtype=DTYPE
+            )
+            layer.append(keys, values, query, cache.row_start)
+    return cache
+
+
+def time_forward_steps(model, cache, batch: int, context: int, warmup: int, steps: int) -> list[float]:
+    """Wall seconds of each of `steps` decode forwards after `warmup`, each ending in a host synchronization."""
+    device = next(model.parameters()).device
+    input_ids = torch.randint(0, model.config.get_text_config(decoder=True).vocab_size, (batch, 1), device=device)
+    times = []
+    for step in range(warmup + steps):
+        began = time.perf_counter()
+        position_ids = torch.full((batch, 1), context + step, device=device)
+        logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=1,
+                       **{cache_argument(model): cache}).logits
+        input_ids = logits[:, -1].argmax(dim=-1, keepdim=True)
+        input_ids.cpu()  # generate() reads the new tokens on the host (stopping criteria) every step
+        if step >= warmup:
+            times.append(time.perf_counter() - began)
+    return times
+
+
+def time_stock_compiled(model, batch: int, context: int, warmup: int, steps: int) -> list[float]:
+    """Wall seconds of the decode steps of generate(cache_implementation="static") after `warmup` (compilation)."""
+    device = next(model.parameters()).device
+    input_ids = torch.randint(100, 1000, (batch, context), device=device)
+    with DecodeClock(model) as clock:
+        model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=warmup + steps + 1,
+                       min_new_tokens=warmup + steps + 1, do_sample=False, pad_token_id=0,
+                       cache_implementation="static")
+    intervals = [after - before for before, after in itertools.pairwise(clock.stamps)]
+    return intervals[warmup:]
+
+
+def measure(model, method: str, batch: int, context: int, args, config) -> dict:
+    device = next(model.parameters()).device
+    row = {"method": method, "batch": batch, "context": context, "replayed": 0}
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        with torch.no_grad():
+            if method == "stock-compiled":
+                times = time_stock_compiled(model, batch, context, args.warmup, args.steps)
+            elif method == "stock":
+                cache = filled_stock_cache(model, batch, context, device)
+                times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps)
+            else:
+                with asynctls_hf.patched(model, config.replace(**ASYNCTLS_SETTINGS[method])):
+                    cache = filled_asynctls_cache(model, batch, context, context + args.warmup + args.steps + 1, device)
+                    times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps)
+                    row["replayed"] = cache.graph_replays
+    except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
+        return {**row, "step_ms": 0.0, "tokens_per_s": 0.0, "floor_ms": 0.0, "gbps": 0.0,
+                "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+                "status": "does not fit: " + str(error).split(":")[0][:80]}
+    finally:
+        cache = None
+    step_s = statistics.median(times)
+    floor_bytes = step_bytes(model, method, batch, context, config)
+    return {**row, "step_ms": step_s * 1e3, "tokens_per_s": batch / step_s, "floor_ms": floor_bytes / HBM_BYTES_PER_S
+            * 1e3, "gbps": floor_bytes / step_s / 1e9, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+            "status": "ok"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asynctls-hf bench decode-step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("qwen3-8b", "glm-4.7-flash"), default="qwen3-8b",
+                        help="architecture (random weights, bf16; default: qwen3-8b)")
+    parser.add_argument("--context-lengths", type=integer_list, default=[1024, 49152, 98304],
+                        help="cached tokens; k = 1024 (default: 1k,48k,96k)")
+    parser.add_argument("--batches", type=integer_list, default=[1, 4, 8], help="batch sizes (default: 1,4,8)")
+    parser.add_argument("--methods", type=lambda text: [m for m in text.split(",") if m],
+                        default=["stock", "eager", "graphed", "graphed-offload"],
+                        help=f"comma-separated, of {', '.join(METHODS)} (default: all but stock-compiled)")
+    parser.add_argument("--steps", type=int, default=32, help="timed steps (default: 32)")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed steps first (default: 4)")
+    parser.add_argument("--out", type=Path, default=Path("decode_step_results"),
+                        help="folder for decode_step.json and decode_step.md")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; the methods are {', '.join(METHODS)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("the decode-step benchmark needs a CUDA GPU")
+    from transformers import AutoModelForCausalLM
+
+    config = config_from_args(args)
+    max_positions = max(args.context_lengths) + args.warmup + args.steps + 1024
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(model_config(args.model, max_positions), dtype=DTYPE).eval()
+    environment = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": args.model,
+                   "parameters": sum(p.numel() for p in model.parameters()), "config": dataclasses.asdict(config),
+                   "date": time.strftime("%Y-%m-%d")}
+    rows = []
+    for context in args.context_lengths:
+        for batch in args.batches:
+            for method in args.methods:
+                if method == "stock-compiled" and batch != 1:
+                    continue
+                rows.append(measure(model, method, batch, context, args, config))
+                print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "decode_step.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+    heading = (f"# Decode step\n\n{environment['device']}, torch {environment['torch']}, {args.model}, "
+               f"{environment['date']}.\n\n")
+    (args.out / "decode_step.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
+    print(markdown_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

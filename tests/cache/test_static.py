@@ -1,0 +1,68 @@
+"""The static decode path (a resident layer with a free slot writes the decode token at a slot held on the device,
+the step's metadata computed on the device: what a CUDA graph captures) against the dynamic one (host-int appends),
+on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import CACHE_KWARG, assert_same_scores_exactly, greedy, left_padded_batch, tiny_glm4_moe_lite, tiny_qwen3
+
+import asynctls_hf
+from asynctls_hf import AsyncTLSCache
+from asynctls_hf.cache import AsyncTLSLayer
+
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
+LENGTHS = [150, 131, 97]
+STEPS = 40  # crosses two block boundaries
+
+
+def _generate(model, monkeypatch, static: bool):
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    cache = AsyncTLSCache.for_model(model, max_length=input_ids.shape[1] + STEPS)
+    with monkeypatch.context() as patch:
+        if not static:
+            patch.setattr(AsyncTLSLayer, "can_append_in_place", lambda layer: False)
+        output = greedy(model, input_ids, attention_mask, STEPS, **{CACHE_KWARG: cache})
+    return output, cache
+
+
+@pytest.mark.parametrize("make_model", [tiny_qwen3, tiny_glm4_moe_lite])
+@pytest.mark.parametrize("label_bits", [4, 16])
+def test_static_decode_path_equals_dynamic_one(make_model, label_bits, monkeypatch):
+    model = make_model()
+    with asynctls_hf.patched(model, **SPARSE, label_bits=label_bits):
+        dynamic, dynamic_cache = _generate(model, monkeypatch, static=False)
+        static, static_cache = _generate(model, monkeypatch, static=True)
+    assert_same_scores_exactly(dynamic, static)
+    assert static_cache.stats()["sparse_layer_steps"] > 0
+    for static_layer, dynamic_layer in zip(static_cache.layers, dynamic_cache.layers, strict=True):
+        assert static_layer.length == dynamic_layer.length
+        for name, tensor in static_layer._storage().items():
+            assert torch.equal(tensor, dynamic_layer._storage()[name]), name
+
+
+def test_static_index_equals_a_rebuild_from_the_stored_keys(monkeypatch):
+    model = tiny_qwen3()
+    with asynctls_hf.patched(model, **SPARSE):
+        _, cache = _generate(model, monkeypatch, static=True)
+    for layer in cache.layers:
+        summaries = layer.block_max.clone(), layer.block_min.clone()
+        layer.rebuild_index(cache.row_start)
+        assert torch.equal(summaries[0], layer.block_max) and torch.equal(summaries[1], layer.block_min)
+        codes, scale, zero = layer._labels_of(layer.keys[:, :, : layer.length])
+        assert torch.equal(codes, layer.label_codes[:, :, : layer.length])
+        assert torch.equal(scale, layer.label_scale[:, :, : layer.length])
+        assert torch.equal(zero, layer.label_zero[:, :, : layer.length])
+
+
+def test_decode_steps_count_in_place_across_stats_resets(monkeypatch):
+    """The attended-token sums a captured step adds to are the same tensors before and after reset_stats."""
+    model = tiny_qwen3()
+    with asynctls_hf.patched(model, **SPARSE):
+        _, cache = _generate(model, monkeypatch, static=True)
+    sums = dict(cache._attended_sums)
+    assert cache.stats()["attended_tokens"] > 0
+    cache.reset_stats()
+    assert cache.stats()["attended_tokens"] == 0
+    assert all(cache._attended_sums[device] is total for device, total in sums.items())

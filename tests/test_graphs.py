@@ -1,0 +1,109 @@
+"""CUDA-graph decode (asynctls_hf.graphs): replayed steps equal eager ones (GPU), fallbacks warn once and decode
+eagerly, the CPU path never tries."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from helpers import CACHE_KWARG, greedy, left_padded_batch, returned_cache, tiny_glm4_moe_lite, tiny_qwen3
+
+import asynctls_hf
+from asynctls_hf import AsyncTLSCache, GraphFallbackWarning
+
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
+STEPS = 24
+
+
+def _inputs(lengths, device):
+    return tuple(tensor.to(device) for tensor in left_padded_batch(lengths))
+
+
+def _assert_close_generation(eager, graphed, atol: float):
+    assert torch.equal(eager.sequences, graphed.sequences)
+    for step, (expected, got) in enumerate(zip(eager.scores, graphed.scores, strict=True)):
+        torch.testing.assert_close(got, expected, atol=atol, rtol=0, msg=f"logits differ at step {step}")
+
+
+def test_cpu_decoding_never_tries_a_graph():
+    model = tiny_qwen3()
+    input_ids, attention_mask = _inputs([90, 70], "cpu")
+    with asynctls_hf.patched(model, **SPARSE), warnings.catch_warnings():
+        warnings.simplefilter("error", GraphFallbackWarning)
+        output = greedy(model, input_ids, attention_mask, 4)
+    assert returned_cache(output).stats()["graph_replays"] == 0
+
+
+def test_cuda_graph_setting_is_validated():
+    with pytest.raises(ValueError, match="cuda_graph"):
+        asynctls_hf.AsyncTLSConfig(cuda_graph="yes")
+
+
+MODELS = {
+    "qwen3": (lambda: tiny_qwen3().cuda(), 1e-5),
+    "glm4_moe_lite": (lambda: tiny_glm4_moe_lite().to("cuda", torch.bfloat16), 2e-2),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("lengths", [[150, 131, 97], [201, 77]], ids=["batch3", "batch2"])
+def test_replayed_decode_equals_eager_decode(family, lengths):
+    make_model, atol = MODELS[family]
+    model = make_model()
+    input_ids, attention_mask = _inputs(lengths, "cuda")
+    with asynctls_hf.patched(model, **SPARSE, cuda_graph=False):
+        eager = greedy(model, input_ids, attention_mask, STEPS)
+    with asynctls_hf.patched(model, **SPARSE), warnings.catch_warnings():
+        warnings.simplefilter("error", GraphFallbackWarning)
+        graphed = greedy(model, input_ids, attention_mask, STEPS)
+    _assert_close_generation(eager, graphed, atol)
+    stats = returned_cache(graphed).stats()
+    # generate() runs STEPS - 1 decode forwards: the first warms up, the second is captured; each is replayed.
+    assert stats["graph_replays"] == STEPS - 2
+    assert stats["attended_tokens"] == returned_cache(eager).stats()["attended_tokens"]
+
+
+@pytest.mark.gpu
+def test_a_reset_cache_captures_again_and_still_equals_eager():
+    model = tiny_qwen3().cuda()
+    input_ids, attention_mask = _inputs([150, 131, 97], "cuda")
+    with asynctls_hf.patched(model, **SPARSE, cuda_graph=False):
+        eager = greedy(model, input_ids, attention_mask, STEPS)
+    with asynctls_hf.patched(model, **SPARSE):
+        cache = AsyncTLSCache.for_model(model, max_length=input_ids.shape[1] + STEPS)
+        first = greedy(model, input_ids, attention_mask, STEPS, **{CACHE_KWARG: cache})
+        assert cache.graph_replays == STEPS - 2
+        cache.reset()
+        second = greedy(model, input_ids, attention_mask, STEPS, **{CACHE_KWARG: cache})
+        assert cache.graph_replays == STEPS - 1  # captured again at the first decode step: no warm-up needed
+    _assert_close_generation(eager, first, 1e-5)
+    _assert_close_generation(eager, second, 1e-5)
+
+
+@pytest.mark.gpu
+def test_beam_search_falls_back_to_eager_with_one_warning():
+    model = tiny_qwen3().cuda()
+    input_ids, attention_mask = _inputs([150, 131], "cuda")
+    kwargs = dict(num_beams=3, num_return_sequences=2)
+    with asynctls_hf.patched(model, **SPARSE, cuda_graph=False):
+        eager = greedy(model, input_ids, attention_mask, 12, **kwargs)
+    with asynctls_hf.patched(model, **SPARSE), pytest.warns(GraphFallbackWarning, match="beam search") as caught:
+        graphed = greedy(model, input_ids, attention_mask, 12, **kwargs)
+    assert len([w for w in caught if issubclass(w.category, GraphFallbackWarning)]) == 1
+    assert torch.equal(eager.sequences, graphed.sequences)
+    assert returned_cache(graphed).graph_replays == 0
+
+
+@pytest.mark.gpu
+def test_a_cache_without_max_length_falls_back_to_eager_with_a_warning():
+    model = tiny_qwen3().cuda()
+    input_ids, attention_mask = _inputs([150, 131], "cuda")
+    with asynctls_hf.patched(model, **SPARSE, cuda_graph=False):
+        eager = greedy(model, input_ids, attention_mask, 8)
+    with asynctls_hf.patched(model, **SPARSE), pytest.warns(GraphFallbackWarning, match="max_length"):
+        cache = AsyncTLSCache.for_model(model)
+        graphed = greedy(model, input_ids, attention_mask, 8, **{CACHE_KWARG: cache})
+    assert torch.equal(eager.sequences, graphed.sequences)
+    assert cache.graph_replays == 0
