@@ -177,7 +177,7 @@ def append_tokens(
     layer = cache.layers[layer_idx]
     first_slot = layer.length
     row_start = cache.row_start.to(query.device)
-    if key_states.shape[2] == 1 and layer.can_append_in_place():
+    if key_states.shape[2] == 1 and layer.can_append_in_place(row_start):
         plan = cache.decode_plan(first_slot + 1, query.device)
         layer.append_token(key_states, value_states, plan.new_slot, row_start)
     else:

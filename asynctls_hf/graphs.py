@@ -11,7 +11,9 @@ it so), on one CUDA device, with config.cuda_graph. The first such call per batc
 the kernels), the second is captured and replayed, later ones copy their inputs into the graph's buffers and
 replay. The host ints a step advances (layer lengths, counters) are advanced by the runner after each replay; every
 device-side value a step reads that changes per step comes from the cache's step_length tensor, which the runner
-sets before each replay. Where replay is impossible the step runs eagerly, with one GraphFallbackWarning per cache
+sets before each replay. With the cache offloaded, the copies the step issues on the copy stream are captured too
+(forked from the step by events, joined at its end, so each replay ends with its copies landed; the copy wait is
+not timed when replayed). Where replay is impossible the step runs eagerly, with one GraphFallbackWarning per cache
 naming why (beam search, a cache without max_length, ...); a failed capture leaves the cache as it was.
 """
 
@@ -109,13 +111,13 @@ class DecodeGraphs:
                 "the cache has no max_length (it is not static); let generate() build it, or pass "
                 "AsyncTLSCache.for_model(model, max_length=prompt + max_new_tokens)"
             )
-        if cache.offloaded:
-            return None, "CUDA-graph replay of an offloaded cache is not supported yet"
         devices = {layer.device for layer in layers}
         if len(devices) > 1:
             return None, "the cache's layers are on several devices"
         length = cache.get_seq_length()
-        if length + 1 <= cache.config.token_budget or not all(layer.can_append_in_place() for layer in layers):
+        if length + 1 <= cache.config.token_budget or not all(
+            layer.can_append_in_place(cache.row_start.to(layer.device)) for layer in layers
+        ):
             return None, None  # a dense step, or past max_length: eager, as expected
         if max(cache._row_start_host) >= length:
             return None, None  # a row holds only padding so far
@@ -150,11 +152,13 @@ class DecodeGraphs:
         cache.attended_sum(device)
         host_before = cache.host_step_state()
         cache.restore_host_step_state(host_before)  # clears the per-step plans: the graph computes its own
+        cache.finish_copies()  # a captured step must not wait on copies issued outside it
         graph = torch.cuda.CUDAGraph()
         pool = next((step.graph.pool() for step in cache.decode_graphs.values() if step is not None), None)
         try:
             with torch.cuda.device(device), torch.cuda.graph(graph, pool=pool):
                 output = self.forward(**captured_kwargs)
+                cache.join_copies()
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager decoding
             cache.restore_host_step_state(host_before)
             self._fall_back(cache, f"capturing the decode step failed ({type(error).__name__}: {error})")

@@ -1,11 +1,17 @@
 """Without a GPU, Triton kernels run in Triton's CPU interpreter. Triton reads TRITON_INTERPRET when it is first
-imported and when a kernel is defined, so it is set here, before any test module imports transformers or triton."""
+imported and when a kernel is defined, so it is set here, before any test module imports transformers or triton.
+
+Tests compare two runs bit for bit; the CPU math libraries must not change their thread count between them when
+the machine is busy (MKL_DYNAMIC / OMP_DYNAMIC), so that is turned off before torch loads them."""
 
 import os
 import sys
 
-import pytest
-import torch
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"

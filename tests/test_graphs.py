@@ -66,6 +66,31 @@ def test_replayed_decode_equals_eager_decode(family, lengths):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("lag", [0, 1])
+def test_replayed_offloaded_decode_equals_eager_offloaded_decode(family, lag):
+    """Copies on the side stream are captured in the graph; lag 0 also equals the resident cache."""
+    make_model, atol = MODELS[family]
+    model = make_model()
+    input_ids, attention_mask = _inputs([150, 131, 97], "cuda")
+    offload = dict(offload=True, prefetch_lag=lag)
+    with asynctls_hf.patched(model, **SPARSE, **offload, cuda_graph=False):
+        eager = greedy(model, input_ids, attention_mask, STEPS)
+    with asynctls_hf.patched(model, **SPARSE, **offload), warnings.catch_warnings():
+        warnings.simplefilter("error", GraphFallbackWarning)
+        graphed = greedy(model, input_ids, attention_mask, STEPS)
+    _assert_close_generation(eager, graphed, atol)
+    eager_stats, graphed_stats = returned_cache(eager).stats(), returned_cache(graphed).stats()
+    assert graphed_stats["offloaded"] and graphed_stats["graph_replays"] == STEPS - 2
+    for name in ("h2d_bytes", "hit_rate", "attended_tokens"):
+        assert graphed_stats[name] == eager_stats[name], name
+    if lag == 0:
+        with asynctls_hf.patched(model, **SPARSE, cuda_graph=False):
+            resident = greedy(model, input_ids, attention_mask, STEPS)
+        _assert_close_generation(resident, graphed, atol)
+
+
+@pytest.mark.gpu
 def test_a_reset_cache_captures_again_and_still_equals_eager():
     model = tiny_qwen3().cuda()
     input_ids, attention_mask = _inputs([150, 131, 97], "cuda")

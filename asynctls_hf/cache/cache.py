@@ -331,6 +331,24 @@ class AsyncTLSCache(Cache):
             stats["layers"] = engines
         return stats
 
+    # ---- copies around a captured decode step ---------------------------------------------------------
+
+    def finish_copies(self) -> None:
+        """Make the current stream wait for every pending copy of every offloaded layer (before a capture)."""
+        for layer in self.layers:
+            if layer.offloaded is not None:
+                layer.offloaded.engine.finish_pending()
+
+    def join_copies(self) -> None:
+        """At the end of a step being captured in a CUDA graph: join the copy streams into the capturing stream and
+        forget the pending copies (each replay ends with its copies landed)."""
+        for transport in self._transports.values():
+            if isinstance(transport, CudaStreamTransport):
+                transport.join_capture()
+        for layer in self.layers:
+            if layer.offloaded is not None:
+                layer.offloaded.engine.forget_pending()
+
     # ---- host-side state of a decode step (what a CUDA graph's replay does not update) -------------------
 
     def host_step_state(self) -> tuple[list[int], int, dict[str, int]]:
@@ -385,6 +403,7 @@ class AsyncTLSCache(Cache):
         keep = length + tokens if tokens < 0 else min(tokens, length)
         if keep < 0:
             raise ValueError(f"cannot crop {-tokens} tokens from a cache holding {length}")
+        self.decode_graphs.clear()  # a captured step assumes the previous step's selection (prefetch lag 1)
         for layer in self.layers:
             layer.crop(keep)
             if layer.is_initialized and self.row_start is not None:

@@ -234,9 +234,12 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.label_channels = self._choose_label_channels(query, row_start, begin)
         self._write_labels(new_keys, begin, end)
 
-    def can_append_in_place(self) -> bool:
-        """Whether the next token can be written by append_token: resident, indexed, with a free slot."""
-        return self.offloaded is None and self.label_channels is not None and self.length < self.capacity
+    def can_append_in_place(self, row_start: torch.Tensor) -> bool:
+        """Whether append_token can write the next token (row_start [B], as append gets it): indexed, with a free
+        slot, and, offloaded, past every row's sinks."""
+        if self.label_channels is None or self.length >= self.capacity:
+            return False
+        return self.offloaded is None or self.offloaded.can_append_token(row_start)
 
     def append_token(
         self, key: torch.Tensor, value: torch.Tensor | None, slot: torch.Tensor, row_start: torch.Tensor
@@ -250,9 +253,13 @@ class AsyncTLSLayer(CacheLayerMixin):
         """
         index = slot.view(1)
         key = key.to(self.dtype)
-        self.keys.index_copy_(2, index, key)
-        if not self.values_in_keys:
-            self.values.index_copy_(2, index, value.to(self.dtype))
+        value = None if value is None else value.to(self.dtype)
+        if self.offloaded is not None:
+            self.offloaded.append_token(key, value, slot)
+        else:
+            self.keys.index_copy_(2, index, key)
+            if not self.values_in_keys:
+                self.values.index_copy_(2, index, value)
         self.length += 1
         block = index // self.config.block_size
         real = (row_start <= slot)[:, None, None, None]

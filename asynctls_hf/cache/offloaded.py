@@ -97,6 +97,26 @@ class OffloadedKV:
             self.values.index_copy_(2, ring_index, values[:, :, ring_begin - begin :])
         self._write_sinks(keys, values, row_start, begin, end)
 
+    def can_append_token(self, row_start: torch.Tensor) -> bool:
+        """Whether append_token can write the next token: the store has room and every row's sinks are written
+        (append wrote them with this very row_start)."""
+        return (
+            row_start is self._sinks_row_start
+            and self.length >= self._sinks_end
+            and self.store.can_append_token(self.device)
+        )
+
+    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
+        """Write one decode token (keys [B, NG, 1, Dk], values [B, NG, 1, Dv] or None) at `slot`, a 0-dim int64 on
+        the device equal to `length`: to the host store and the ring, no host int in any kernel (capturable)."""
+        begin = self.length
+        self.engine.append_token(keys, values, slot)
+        self._last_chunk = (begin, keys, values)
+        ring_index = (self.sink_tokens + slot % self.ring_tokens).view(1)
+        self.keys.index_copy_(2, ring_index, keys)
+        if values is not None:
+            self.values.index_copy_(2, ring_index, values)
+
     def _write_sinks(
         self, keys: torch.Tensor, values: torch.Tensor | None, row_start: torch.Tensor, begin: int, end: int
     ) -> None:

@@ -74,7 +74,9 @@ class OffloadEngine:
             None if store.values_in_keys else torch.zeros_like(self.key_buffer[..., : store.value_width])
         )
         self._pending: PendingCopy | None = None
+        # The blocks wanted at the previous step, [B, NG, K], updated in place (a captured step reads this tensor).
         self._previous_wanted: torch.Tensor | None = None
+        self._has_previous = False
         self._to_prefetch: torch.Tensor | None = None
         self.reset_stats()
 
@@ -102,13 +104,20 @@ class OffloadEngine:
         self.resident.ensure_block_capacity(self.store.capacity_blocks)
         self.resident.invalidate_from(begin // self.block_size)
 
+    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
+        """Write one decode token at `slot` (0-dim int64 on the device, = the store's length): keys [B, NG, 1, Dk],
+        values [B, NG, 1, Dv] (None when inside the keys); no host int reaches a kernel (CUDA-graph capturable).
+        The store must have room (store.can_append_token)."""
+        self.store.append_token(keys, values, slot)
+        self.resident.invalidate_from(slot // self.block_size)
+
     def begin_step(self, wanted: torch.Tensor) -> torch.Tensor:
         """Step start, after block filtering: wanted [B, NG, K] int64 block ids (-1: none, ids unique per row and
         group). Returns the blocks token selection may pick from at this step, [B, NG, K] int64 (-1: none)."""
-        if self.prefetch_lag == 0 or self._previous_wanted is None:
+        if self.prefetch_lag == 0 or not self._has_previous:
             self._copy(self.resident.plan(wanted))
             self._wait_pending()
-            self._previous_wanted = wanted
+            self._remember(wanted)
             return wanted
         self._wait_pending()
         selectable = torch.where(self.resident.lookup(self._previous_wanted) >= 0, self._previous_wanted, -1)
@@ -125,14 +134,32 @@ class OffloadEngine:
         blocks for the next step."""
         if self._to_prefetch is not None:
             self._copy(self.resident.plan(self._to_prefetch))
-            self._previous_wanted, self._to_prefetch = self._to_prefetch, None
-        while self._wait_timers and self._wait_timers[0].done():
+            self._remember(self._to_prefetch)
+            self._to_prefetch = None
+        capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+        while not capturing and self._wait_timers and self._wait_timers[0].done():
             self._wait_seconds += self._wait_timers.popleft().seconds()
+
+    def _remember(self, wanted: torch.Tensor) -> None:
+        """Keep `wanted` as the previous step's blocks, in place when the shape allows."""
+        if self._previous_wanted is None or self._previous_wanted.shape != wanted.shape:
+            self._previous_wanted = wanted.clone()
+        else:
+            self._previous_wanted.copy_(wanted)
+        self._has_previous = True
+
+    def finish_pending(self) -> None:
+        """Make the current stream wait for every copy issued so far (none stays pending)."""
+        self._wait_pending()
+
+    def forget_pending(self) -> None:
+        """Drop the pending copy without waiting: its stream has been joined (the end of a captured step)."""
+        self._pending = None
 
     def _copy(self, plan: CopyPlan) -> None:
         self._wanted_blocks += plan.wanted.ge(0).sum()
         self._hit_blocks += plan.hits.sum()
-        self._steps += 1
+        self._steps += 1  # a device counter, like the others: a replayed step advances it
         self._pending = self.transport.copy_blocks(plan, self.store, self.key_buffer, self.separate_value_buffer)
         self._copied_blocks += self._pending.blocks
         self._copied_bytes += self._pending.bytes
@@ -165,20 +192,20 @@ class OffloadEngine:
         self._wait_pending()
         self.store.crop(length)
         self.resident.invalidate_from(length // self.block_size)
-        self._previous_wanted = self._to_prefetch = None
+        self._has_previous, self._to_prefetch = False, None
 
     def reset(self) -> None:
         """Forget every token, every resident block and the statistics."""
         self._wait_pending()
         self.store.reset()
         self.resident.reset()
-        self._previous_wanted = self._to_prefetch = None
+        self._has_previous, self._to_prefetch = False, None
         self.reset_stats()
 
     # ---- statistics ----------------------------------------------------------------------------------
 
     def reset_stats(self) -> None:
-        self._steps = 0
+        self._steps = torch.zeros((), dtype=torch.long, device=self.device)
         self._wanted_blocks = torch.zeros((), dtype=torch.long, device=self.device)
         self._hit_blocks = torch.zeros((), dtype=torch.long, device=self.device)
         self._copied_blocks = torch.zeros((), dtype=torch.long, device=self.device)
@@ -199,7 +226,7 @@ class OffloadEngine:
             self._wait_seconds += self._wait_timers.popleft().seconds()
         wanted, hits = int(self._wanted_blocks), int(self._hit_blocks)
         return {
-            "steps": self._steps,
+            "steps": int(self._steps),
             "wanted_blocks": wanted,
             "hit_blocks": hits,
             "hit_rate": hits / wanted if wanted else 1.0,

@@ -49,10 +49,12 @@ class ResidentSet:
     In the device buffer [B, NG, (reserved_slots + num_slots) * block_size, D], block slot s of (row, group) is
     buffer slot reserved_slots + s (the reserved ones hold data the caller manages itself, such as a window).
 
-    State, all on `device` and updated with vectorized tensor ops (no loop over rows or groups, no host sync):
-    slot_block [B, NG, S] int64, the block id each slot holds (-1: empty); block_slot [B, NG, C + 1] int64, the
-    slot holding each block id (-1: not resident), C = block_capacity, the last column a sink for masked
-    scatters; slot_last_wanted [B, NG, S] int64, the last step the slot's block was wanted (-1: never).
+    State, all on `device` and updated in place with vectorized tensor ops (no loop over rows or groups, no host
+    sync, no host int in a kernel argument, so a CUDA graph can capture plan and invalidate_from): slot_block
+    [B, NG, S] int64, the block id each slot holds (-1: empty); block_slot [B, NG, C + 1] int64, the slot holding
+    each block id (-1: not resident), C = block_capacity, the last column a sink for masked scatters;
+    slot_last_wanted [B, NG, S] int64, the last step the slot's block was wanted (-1: never); step, a 0-dim int64
+    tensor, the number of plans made.
 
     Eviction policy: a miss goes to a slot whose block is not wanted this step, least recently wanted first
     (empty slots first of all, ties to the lower slot). A wanted block is never evicted, so K wanted blocks
@@ -71,7 +73,7 @@ class ResidentSet:
         self.num_slots = num_slots
         self.reserved_slots = reserved_slots
         self.device = torch.device(device)
-        self.step = 0
+        self.step = torch.zeros((), dtype=torch.long, device=self.device)
         self.slot_block = torch.full((batch, num_groups, num_slots), -1, dtype=torch.long, device=self.device)
         self.slot_last_wanted = torch.full_like(self.slot_block, -1)
         self.block_slot = torch.full((batch, num_groups, block_capacity + 1), -1, dtype=torch.long, device=self.device)
@@ -97,7 +99,7 @@ class ResidentSet:
         return torch.where(known, slots, -1)
 
     def plan(self, wanted: torch.Tensor) -> CopyPlan:
-        """Plan step `self.step` for the blocks `wanted` [B, NG, K] int64 (-1: none; ids unique per row and group,
+        """Plan the next step for the blocks `wanted` [B, NG, K] int64 (-1: none; ids unique per row and group,
         below block_capacity) and record the plan as done: the returned copies must be made before the slots
         they fill are read."""
         if wanted.shape[2] > self.num_slots:
@@ -126,10 +128,10 @@ class ResidentSet:
         new_slot = torch.where(valid, torch.where(hits, wanted_slot, dest_slots), sink_slot)
         slot_block = torch.cat([self.slot_block, self.slot_block.new_full((*wanted.shape[:2], 1), -1)], dim=2)
         slot_block.scatter_(2, new_slot, wanted)
-        self.slot_block = slot_block[:, :, : self.num_slots].contiguous()
+        self.slot_block.copy_(slot_block[:, :, : self.num_slots])
         last_wanted = torch.cat([self.slot_last_wanted, self.slot_last_wanted[:, :, :1]], dim=2)
-        last_wanted.scatter_(2, new_slot, self.step)
-        self.slot_last_wanted = last_wanted[:, :, : self.num_slots].contiguous()
+        last_wanted.scatter_(2, new_slot, self.step.expand(new_slot.shape))
+        self.slot_last_wanted.copy_(last_wanted[:, :, : self.num_slots])
         self.step += 1
         return CopyPlan(
             wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots,
@@ -148,13 +150,14 @@ class ResidentSet:
         buffer_positions = (self.reserved_slots + slots) * block_size + positions % block_size
         return torch.where(resident, buffer_positions, 0), resident
 
-    def invalidate_from(self, first_block: int) -> None:
+    def invalidate_from(self, first_block: int | torch.Tensor) -> None:
         """Forget the device copy of every block id >= first_block (blocks whose host data changed: appended to,
-        or cropped)."""
+        or cropped); first_block an int or a 0-dim int64 tensor on the device."""
         stale = self.slot_block >= first_block
-        self.slot_block = self.slot_block.masked_fill(stale, -1)
-        self.slot_last_wanted = self.slot_last_wanted.masked_fill(stale, -1)
-        self.block_slot[:, :, first_block : self.block_capacity] = -1
+        self.slot_block.masked_fill_(stale, -1)
+        self.slot_last_wanted.masked_fill_(stale, -1)
+        block_ids = torch.arange(self.block_capacity + 1, device=self.device)
+        self.block_slot.masked_fill_(block_ids >= first_block, -1)
 
     def select_rows(self, rows: torch.Tensor) -> None:
         """Keep (reorder, repeat) the batch rows `rows` [B'] int64."""
@@ -165,7 +168,7 @@ class ResidentSet:
 
     def reset(self) -> None:
         """Empty every slot."""
-        self.step = 0
+        self.step.zero_()
         self.slot_block.fill_(-1)
         self.slot_last_wanted.fill_(-1)
         self.block_slot.fill_(-1)

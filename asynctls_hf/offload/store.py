@@ -139,9 +139,28 @@ class HostBlockStore:
         self.length = end
         return begin, end
 
-    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int) -> None:
-        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ..., by a
-        kernel on the current stream."""
+    def can_append_token(self, device: torch.device) -> bool:
+        """Whether append_token can write the next token from `device`: room in the storage, and the token's writer a
+        kernel (CUDA to pinned) or a CPU copy."""
+        room = self.length < self.capacity_blocks * self.block_size
+        return room and (device.type == "cpu" or (device.type == "cuda" and self.pin_memory))
+
+    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
+        """Write one token at `slot`, a 0-dim int64 tensor on the keys' device equal to `length` (see
+        can_append_token): keys [B, NG, 1, Dk], values [B, NG, 1, Dv] (None when inside the keys). No host int
+        reaches the kernel, so a CUDA graph can capture the write."""
+        for source, storage in ((keys, self.keys), (values, self.separate_values)):
+            if source is None:
+                continue
+            if source.is_cuda:
+                self._write_from_device(source.to(self.dtype), storage, slot)
+            else:
+                storage.flatten(2, 3).index_copy_(2, slot.view(1), source.to(self.dtype))
+        self.length += 1
+
+    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int | torch.Tensor) -> None:
+        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ... (an int or
+        a 0-dim tensor on the device), by a kernel on the current stream."""
         width = source.shape[-1]
         target_rows = self._token_rows(begin, source.shape[2], source.device)
         source_rows = torch.arange(len(target_rows), device=source.device)
@@ -174,7 +193,7 @@ class HostBlockStore:
         keys = out[0]
         return keys, keys[..., : self.value_width] if self.values_in_keys else out[1]
 
-    def _token_rows(self, begin: int, tokens: int, device: torch.device) -> torch.Tensor:
+    def _token_rows(self, begin: int | torch.Tensor, tokens: int, device: torch.device) -> torch.Tensor:
         """Rows of tokens [begin, begin + tokens) of every (row, group) in the storage seen as [B * NG * capacity,
         D], [B * NG * tokens] int64 in (row, group, token) order."""
         capacity = self.capacity_blocks * self.block_size

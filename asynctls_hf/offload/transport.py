@@ -114,6 +114,14 @@ class CudaStreamTransport:
     def __init__(self, device: torch.device | str | None = None, stream: torch.cuda.Stream | None = None):
         self.device = torch.device("cuda") if device is None else torch.device(device)
         self.stream = stream if stream is not None else torch.cuda.Stream(self.device)
+        self.forked_in_capture = False  # copies issued while a CUDA graph is being captured, not yet joined
+
+    def join_capture(self) -> None:
+        """Under CUDA-graph capture, at the end of the captured work: make the capturing stream wait for the copies
+        issued in the capture (a graph must end joined; the next replay starts after them)."""
+        if self.forked_in_capture:
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
+            self.forked_in_capture = False
 
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
@@ -124,6 +132,7 @@ class CudaStreamTransport:
         pending = pending_of(plan, store)
         issued = torch.cuda.Event()
         issued.record()
+        self.forked_in_capture |= torch.cuda.is_current_stream_capturing()
         with torch.cuda.stream(self.stream):
             self.stream.wait_event(issued)
             copies.run(store, key_buffer, value_buffer, backend="triton")
@@ -137,6 +146,9 @@ class CudaStreamTransport:
         if pending.ready is None:
             return None
         stream = torch.cuda.current_stream(self.device)
+        if torch.cuda.is_current_stream_capturing():  # timing events cannot be captured: the wait goes untimed
+            stream.wait_event(pending.ready)
+            return None
         timer = WaitTimer(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
         timer.start.record(stream)
         stream.wait_event(pending.ready)

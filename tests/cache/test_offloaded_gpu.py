@@ -2,7 +2,8 @@
 
 prefetch_lag=0 gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals
 the reference of lagged selection; random delays injected on the copy stream and on the compute stream change
-nothing (the events order every slot read and write).
+nothing (the events order every slot read and write). Eager decoding unless a test says otherwise: the reference
+selection is Python state a CUDA graph would not replay (tests/test_graphs.py compares replayed steps to eager ones).
 """
 
 from __future__ import annotations
@@ -31,25 +32,27 @@ SPARSE = dict(token_budget=96, sink_tokens=4, local_tokens=16, block_size=16, to
 LENGTHS = [700, 650, 512, 389]
 
 
-def generate(model, steps: int, *, reference_selection=None, **config):
+def generate(model, steps: int, *, reference_selection=None, cuda_graph: bool = False, **config):
     input_ids, attention_mask = (tensor.cuda() for tensor in left_padded_batch(LENGTHS))
     original = attention.select_tokens
     if reference_selection is not None:
         attention.select_tokens = reference_selection
     try:
-        with asynctls_hf.patched(model, **SPARSE, **config):
+        with asynctls_hf.patched(model, **SPARSE, **config, cuda_graph=cuda_graph):
             return greedy(model, input_ids, attention_mask, steps)
     finally:
         attention.select_tokens = original
 
 
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build):
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["eager", "graphed"])
+def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build, cuda_graph):
     model = build().cuda()
-    resident = generate(model, 256)
-    offloaded = generate(model, 256, offload=True, prefetch_lag=0)
+    resident = generate(model, 256, cuda_graph=cuda_graph)
+    offloaded = generate(model, 256, offload=True, prefetch_lag=0, cuda_graph=cuda_graph)
     assert_same_scores_exactly(resident, offloaded)
     stats = returned_cache(offloaded).stats()
+    assert stats["graph_replays"] == (254 if cuda_graph else 0)
     assert stats["offloaded"] and 0 < stats["hit_rate"] < 1 and stats["h2d_bytes"] > 0
     layer = returned_cache(offloaded).layers[0].offloaded
     assert layer.store.keys.is_pinned()

@@ -22,16 +22,17 @@ def _generate(model, monkeypatch, static: bool):
     cache = AsyncTLSCache.for_model(model, max_length=input_ids.shape[1] + STEPS)
     with monkeypatch.context() as patch:
         if not static:
-            patch.setattr(AsyncTLSLayer, "can_append_in_place", lambda layer: False)
+            patch.setattr(AsyncTLSLayer, "can_append_in_place", lambda layer, row_start: False)
         output = greedy(model, input_ids, attention_mask, STEPS, **{CACHE_KWARG: cache})
     return output, cache
 
 
 @pytest.mark.parametrize("make_model", [tiny_qwen3, tiny_glm4_moe_lite])
-@pytest.mark.parametrize("label_bits", [4, 16])
-def test_static_decode_path_equals_dynamic_one(make_model, label_bits, monkeypatch):
+@pytest.mark.parametrize("settings", [dict(label_bits=4), dict(label_bits=16), dict(offload=True, prefetch_lag=0),
+                                      dict(offload=True, prefetch_lag=1)], ids=["4bit", "16bit", "lag0", "lag1"])
+def test_static_decode_path_equals_dynamic_one(make_model, settings, monkeypatch):
     model = make_model()
-    with asynctls_hf.patched(model, **SPARSE, label_bits=label_bits):
+    with asynctls_hf.patched(model, **SPARSE, **settings):
         dynamic, dynamic_cache = _generate(model, monkeypatch, static=False)
         static, static_cache = _generate(model, monkeypatch, static=True)
     assert_same_scores_exactly(dynamic, static)
@@ -40,6 +41,17 @@ def test_static_decode_path_equals_dynamic_one(make_model, label_bits, monkeypat
         assert static_layer.length == dynamic_layer.length
         for name, tensor in static_layer._storage().items():
             assert torch.equal(tensor, dynamic_layer._storage()[name]), name
+        if static_layer.offloaded is not None:
+            for name in ("token_keys", "token_values"):
+                stored = getattr(static_layer.offloaded.store, name)[:, :, : static_layer.length]
+                assert torch.equal(stored, getattr(dynamic_layer.offloaded.store, name)[:, :, : static_layer.length])
+            # The window (sinks and ring) and which block each slot holds; a slot's tail past a partial block's
+            # last token is whatever the store's unwritten memory held, in either cache.
+            static_engine, dynamic_engine = static_layer.offloaded.engine, dynamic_layer.offloaded.engine
+            window = static_engine.window_tokens
+            assert torch.equal(static_engine.key_buffer[:, :, :window], dynamic_engine.key_buffer[:, :, :window])
+            assert torch.equal(static_engine.resident.slot_block, dynamic_engine.resident.slot_block)
+            assert torch.equal(static_engine.resident.block_slot, dynamic_engine.resident.block_slot)
 
 
 def test_static_index_equals_a_rebuild_from_the_stored_keys(monkeypatch):

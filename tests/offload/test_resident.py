@@ -138,5 +138,5 @@ def test_invalidate_select_rows_and_reset():
     assert resident.lookup(torch.tensor([[[2]], [[2]]])).tolist() == [[[0]], [[0]]]
     assert_maps_are_inverse(resident)
     resident.reset()
-    assert (resident.slot_block == -1).all() and (resident.block_slot == -1).all() and resident.step == 0
+    assert (resident.slot_block == -1).all() and (resident.block_slot == -1).all() and int(resident.step) == 0
 
