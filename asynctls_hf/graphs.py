@@ -19,6 +19,7 @@ naming why (beam search, a cache without max_length, ...); a failed capture leav
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -65,6 +66,9 @@ class DecodeGraphs:
     def __init__(self, model: torch.nn.Module, forward):
         self.model = model
         self.forward = forward
+        # generate() reads the forward's signature to decide which inputs it passes (position_ids, cache_position):
+        # the wrapper must show the model's own.
+        functools.update_wrapper(self, forward)
 
     def __call__(self, *args, **kwargs):
         cache = _cache_of(kwargs)
@@ -125,6 +129,11 @@ class DecodeGraphs:
             return None, (
                 "the model's MoE experts run eagerly (data-dependent shapes); "
                 "model.set_experts_implementation('grouped_mm') or 'batched_mm' makes the step capturable"
+            )
+        if all(kwargs.get(name) is None for name in ("position_ids", "cache_position")):
+            return None, (
+                "the forward got neither position_ids nor cache_position: the model would compute the positions "
+                "from host ints, which a captured step would freeze"
             )
         names, settings = [], []
         for name, value in sorted(kwargs.items()):

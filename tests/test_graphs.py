@@ -3,6 +3,7 @@ eagerly, the CPU path never tries."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
@@ -33,6 +34,19 @@ def test_cpu_decoding_never_tries_a_graph():
         warnings.simplefilter("error", GraphFallbackWarning)
         output = greedy(model, input_ids, attention_mask, 4)
     assert returned_cache(output).stats()["graph_replays"] == 0
+
+
+def test_the_patched_forward_shows_the_models_signature():
+    """generate() passes position_ids (and, in older transformers, cache_position) only to a forward whose signature
+    names them; without them the model computes positions from host ints, which a captured step would freeze."""
+    model = tiny_qwen3()
+    stock = inspect.signature(model.forward)
+    seen = []
+    with asynctls_hf.patched(model, **SPARSE):
+        assert inspect.signature(model.forward) == stock
+        model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(set(kwargs)), with_kwargs=True)
+        greedy(model, *_inputs([90, 70], "cpu"), 3)
+    assert all("position_ids" in names for names in seen)
 
 
 def test_cuda_graph_setting_is_validated():

@@ -1,0 +1,13 @@
+#!/bin/bash
+# Third H200 run for the CUDA-graph issue: the graph and offload GPU tests, then the Qwen3-8B decode step graphed
+# with the cache offloaded, and stock transformers' static cache with its automatic compile (batch 1).
+# Usage (repo root): OUT=dir bash benchmarks/scripts/graphs_h200_offload.sh
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+timeout 150 python -m pytest -q -m gpu tests/test_graphs.py tests/cache/test_offloaded_gpu.py -p no:cacheprovider \
+  > "$OUT/gpu_tests.log" 2>&1
+grep -E "passed|failed|^FAILED|^ERROR" "$OUT/gpu_tests.log" | tail -20
+timeout 170 python -m asynctls_hf bench decode-step --model qwen3-8b --context-lengths 1k,48k,96k --batches 1,4,8 \
+  --methods graphed-offload --steps 16 --warmup 3 --out "$OUT/qwen_offload" 2>&1 | grep -v Warning | tail -12
+timeout 230 python -m asynctls_hf bench decode-step --model qwen3-8b --context-lengths 1k,48k,96k --batches 1 \
+  --methods stock-compiled --steps 16 --warmup 4 --out "$OUT/qwen_compiled" 2>&1 | grep -v Warning | tail -6
