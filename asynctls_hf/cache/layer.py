@@ -251,22 +251,17 @@ class AsyncTLSLayer(CacheLayerMixin):
         The block summaries come out as ops.update_block_summaries computes them: the block's max/min over its
         real slots, zeros while it has none.
         """
-        index = slot.view(1)
         key = key.to(self.dtype)
         value = None if value is None else value.to(self.dtype)
-        if self.offloaded is not None:
+        resident = self.offloaded is None
+        if not resident:
             self.offloaded.append_token(key, value, slot)
-        else:
-            self.keys.index_copy_(2, index, key)
-            if not self.values_in_keys:
-                self.values.index_copy_(2, index, value)
+        ops.append_token(
+            key, value, self.keys if resident else None, self.values if resident and not self.values_in_keys else None,
+            self.block_max, self.block_min, slot, row_start, self.config.block_size, backend=self.config.backend,
+        )
         self.length += 1
-        block = index // self.config.block_size
-        real = (row_start <= slot)[:, None, None, None]
-        first_real = (torch.maximum(row_start, block * self.config.block_size) == slot)[:, None, None, None]
-        for summary, combine in ((self.block_max, torch.maximum), (self.block_min, torch.minimum)):
-            merged = torch.where(first_real, key, combine(summary.index_select(2, block), key))
-            summary.index_copy_(2, block, torch.where(real, merged, 0))
+        index = slot.view(1)
         codes, scale, zero = self._labels_of(key)
         self.label_codes.index_copy_(2, index, codes)
         self.label_scale.index_copy_(2, index, scale)

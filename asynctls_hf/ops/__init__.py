@@ -90,6 +90,27 @@ def update_block_summaries(
     )
 
 
+def append_token(
+    key: torch.Tensor,
+    value: torch.Tensor | None,
+    keys: torch.Tensor | None,
+    values: torch.Tensor | None,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    slot: torch.Tensor,
+    row_start: torch.Tensor,
+    block_size: int,
+    *,
+    backend: str = "auto",
+) -> None:
+    """A decode token written at `slot` (a device tensor) and its block's summaries updated, in place; shapes in
+    naive.append_token."""
+    _dispatch(
+        backend, key.device, "block_summaries_triton", "append_token",
+        key, value, keys, values, block_max, block_min, slot, row_start, block_size,
+    )
+
+
 def block_scores(
     query: torch.Tensor,
     block_max: torch.Tensor,
@@ -198,6 +219,7 @@ def sparse_attention(
 __all__ = [
     "BACKENDS",
     "TritonUnsupportedError",
+    "append_token",
     "block_scores",
     "candidate_scores",
     "causal_prefill_attention",

@@ -117,3 +117,132 @@ def update_block_summaries(
         SLOTS_PER_STEP=min(block_size, 32),
         BLOCK_D=block_d,
     )
+
+
+@triton.jit
+def _append_token_kernel(
+    key_ptr,
+    value_ptr,
+    keys_ptr,
+    values_ptr,
+    block_max_ptr,
+    block_min_ptr,
+    slot_ptr,
+    row_start_ptr,
+    groups,
+    stride_key_b,
+    stride_key_g,
+    stride_value_b,
+    stride_value_g,
+    stride_keys_b,
+    stride_keys_g,
+    stride_keys_s,
+    stride_values_b,
+    stride_values_g,
+    stride_values_s,
+    stride_max_b,
+    stride_max_g,
+    stride_max_n,
+    stride_min_b,
+    stride_min_g,
+    stride_min_n,
+    KEY_WIDTH: tl.constexpr,
+    VALUE_WIDTH: tl.constexpr,
+    WRITE_KEYS: tl.constexpr,
+    WRITE_VALUES: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    KEY_PAD: tl.constexpr,
+    VALUE_PAD: tl.constexpr,
+):
+    """Grid (B * NG,): one program writes one row and group's token and updates its block's max/min."""
+    batch = tl.program_id(0) // groups
+    group = tl.program_id(0) % groups
+    slot = tl.load(slot_ptr).to(tl.int64)
+    row_start = tl.load(row_start_ptr + batch).to(tl.int64)
+    channels = tl.arange(0, KEY_PAD)
+    channel_ok = channels < KEY_WIDTH
+    key = tl.load(key_ptr + batch * stride_key_b + group * stride_key_g + channels, mask=channel_ok, other=0.0)
+    if WRITE_KEYS:
+        keys_out = keys_ptr + batch.to(tl.int64) * stride_keys_b + group * stride_keys_g + slot * stride_keys_s
+        tl.store(keys_out + channels, key.to(keys_ptr.dtype.element_ty), mask=channel_ok)
+    if WRITE_VALUES:
+        value_channels = tl.arange(0, VALUE_PAD)
+        value_ok = value_channels < VALUE_WIDTH
+        value = tl.load(value_ptr + batch * stride_value_b + group * stride_value_g + value_channels, mask=value_ok)
+        values_out = values_ptr + batch.to(tl.int64) * stride_values_b + group * stride_values_g
+        values_out += slot * stride_values_s
+        tl.store(values_out + value_channels, value.to(values_ptr.dtype.element_ty), mask=value_ok)
+    block = slot // BLOCK_SIZE
+    max_ptr = block_max_ptr + batch.to(tl.int64) * stride_max_b + group * stride_max_g + block * stride_max_n
+    min_ptr = block_min_ptr + batch.to(tl.int64) * stride_min_b + group * stride_min_g + block * stride_min_n
+    key = key.to(block_max_ptr.dtype.element_ty).to(tl.float32)
+    old_max = tl.load(max_ptr + channels, mask=channel_ok, other=0.0).to(tl.float32)
+    old_min = tl.load(min_ptr + channels, mask=channel_ok, other=0.0).to(tl.float32)
+    real = row_start <= slot
+    first_real = tl.maximum(row_start, block * BLOCK_SIZE) == slot
+    new_max = tl.where(real, tl.where(first_real, key, tl.maximum(old_max, key)), 0.0)
+    new_min = tl.where(real, tl.where(first_real, key, tl.minimum(old_min, key)), 0.0)
+    tl.store(max_ptr + channels, new_max.to(block_max_ptr.dtype.element_ty), mask=channel_ok)
+    tl.store(min_ptr + channels, new_min.to(block_min_ptr.dtype.element_ty), mask=channel_ok)
+
+
+def append_token(
+    key: torch.Tensor,
+    value: torch.Tensor | None,
+    keys: torch.Tensor | None,
+    values: torch.Tensor | None,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    slot: torch.Tensor,
+    row_start: torch.Tensor,
+    block_size: int,
+) -> None:
+    """One launch of naive.append_token (shapes there): the token's K/V written at `slot`, its block's summaries
+    updated; `slot` is read on the device, so a CUDA graph can capture the launch."""
+    check_float("key", key, 4)
+    check_float("block_max", block_max, 4)
+    check_float("block_min", block_min, 4)
+    batch, groups, tokens, key_width = key.shape
+    require(tokens == 1, f"append_token writes one token, got {tokens}")
+    require(block_size > 0 and block_size & (block_size - 1) == 0, f"block_size must be a power of 2, got {block_size}")
+    require(block_max.shape == block_min.shape and block_max.dtype == block_min.dtype,
+            "block_max and block_min must share a shape and dtype")
+    require(block_max.shape[:2] == (batch, groups) and block_max.shape[3] == key_width,
+            f"block summaries {tuple(block_max.shape)} do not match the key {tuple(key.shape)}")
+    require(slot.numel() == 1 and slot.dtype in (torch.int32, torch.int64), "slot must be one int")
+    require(row_start.shape == (batch,) and row_start.dtype in (torch.int32, torch.int64), "row_start must be [B] int")
+    write_values = values is not None
+    if keys is not None:
+        check_float("keys", keys, 4)
+        require(keys.shape[:2] == (batch, groups) and keys.shape[3] == key_width, "keys do not match the key")
+    if write_values:
+        check_float("value", value, 4)
+        check_float("values", values, 4)
+        require(value.shape[:3] == (batch, groups, 1) and values.shape[:2] == (batch, groups)
+                and values.shape[3] == value.shape[3], "values do not match the value")
+    check_same_device(key=key, block_max=block_max, slot=slot, row_start=row_start)
+    value_width = value.shape[3] if write_values else 1
+    _append_token_kernel[(batch * groups,)](
+        key,
+        value if write_values else key,
+        keys if keys is not None else key,
+        values if write_values else key,
+        block_max,
+        block_min,
+        slot,
+        row_start,
+        groups,
+        *key.stride()[:2],
+        *(value.stride()[:2] if write_values else (0, 0)),
+        *(keys.stride()[:3] if keys is not None else (0, 0, 0)),
+        *(values.stride()[:3] if write_values else (0, 0, 0)),
+        *block_max.stride()[:3],
+        *block_min.stride()[:3],
+        KEY_WIDTH=key_width,
+        VALUE_WIDTH=value_width,
+        WRITE_KEYS=keys is not None,
+        WRITE_VALUES=write_values,
+        BLOCK_SIZE=block_size,
+        KEY_PAD=triton.next_power_of_2(key_width),
+        VALUE_PAD=triton.next_power_of_2(value_width),
+    )

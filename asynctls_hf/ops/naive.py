@@ -51,6 +51,39 @@ def update_block_summaries(
     block_min[:, :, first_block:last_block] = torch.where(any_real, span_min, 0)
 
 
+def append_token(
+    key: torch.Tensor,
+    value: torch.Tensor | None,
+    keys: torch.Tensor | None,
+    values: torch.Tensor | None,
+    block_max: torch.Tensor,
+    block_min: torch.Tensor,
+    slot: torch.Tensor,
+    row_start: torch.Tensor,
+    block_size: int,
+) -> None:
+    """Write one decode token at `slot` and update its block's summaries, in place, with no host int involved.
+
+    key [B, NG, 1, Dk]; value [B, NG, 1, Dv] or None; keys [B, NG, S, Dk] and values [B, NG, S, Dv] the storage to
+    write them to (None: not written, e.g. values inside the keys, or an offloaded layer); block_max, block_min
+    [B, NG, S // block_size, Dk]; slot a 0-dim int64 tensor; row_start [B]. The summaries come out as
+    update_block_summaries computes them for slots up to `slot`: the block's max/min over its real slots, zeros
+    while it has none.
+    """
+    index = slot.view(1)
+    if keys is not None:
+        keys.index_copy_(2, index, key.to(keys.dtype))
+    if values is not None:
+        values.index_copy_(2, index, value.to(values.dtype))
+    key = key.to(block_max.dtype)
+    block = index // block_size
+    real = (row_start <= slot)[:, None, None, None]
+    first_real = (torch.maximum(row_start, block * block_size) == slot)[:, None, None, None]
+    for summary, combine in ((block_max, torch.maximum), (block_min, torch.minimum)):
+        merged = torch.where(first_real, key, combine(summary.index_select(2, block), key))
+        summary.index_copy_(2, block, torch.where(real, merged, 0))
+
+
 def block_scores(
     query: torch.Tensor, block_max: torch.Tensor, block_min: torch.Tensor, block_valid: torch.Tensor
 ) -> torch.Tensor:

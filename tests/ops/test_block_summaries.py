@@ -4,7 +4,7 @@ import pytest
 import torch
 from op_testing import DEVICE, left_padded_row_start
 
-from asynctls_hf.ops import naive, update_block_summaries
+from asynctls_hf.ops import append_token, naive, update_block_summaries
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -62,3 +62,42 @@ def test_long_context_on_gpu():
     keys = torch.randn(batch, groups, capacity, key_width, dtype=torch.bfloat16, device=DEVICE)
     row_start = torch.tensor([0, 100, 1000, 5000], device=DEVICE)
     _check_appends(keys, row_start, block_size, [(0, context), (context, context + 1)])
+
+
+@pytest.mark.parametrize(
+    "dtype, key_width, value_width, groups",
+    [(torch.float32, 40, 32, 2), (torch.bfloat16, 576, None, 1), (torch.float16, 24, 24, 3)],
+)
+@pytest.mark.parametrize("write_kv", [True, False], ids=["resident", "summaries-only"])
+def test_append_token_equals_reference_and_a_rebuild(dtype, key_width, value_width, groups, write_kv):
+    """Decode tokens appended one at a time at a device-held slot (across block starts, into rows still padded):
+    the kernel equals the reference bit for bit, and the summaries equal update_block_summaries over the keys."""
+    batch, block_size, prompt, steps = 3, 8, 13, 21
+    capacity = -(-(prompt + steps) // block_size) * block_size
+    row_start = torch.tensor([0, 5, prompt + 3], device=DEVICE)  # the last row is padding until slot 16
+    keys = torch.zeros(batch, groups, capacity, key_width, dtype=dtype, device=DEVICE)
+    values = None if value_width is None else torch.zeros(batch, groups, capacity, value_width, dtype=dtype,
+                                                          device=DEVICE)
+    keys[:, :, :prompt] = torch.randn(batch, groups, prompt, key_width, device=DEVICE).to(dtype)
+    block_max, block_min = _poisoned_summaries(batch, groups, capacity, block_size, key_width, dtype)
+    naive.update_block_summaries(keys, block_max, block_min, row_start, 0, prompt, block_size)
+    state = {"triton": (keys.clone(), None if values is None else values.clone(), block_max.clone(),
+                        block_min.clone()),
+             "torch": (keys.clone(), None if values is None else values.clone(), block_max.clone(),
+                       block_min.clone())}
+    for slot in range(prompt, prompt + steps):
+        key = torch.randn(batch, groups, 1, key_width, device=DEVICE).to(dtype)
+        value = None if value_width is None else torch.randn(batch, groups, 1, value_width, device=DEVICE).to(dtype)
+        keys[:, :, slot : slot + 1] = key
+        for backend, (state_keys, state_values, state_max, state_min) in state.items():
+            append_token(key, value, state_keys if write_kv else None, state_values if write_kv else None, state_max,
+                         state_min, torch.tensor(slot, device=DEVICE), row_start, block_size, backend=backend)
+        for triton_tensor, torch_tensor in zip(state["triton"], state["torch"], strict=True):
+            if triton_tensor is not None:
+                torch.testing.assert_close(triton_tensor, torch_tensor, rtol=0, atol=0, equal_nan=True)
+    rebuilt_max, rebuilt_min = block_max.clone(), block_min.clone()
+    naive.update_block_summaries(keys, rebuilt_max, rebuilt_min, row_start, 0, prompt + steps, block_size)
+    torch.testing.assert_close(state["triton"][2], rebuilt_max, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(state["triton"][3], rebuilt_min, rtol=0, atol=0, equal_nan=True)
+    if write_kv:
+        torch.testing.assert_close(state["triton"][0], keys, rtol=0, atol=0)
