@@ -5,7 +5,8 @@ and offloaded, each at the batch sizes given, in one run.
         [--runs stock:4,asynctls:4,asynctls:7,offload:4] [--new-tokens 32] [--out DIR] [AsyncTLS settings]
 
 Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched,
-resident cache), offload (patched, offload=True, prefetch_lag 1). For every context length and run it generates
+resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1), eager
+(asynctls with cuda_graph=False). For every context length and run it generates
 `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
 tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock), the decode step time and the peak GPU
 memory. A run that does not fit (CacheMemoryError before prefill, or CUDA out of memory) is reported as such and the
@@ -29,7 +30,8 @@ from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.timing import DecodeClock
 
-METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1)}
+METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1),
+           "eager": dict(offload=False, cuda_graph=False)}
 COLUMNS = [
     ("method", "method", "{}"),
     ("batch", "batch", "{}"),
@@ -108,7 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--context-lengths", type=integer_list, default=[49152, 98304],
                         help="prompt tokens; k = 1024 (default: 48k,96k)")
     parser.add_argument("--runs", type=parse_runs, default=parse_runs("stock:4,asynctls:4,asynctls:7,offload:4"),
-                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload "
+                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload, eager "
                         "(default: stock:4,asynctls:4,asynctls:7,offload:4)")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per row (default: 32)")
     parser.add_argument("--out", type=Path, default=Path("generate_results"),
