@@ -8,9 +8,10 @@ Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, Dynami
 resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1), eager
 (asynctls with cuda_graph=False). For every context length and run it generates
 `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
-tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock), the decode step time and the peak GPU
-memory. A run that does not fit (CacheMemoryError before prefill, or CUDA out of memory) is reported as such and the
-benchmark goes on. Random weights: speed does not depend on their values.
+tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
+first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the tokens/s it
+gives (the steady state of a longer generation), and the peak GPU memory. A run that does not fit (CacheMemoryError
+before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random weights: speed does not depend on their values.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import argparse
 import contextlib
 import dataclasses
 import gc
+import itertools
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -37,8 +40,10 @@ COLUMNS = [
     ("batch", "batch", "{}"),
     ("context", "context", "{}"),
     ("prefill_s", "prefill s", "{:.1f}"),
-    ("step_ms", "decode step ms", "{:.1f}"),
+    ("step_ms", "decode step ms (mean)", "{:.1f}"),
     ("tokens_per_s", "decode tokens/s", "{:.1f}"),
+    ("median_step_ms", "median step ms", "{:.1f}"),
+    ("steady_tokens_per_s", "steady tokens/s", "{:.1f}"),
     ("peak_gib", "peak GPU GiB", "{:.1f}"),
     ("status", "status", "{}"),
 ]
@@ -94,12 +99,15 @@ def generate_once(model, method: str, batch: int, context: int, new_tokens: int,
                     min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
                 )
     except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
-        return {**row, "prefill_s": 0.0, "step_ms": 0.0, "tokens_per_s": 0.0,
+        return {**row, "prefill_s": 0.0, "step_ms": 0.0, "tokens_per_s": 0.0, "median_step_ms": 0.0,
+                "steady_tokens_per_s": 0.0,
                 "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
                 "status": "does not fit: " + str(error).split(":")[0][:80]}
     tokens_per_s = clock.tokens_per_second(batch)
+    median_step = statistics.median(after - before for before, after in itertools.pairwise(clock.stamps))
     return {**row, "prefill_s": clock.stamps[0] - started, "step_ms": batch / tokens_per_s * 1e3,
-            "tokens_per_s": tokens_per_s, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "status": "ok"}
+            "tokens_per_s": tokens_per_s, "median_step_ms": median_step * 1e3,
+            "steady_tokens_per_s": batch / median_step, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "status": "ok"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
