@@ -11,7 +11,8 @@ resident cache, decode replayed from a CUDA graph), offload (the same with offlo
 tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
 first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the tokens/s it
 gives (the steady state of a longer generation), and the peak GPU memory. A run that does not fit (CacheMemoryError
-before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random weights: speed does not depend on their values.
+before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random weights: speed does not
+depend on their values.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def generate_once(model, method: str, batch: int, context: int, new_tokens: int,
     median_step = statistics.median(after - before for before, after in itertools.pairwise(clock.stamps))
     return {**row, "prefill_s": clock.stamps[0] - started, "step_ms": batch / tokens_per_s * 1e3,
             "tokens_per_s": tokens_per_s, "median_step_ms": median_step * 1e3,
-            "steady_tokens_per_s": batch / median_step, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "status": "ok"}
+            "steady_tokens_per_s": batch / median_step, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+            "status": "ok"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
