@@ -123,8 +123,10 @@ def assert_same_scores_exactly(reference, output):
 
 def is_unpatched(model) -> bool:
     """No trace of asynctls_hf.patch left on the model or its attention modules."""
-    return not hasattr(model, "_asynctls_state") and all(
-        "forward" not in vars(layer.self_attn) for layer in model.model.layers
+    return (
+        not hasattr(model, "_asynctls_state")
+        and "forward" not in vars(model)
+        and all("forward" not in vars(layer.self_attn) for layer in model.model.layers)
     )
 
 
