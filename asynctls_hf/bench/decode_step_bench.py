@@ -56,6 +56,8 @@ COLUMNS = [
     ("floor_ms", "byte floor ms", "{:.2f}"),
     ("gbps", "achieved GB/s", "{:.0f}"),
     ("replayed", "steps replayed", "{}"),
+    ("hit_rate", "hit rate", "{:.3f}"),
+    ("copied_mb", "MB copied per step", "{:.0f}"),
     ("peak_gib", "peak GPU GiB", "{:.1f}"),
     ("status", "status", "{}"),
 ]
@@ -128,12 +130,16 @@ def filled_asynctls_cache(model, batch: int, context: int, max_length: int, devi
     return cache
 
 
-def time_forward_steps(model, cache, batch: int, context: int, warmup: int, steps: int) -> list[float]:
-    """Wall seconds of each of `steps` decode forwards after `warmup`, each ending in a host synchronization."""
+def time_forward_steps(model, cache, batch: int, context: int, warmup: int, steps: int,
+                       on_timing_start=None) -> list[float]:
+    """Wall seconds of each of `steps` decode forwards after `warmup`, each ending in a host synchronization;
+    on_timing_start, when given, is called once the warm-up steps are done."""
     device = next(model.parameters()).device
     input_ids = torch.randint(0, model.config.get_text_config(decoder=True).vocab_size, (batch, 1), device=device)
     times = []
     for step in range(warmup + steps):
+        if step == warmup and on_timing_start is not None:
+            on_timing_start()
         began = time.perf_counter()
         position_ids = torch.full((batch, 1), context + step, device=device)
         logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=1,
@@ -159,7 +165,7 @@ def time_stock_compiled(model, batch: int, context: int, warmup: int, steps: int
 
 def measure(model, method: str, batch: int, context: int, args, config) -> dict:
     device = next(model.parameters()).device
-    row = {"method": method, "batch": batch, "context": context, "replayed": 0}
+    row = {"method": method, "batch": batch, "context": context, "replayed": 0, "hit_rate": 1.0, "copied_mb": 0.0}
     gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
@@ -173,8 +179,11 @@ def measure(model, method: str, batch: int, context: int, args, config) -> dict:
             else:
                 with asynctls_hf.patched(model, config.replace(**ASYNCTLS_SETTINGS[method])):
                     cache = filled_asynctls_cache(model, batch, context, context + args.warmup + args.steps + 1, device)
-                    times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps)
-                    row["replayed"] = cache.graph_replays
+                    times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps,
+                                               on_timing_start=cache.reset_stats)
+                    stats = cache.stats()
+                    row.update(replayed=cache.graph_replays, hit_rate=stats["hit_rate"],
+                               copied_mb=stats["h2d_bytes"] / args.steps / 1e6)
     except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
         return {**row, "step_ms": 0.0, "tokens_per_s": 0.0, "floor_ms": 0.0, "gbps": 0.0,
                 "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,

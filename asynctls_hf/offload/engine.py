@@ -78,6 +78,9 @@ class OffloadEngine:
         self._previous_wanted: torch.Tensor | None = None
         self._has_previous = False
         self._to_prefetch: torch.Tensor | None = None
+        # Device counters of stats() (plans, wanted blocks, hits, blocks and bytes copied), added to in place.
+        counters = [torch.zeros((), dtype=torch.long, device=self.device) for _ in range(5)]
+        self._steps, self._wanted_blocks, self._hit_blocks, self._copied_blocks, self._copied_bytes = counters
         self.reset_stats()
 
     @property
@@ -205,11 +208,9 @@ class OffloadEngine:
     # ---- statistics ----------------------------------------------------------------------------------
 
     def reset_stats(self) -> None:
-        self._steps = torch.zeros((), dtype=torch.long, device=self.device)
-        self._wanted_blocks = torch.zeros((), dtype=torch.long, device=self.device)
-        self._hit_blocks = torch.zeros((), dtype=torch.long, device=self.device)
-        self._copied_blocks = torch.zeros((), dtype=torch.long, device=self.device)
-        self._copied_bytes = torch.zeros((), dtype=torch.long, device=self.device)
+        """Zero the counters, in place: a captured decode step adds to these very tensors."""
+        for counter in (self._steps, self._wanted_blocks, self._hit_blocks, self._copied_blocks, self._copied_bytes):
+            counter.zero_()
         self._wait_seconds = 0.0
         self._wait_timers: deque[WaitTimer] = deque()
 

@@ -78,3 +78,17 @@ def test_decode_steps_count_in_place_across_stats_resets(monkeypatch):
     cache.reset_stats()
     assert cache.stats()["attended_tokens"] == 0
     assert all(cache._attended_sums[device] is total for device, total in sums.items())
+
+
+def test_offload_counters_are_zeroed_in_place(monkeypatch):
+    """A captured step adds to the offload engines' counters: reset_stats must keep the same tensors."""
+    model = tiny_qwen3()
+    with asynctls_hf.patched(model, **SPARSE, offload=True):
+        _, cache = _generate(model, monkeypatch, static=True)
+    engine = cache.layers[0].offloaded.engine
+    counters = (engine._steps, engine._wanted_blocks, engine._hit_blocks, engine._copied_blocks, engine._copied_bytes)
+    assert cache.stats()["h2d_bytes"] > 0
+    cache.reset_stats()
+    assert cache.stats()["h2d_bytes"] == 0 and engine.stats()["steps"] == 0
+    assert all(a is b for a, b in zip(counters, (engine._steps, engine._wanted_blocks, engine._hit_blocks,
+                                                  engine._copied_blocks, engine._copied_bytes), strict=True))
