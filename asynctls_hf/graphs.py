@@ -125,11 +125,6 @@ class DecodeGraphs:
             return None, None  # a dense step, or past max_length: eager, as expected
         if max(cache._row_start_host) >= length:
             return None, None  # a row holds only padding so far
-        if _eager_experts(self.model):
-            return None, (
-                "the model's MoE experts run eagerly (data-dependent shapes); "
-                "model.set_experts_implementation('grouped_mm') or 'batched_mm' makes the step capturable"
-            )
         if all(kwargs.get(name) is None for name in ("position_ids", "cache_position")):
             return None, (
                 "the forward got neither position_ids nor cache_position: the model would compute the positions "
@@ -152,6 +147,10 @@ class DecodeGraphs:
     def _capture(self, cache: AsyncTLSCache, kwargs: dict) -> CapturedStep | None:
         """Capture this call's decode step (not yet run: replaying the graph runs it); None, with a warning and
         the cache as it was, when capture fails."""
+        if _eager_experts(self.model):  # checked once per capture: walking the modules every step would cost
+            self._fall_back(cache, "the model's MoE experts run eagerly (data-dependent shapes); "
+                            "model.set_experts_implementation('grouped_mm') or 'batched_mm' makes the step capturable")
+            return None
         device = cache.layers[0].device
         inputs = {name: kwargs[name].clone() for name in _STEP_INPUTS if kwargs.get(name) is not None}
         captured_kwargs = {**kwargs, **inputs}

@@ -146,3 +146,14 @@ def test_a_cache_without_max_length_falls_back_to_eager_with_a_warning():
         graphed = greedy(model, input_ids, attention_mask, 8, **{CACHE_KWARG: cache})
     assert torch.equal(eager.sequences, graphed.sequences)
     assert cache.graph_replays == 0
+
+
+def test_eager_moe_experts_are_recognised_as_uncapturable():
+    from asynctls_hf.graphs import _eager_experts
+
+    model = tiny_glm4_moe_lite()
+    model.set_experts_implementation("eager")
+    assert _eager_experts(model)
+    model.set_experts_implementation("batched_mm")
+    assert not _eager_experts(model)
+    assert not _eager_experts(tiny_qwen3())
