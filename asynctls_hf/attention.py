@@ -171,8 +171,8 @@ def append_tokens(
     """Write T tokens to layer `layer_idx` and index them; returns the slot of the first one.
 
     Shapes as in asynctls_attention; `query` chooses the label channels on the layer's first append. A decode
-    token of a resident layer goes to the slot the step's DecodePlan holds on the device (capturable in a CUDA
-    graph).
+    token goes to the slot the step's DecodePlan holds on the device (capturable in a CUDA graph) wherever
+    AsyncTLSLayer.can_append_in_place allows, resident or offloaded.
     """
     layer = cache.layers[layer_idx]
     first_slot = layer.length
