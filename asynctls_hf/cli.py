@@ -37,6 +37,7 @@ BENCHMARKS = {
     "offload-decode": "asynctls_hf.bench.offload_decode_bench",
     "generate": "asynctls_hf.bench.generate_bench",
     "decode-step": "asynctls_hf.bench.decode_step_bench",
+    "profile-step": "asynctls_hf.bench.profile_step",
 }
 
 

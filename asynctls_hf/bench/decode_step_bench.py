@@ -7,17 +7,18 @@ from a CUDA graph, and graphed with the cache offloaded, in one run.
 
 Methods: stock (the unpatched model, sdpa, DynamicCache), eager (AsyncTLS, cuda_graph=False), graphed (AsyncTLS, the
 default: the decode forward replayed from a CUDA graph), graphed-offload (the same with offload=True), and
-stock-compiled (generate() with cache_implementation="static", which transformers compiles; batch 1 only, through
-generate() with a real prefill, so it is the slowest to measure).
+stock-compiled (the unpatched model with a StaticCache of the generation's length, its forward compiled as
+generate() compiles it for cache_implementation="static": transformers' get_compiled_call, torch.compile in
+"reduce-overhead" mode, which replays CUDA graphs).
 
-For every method but stock-compiled the cache is filled with random keys and values up to the context length (no
-prefill: the step's cost does not depend on how the cache was filled), then each step is one model forward of one
-token per row, the next token the argmax of the logits, and a host synchronization, as generate() makes. Reported:
-the median wall time of a step over `--steps` steps after `--warmup` (graphed: the first two steps are the eager
-warm-up and the capture), tokens/s (batch / step), the bytes a step must read at least (the weights, plus the whole
-KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept blocks' tokens and the
-attended tokens) and the GB/s that amounts to against the H200's HBM (DESIGN.md section 4), the peak GPU memory,
-and how many steps were replayed from a graph. A run that does not fit is reported as such.
+The cache is filled with random keys and values up to the context length (no prefill: the step's cost does not
+depend on how the cache was filled), then each step is one model forward of one token per row, the next token the
+argmax of the logits, and a host synchronization, as generate() makes. Reported: the median wall time of a step over
+`--steps` steps after `--warmup` (graphed: the first two steps are the eager warm-up and the capture; stock-
+compiled: the first ones compile and record), tokens/s (batch / step), the bytes a step must read at least (the
+weights, plus the whole KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept
+blocks' tokens and the attended tokens) and the GB/s that amounts to against the H200's HBM (DESIGN.md section 4),
+the peak GPU memory, and how many steps were replayed from a graph. A run that does not fit is reported as such.
 """
 
 from __future__ import annotations
@@ -25,21 +26,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import itertools
 import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StaticCache
 
 import asynctls_hf
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench.generate_bench import model_config
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
-from asynctls_hf.timing import DecodeClock
 
 DTYPE = torch.bfloat16
 FILL_CHUNK = 8192
@@ -93,10 +92,12 @@ def step_bytes(model, method: str, batch: int, context: int, config) -> int:
     return weights + layers * batch * groups * per_group
 
 
-def filled_stock_cache(model, batch: int, context: int, device: torch.device) -> DynamicCache:
-    """A DynamicCache holding `context` random tokens per layer, shaped as the stock attention caches them."""
+def filled_stock_cache(model, batch: int, context: int, device: torch.device,
+                       max_length: int | None = None) -> DynamicCache | StaticCache:
+    """A DynamicCache (or, given max_length, a StaticCache of that length) holding `context` random tokens per
+    layer, shaped as the stock attention caches them."""
     text_config = model.config.get_text_config(decoder=True)
-    cache = DynamicCache(config=text_config)
+    cache = DynamicCache(config=text_config) if max_length is None else StaticCache(text_config, max_length)
     generator = torch.Generator(device).manual_seed(context + batch)
     for layer in range(text_config.num_hidden_layers):
         if getattr(text_config, "kv_lora_rank", None):
@@ -131,10 +132,12 @@ def filled_asynctls_cache(model, batch: int, context: int, max_length: int, devi
 
 
 def time_forward_steps(model, cache, batch: int, context: int, warmup: int, steps: int,
-                       on_timing_start=None) -> list[float]:
+                       on_timing_start=None, forward=None) -> list[float]:
     """Wall seconds of each of `steps` decode forwards after `warmup`, each ending in a host synchronization;
-    on_timing_start, when given, is called once the warm-up steps are done."""
+    on_timing_start, when given, is called once the warm-up steps are done; forward replaces the model's call
+    (the compiled one)."""
     device = next(model.parameters()).device
+    forward = forward or model
     input_ids = torch.randint(0, model.config.get_text_config(decoder=True).vocab_size, (batch, 1), device=device)
     times = []
     for step in range(warmup + steps):
@@ -142,8 +145,8 @@ def time_forward_steps(model, cache, batch: int, context: int, warmup: int, step
             on_timing_start()
         began = time.perf_counter()
         position_ids = torch.full((batch, 1), context + step, device=device)
-        logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=1,
-                       **{cache_argument(model): cache}).logits
+        logits = forward(input_ids=input_ids, position_ids=position_ids, use_cache=True,
+                         logits_to_keep=1, **{cache_argument(model): cache}).logits
         input_ids = logits[:, -1].argmax(dim=-1, keepdim=True)
         input_ids.cpu()  # generate() reads the new tokens on the host (stopping criteria) every step
         if step >= warmup:
@@ -152,15 +155,14 @@ def time_forward_steps(model, cache, batch: int, context: int, warmup: int, step
 
 
 def time_stock_compiled(model, batch: int, context: int, warmup: int, steps: int) -> list[float]:
-    """Wall seconds of the decode steps of generate(cache_implementation="static") after `warmup` (compilation)."""
+    """time_forward_steps of the unpatched model over a StaticCache, through the compiled call generate() uses for
+    cache_implementation="static" (compiled afresh for each shape, as a new generate() call would)."""
     device = next(model.parameters()).device
-    input_ids = torch.randint(100, 1000, (batch, context), device=device)
-    with DecodeClock(model) as clock:
-        model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=warmup + steps + 1,
-                       min_new_tokens=warmup + steps + 1, do_sample=False, pad_token_id=0,
-                       cache_implementation="static")
-    intervals = [after - before for before, after in itertools.pairwise(clock.stamps)]
-    return intervals[warmup:]
+    torch._dynamo.reset()
+    model.__dict__.pop("_compiled_call", None)
+    cache = filled_stock_cache(model, batch, context, device, max_length=context + warmup + steps + 1)
+    return time_forward_steps(model, cache, batch, context, warmup, steps,
+                              forward=model.get_compiled_call(model.generation_config.compile_config))
 
 
 def measure(model, method: str, batch: int, context: int, args, config) -> dict:
@@ -237,8 +239,6 @@ def main(argv=None) -> int:
     for context in args.context_lengths:
         for batch in args.batches:
             for method in args.methods:
-                if method == "stock-compiled" and batch != 1:
-                    continue
                 rows.append(measure(model, method, batch, context, args, config))
                 print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,29 @@
+"""The decode-step benchmark's stock caches: the StaticCache its stock-compiled method times holds what the
+DynamicCache of its stock method holds, so both time the same step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asynctls_hf.bench import decode_step_bench
+from tests.helpers import tiny_glm4_moe_lite, tiny_qwen3
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite], ids=["qwen3", "glm"])
+def test_static_stock_cache_gives_the_dynamic_caches_logits(build, monkeypatch):
+    monkeypatch.setattr(decode_step_bench, "DTYPE", torch.float32)
+    model = build()
+    batch, context = 3, 37
+    device = torch.device("cpu")
+    dynamic = decode_step_bench.filled_stock_cache(model, batch, context, device)
+    static = decode_step_bench.filled_stock_cache(model, batch, context, device, max_length=context + 5)
+    assert type(static).__name__ == "StaticCache" and static.layers[0].keys.shape[2] == context + 5
+    input_ids = torch.tensor([[3], [5], [7]])
+    with torch.no_grad():
+        for step in range(3):
+            position_ids = torch.full((batch, 1), context + step)
+            logits = [model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache,
+                            logits_to_keep=1).logits for cache in (dynamic, static)]
+            torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
+            input_ids = logits[0][:, -1].argmax(dim=-1, keepdim=True)
