@@ -14,9 +14,9 @@ generate() compiles it for cache_implementation="static": transformers' get_comp
 The cache is filled with random keys and values up to the context length (no prefill: the step's cost does not
 depend on how the cache was filled), then each step is one model forward of one token per row, the next token the
 argmax of the logits, and a host synchronization, as generate() makes. Reported: the median wall time of a step over
-`--steps` steps after `--warmup` (graphed: the first two steps are the eager warm-up and the capture; stock-
-compiled: the first ones compile and record), tokens/s (batch / step), the bytes a step must read at least (the
-weights, plus the whole KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept
+`--steps` steps after `--warmup` (graphed: the first two steps are the eager warm-up and the capture;
+stock-compiled: the first ones compile and record), tokens/s (batch / step), the bytes a step must read at least
+(the weights, plus the whole KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept
 blocks' tokens and the attended tokens) and the GB/s that amounts to against the H200's HBM (DESIGN.md section 4),
 the peak GPU memory, and how many steps were replayed from a graph. A run that does not fit is reported as such.
 """
