@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from asynctls_hf import ops
+
 
 @dataclass
 class CopyPlan:
@@ -56,9 +58,9 @@ class ResidentSet:
     slot_last_wanted [B, NG, S] int64, the last step the slot's block was wanted (-1: never); step, a 0-dim int64
     tensor, the number of plans made.
 
-    Eviction policy: a miss goes to a slot whose block is not wanted this step, least recently wanted first
-    (empty slots first of all, ties to the lower slot). A wanted block is never evicted, so K wanted blocks
-    per step need K <= S slots.
+    Eviction policy (ops.plan_resident_blocks, one Triton launch on CUDA): a miss goes to a slot whose block is
+    not wanted this step, least recently wanted first (empty slots first of all, ties to the lower slot). A wanted
+    block is never evicted, so K wanted blocks per step need K <= S slots.
     """
 
     def __init__(
@@ -104,35 +106,11 @@ class ResidentSet:
         they fill are read."""
         if wanted.shape[2] > self.num_slots:
             raise ValueError(f"{wanted.shape[2]} wanted blocks per group do not fit in {self.num_slots} slots")
-        valid = wanted >= 0
-        wanted_slot = self.lookup(wanted)
-        hits = wanted_slot >= 0
-        copy_mask = valid & ~hits
-        sink_slot = self.num_slots  # masked scatters write to one extra column that is then dropped
-
-        slot_wanted = torch.zeros((*wanted.shape[:2], self.num_slots + 1), dtype=torch.bool, device=self.device)
-        slot_wanted.scatter_(2, torch.where(hits, wanted_slot, sink_slot), True)
-        slot_wanted = slot_wanted[:, :, : self.num_slots]
-        # Victims in eviction order: never a wanted slot, then least recently wanted first (stable: lower slot).
-        eviction_key = torch.where(slot_wanted, torch.iinfo(torch.long).max, self.slot_last_wanted)
-        victims = eviction_key.argsort(dim=2, stable=True)
-        miss_rank = copy_mask.long().cumsum(dim=2) - 1
-        dest_slots = torch.where(copy_mask, victims.gather(2, miss_rank.clamp(min=0)), -1)
-        source_blocks = torch.where(copy_mask, wanted, -1)
-
-        evicted = self.slot_block.gather(2, dest_slots.clamp(min=0))
-        evicted_valid = copy_mask & (evicted >= 0)
-        self.block_slot.scatter_(2, torch.where(evicted_valid, evicted, self.block_capacity), -1)
-        self.block_slot.scatter_(2, torch.where(copy_mask, wanted, self.block_capacity), dest_slots)
-        self.block_slot[:, :, self.block_capacity] = -1
-        new_slot = torch.where(valid, torch.where(hits, wanted_slot, dest_slots), sink_slot)
-        slot_block = torch.cat([self.slot_block, self.slot_block.new_full((*wanted.shape[:2], 1), -1)], dim=2)
-        slot_block.scatter_(2, new_slot, wanted)
-        self.slot_block.copy_(slot_block[:, :, : self.num_slots])
-        last_wanted = torch.cat([self.slot_last_wanted, self.slot_last_wanted[:, :, :1]], dim=2)
-        last_wanted.scatter_(2, new_slot, self.step.expand(new_slot.shape))
-        self.slot_last_wanted.copy_(last_wanted[:, :, : self.num_slots])
+        hits, copy_mask, dest_slots = ops.plan_resident_blocks(
+            wanted, self.slot_block, self.slot_last_wanted, self.block_slot, self.step
+        )
         self.step += 1
+        source_blocks = torch.where(copy_mask, wanted, -1)
         return CopyPlan(
             wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots,
             self.reserved_slots,

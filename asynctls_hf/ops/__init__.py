@@ -171,6 +171,23 @@ def copy_rows(
     )
 
 
+def plan_resident_blocks(
+    wanted: torch.Tensor,
+    slot_block: torch.Tensor,
+    slot_last_wanted: torch.Tensor,
+    block_slot: torch.Tensor,
+    step: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An offloaded layer's resident-set plan for the blocks `wanted`, the state updated in place -> (hits,
+    copy_mask, dest_slots); shapes and the eviction order in naive.plan_resident_blocks."""
+    return _dispatch(
+        backend, wanted.device, "resident_triton", "plan_resident_blocks",
+        wanted, slot_block, slot_last_wanted, block_slot, step,
+    )
+
+
 def select_top_k(scores: torch.Tensor, k: int, *, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest entries of each row in no particular order -> (values, indices); shapes in naive.select_top_k."""
     _check_top_k(scores, k)

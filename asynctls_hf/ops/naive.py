@@ -321,3 +321,51 @@ def copy_rows(
     picked_source = source_rows[valid].to(source.device)
     picked_target = target_rows[valid].to(target.device)
     target[picked_target] = source[picked_source].to(target.device)
+
+
+def plan_resident_blocks(
+    wanted: torch.Tensor,
+    slot_block: torch.Tensor,
+    slot_last_wanted: torch.Tensor,
+    block_slot: torch.Tensor,
+    step: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Plan which device slots the blocks `wanted` go to, and update the resident-set state in place.
+
+    wanted [B, NG, K] int64: block ids (-1: none; unique per row and group, below C), K <= S. State, per row and
+    group (offload.ResidentSet): slot_block [B, NG, S] int64, the block each slot holds (-1: empty); slot_last_wanted
+    [B, NG, S] int64, the last step its block was wanted (-1: never); block_slot [B, NG, C + 1] int64, the slot of
+    each block id (-1: not resident; column C a spare that stays -1); step a 0-dim int64, this plan's number.
+
+    A wanted block already resident is a hit. Each miss goes to a slot whose block is not wanted now, least
+    recently wanted first (empty slots, -1, first of all; ties to the lower slot), in the order of the misses in
+    `wanted`. Returns (hits [B, NG, K] bool, copy_mask [B, NG, K] bool: wanted and not resident, dest_slots
+    [B, NG, K] int64: the slot each miss goes to, -1 elsewhere). After the call slot_block and block_slot describe
+    the slots once the copies have landed, and slot_last_wanted is `step` on every wanted block's slot.
+    """
+    num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
+    valid = wanted >= 0
+    known = valid & (wanted < capacity)
+    wanted_slot = torch.where(known, block_slot.gather(2, torch.where(known, wanted, capacity)), -1)
+    hits = wanted_slot >= 0
+    copy_mask = valid & ~hits
+
+    slot_wanted = torch.zeros((*wanted.shape[:2], num_slots + 1), dtype=torch.bool, device=wanted.device)
+    slot_wanted.scatter_(2, torch.where(hits, wanted_slot, num_slots), True)  # column S: a sink, dropped
+    eviction_key = torch.where(slot_wanted[:, :, :num_slots], torch.iinfo(torch.long).max, slot_last_wanted)
+    victims = eviction_key.argsort(dim=2, stable=True)
+    miss_rank = copy_mask.long().cumsum(dim=2) - 1
+    dest_slots = torch.where(copy_mask, victims.gather(2, miss_rank.clamp(min=0)), -1)
+
+    evicted = slot_block.gather(2, dest_slots.clamp(min=0))
+    evicted_valid = copy_mask & (evicted >= 0)
+    block_slot.scatter_(2, torch.where(evicted_valid, evicted, capacity), -1)
+    block_slot.scatter_(2, torch.where(copy_mask, wanted, capacity), dest_slots)
+    block_slot[:, :, capacity] = -1
+    new_slot = torch.where(valid, torch.where(hits, wanted_slot, dest_slots), num_slots)
+    spare = slot_block.new_full((*wanted.shape[:2], 1), -1)
+    for state, value in ((slot_block, wanted), (slot_last_wanted, step.expand(new_slot.shape))):
+        widened = torch.cat([state, spare], dim=2)
+        widened.scatter_(2, new_slot, value)
+        state.copy_(widened[:, :, :num_slots])
+    return hits, copy_mask, dest_slots

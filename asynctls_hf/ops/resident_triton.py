@@ -1,0 +1,115 @@
+"""Triton kernel of naive.plan_resident_blocks: one offloaded layer's resident-set plan in one launch.
+
+One program per (row, group). The K wanted blocks live in registers; the S slots are visited in chunks. The
+eviction order is a rank, not a sort: slot s's rank is the number of slots before it in the order (eviction key,
+slot index), the key being the step the slot was last wanted, or the largest int64 for a slot wanted now; miss
+number m goes to the slot of rank m. The keys are written to a scratch row first so that every chunk can read every
+other chunk's keys after a barrier.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from asynctls_hf.ops.triton_common import check_index, check_same_device, require
+
+SLOT_CHUNK = 32
+WANTED_KEY = 2**62  # above any step number: a slot wanted now is never a victim
+
+
+@triton.jit
+def _plan_resident_blocks_kernel(
+    wanted_ptr, slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, scratch_ptr,
+    hits_ptr, copy_mask_ptr, dest_slots_ptr,
+    K, S, C,
+    WANTED_KEY: tl.constexpr, K_PAD: tl.constexpr, SLOT_CHUNK: tl.constexpr,
+):
+    row_group = tl.program_id(0).to(tl.int64)
+    picks = tl.arange(0, K_PAD)
+    pick_ok = picks < K
+    wanted = tl.load(wanted_ptr + row_group * K + picks, mask=pick_ok, other=-1)
+    valid = wanted >= 0
+    known = valid & (wanted < C)
+    block_slot_row = block_slot_ptr + row_group * (C + 1)
+    wanted_slot = tl.load(block_slot_row + tl.where(known, wanted, C), mask=known, other=-1)
+    wanted_slot = tl.where(known, wanted_slot, -1)
+    hits = wanted_slot >= 0
+    copies = valid & (wanted_slot < 0)
+    miss_rank = tl.cumsum(copies.to(tl.int32), 0) - 1
+
+    # Eviction keys of every slot, into the scratch row.
+    slot_block_row = slot_block_ptr + row_group * S
+    last_wanted_row = slot_last_wanted_ptr + row_group * S
+    scratch_row = scratch_ptr + row_group * S
+    chunk = tl.arange(0, SLOT_CHUNK)
+    for begin in range(0, S, SLOT_CHUNK):
+        slots = begin + chunk
+        in_range = slots < S
+        wanted_here = tl.max(((wanted_slot[:, None] == slots[None, :]) & hits[:, None]).to(tl.int32), axis=0) > 0
+        last_wanted = tl.load(last_wanted_row + slots, mask=in_range, other=0)
+        tl.store(scratch_row + slots, tl.where(wanted_here, WANTED_KEY, last_wanted), mask=in_range)
+    tl.debug_barrier()
+
+    # Rank of each slot in (key, index) order; miss m takes the slot of rank m.
+    dest_slots = tl.full((K_PAD,), -1, tl.int64)
+    for begin in range(0, S, SLOT_CHUNK):
+        slots = begin + chunk
+        in_range = slots < S
+        keys = tl.load(scratch_row + slots, mask=in_range, other=WANTED_KEY)
+        rank = tl.zeros((SLOT_CHUNK,), tl.int32)
+        for other_begin in range(0, S, SLOT_CHUNK):
+            others = other_begin + chunk
+            other_keys = tl.load(scratch_row + others, mask=others < S, other=WANTED_KEY)
+            before = (other_keys[None, :] < keys[:, None]) | (
+                (other_keys[None, :] == keys[:, None]) & (others[None, :] < slots[:, None])
+            )
+            rank += tl.sum((before & (others[None, :] < S)).to(tl.int32), axis=1)
+        taken = (miss_rank[:, None] == rank[None, :]) & copies[:, None] & in_range[None, :]
+        dest_slots = tl.maximum(dest_slots, tl.max(tl.where(taken, slots[None, :].to(tl.int64), -1), axis=1))
+
+    # The evicted blocks leave block_slot, the misses enter it (disjoint ids: an evicted block is not wanted).
+    evicted = tl.load(slot_block_row + dest_slots, mask=copies, other=-1)
+    tl.store(block_slot_row + evicted, tl.full((K_PAD,), -1, tl.int64), mask=copies & (evicted >= 0))
+    tl.store(block_slot_row + wanted, dest_slots, mask=copies)
+    tl.debug_barrier()  # every evicted block read before a slot's new block is written
+    new_slot = tl.where(hits, wanted_slot, dest_slots)
+    step = tl.load(step_ptr)
+    tl.store(slot_block_row + new_slot, wanted, mask=valid)
+    tl.store(last_wanted_row + new_slot, tl.full((K_PAD,), 0, tl.int64) + step, mask=valid)
+    out = row_group * K + picks
+    tl.store(hits_ptr + out, hits, mask=pick_ok)
+    tl.store(copy_mask_ptr + out, copies, mask=pick_ok)
+    tl.store(dest_slots_ptr + out, dest_slots, mask=pick_ok)
+
+
+def plan_resident_blocks(
+    wanted: torch.Tensor,
+    slot_block: torch.Tensor,
+    slot_last_wanted: torch.Tensor,
+    block_slot: torch.Tensor,
+    step: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place."""
+    batch, groups, picks = wanted.shape
+    num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
+    require(0 < picks <= num_slots, f"{picks} wanted blocks per group do not fit in {num_slots} slots")
+    for name, tensor, shape in (("wanted", wanted, (batch, groups, picks)),
+                                ("slot_block", slot_block, (batch, groups, num_slots)),
+                                ("slot_last_wanted", slot_last_wanted, (batch, groups, num_slots)),
+                                ("block_slot", block_slot, (batch, groups, capacity + 1))):
+        check_index(name, tensor, shape)
+        require(tensor.dtype == torch.int64 and tensor.is_contiguous(), f"{name} must be contiguous int64")
+    require(step.numel() == 1 and step.dtype == torch.int64, "step must be one int64")
+    check_same_device(wanted=wanted, slot_block=slot_block, block_slot=block_slot, step=step)
+    scratch = torch.empty_like(slot_last_wanted)
+    hits = torch.empty(wanted.shape, dtype=torch.bool, device=wanted.device)
+    copy_mask = torch.empty_like(hits)
+    dest_slots = torch.empty_like(wanted)
+    _plan_resident_blocks_kernel[(batch * groups,)](
+        wanted, slot_block, slot_last_wanted, block_slot, step, scratch, hits, copy_mask, dest_slots,
+        picks, num_slots, capacity,
+        WANTED_KEY=WANTED_KEY, K_PAD=triton.next_power_of_2(picks), SLOT_CHUNK=SLOT_CHUNK,
+    )
+    return hits, copy_mask, dest_slots
