@@ -120,15 +120,10 @@ def select_offloaded_tokens(
     slots, valid = select_from_blocks(
         query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions
     )
-    fixed = fixed_positions.shape[1]
-    selected, resident = offloaded.engine.translate(slots[..., fixed:])
-    selected_valid = valid[..., fixed:] & resident
-    # An entry that is not valid reads position 0 (sink 0): the slot it names may hold a partial block's tail,
-    # host memory never written, which attention must not even multiply by zero.
-    return (
-        torch.cat([slots[..., :fixed], torch.where(selected_valid, selected, 0)], dim=-1),
-        torch.cat([valid[..., :fixed], selected_valid], dim=-1),
-    )
+    # The sinks and window entries are device positions already; a selected token whose block is not resident
+    # comes out not valid at position 0 (sink 0): the slot it names may hold a partial block's tail, host memory
+    # never written, which attention must not even multiply by zero.
+    return offloaded.engine.translate(slots, valid, fixed=fixed_positions.shape[1])
 
 
 def asynctls_attention(

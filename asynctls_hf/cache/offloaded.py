@@ -59,7 +59,7 @@ class OffloadedKV:
         )
         self.engine = OffloadEngine(
             store, config.top_blocks, transport, device, prefetch_lag=config.prefetch_lag,
-            window_tokens=window_tokens,
+            window_tokens=window_tokens, backend=config.backend,
         )
         self.device = device
         self._last_chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None

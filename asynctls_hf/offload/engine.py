@@ -51,6 +51,7 @@ class OffloadEngine:
         device: torch.device | str,
         prefetch_lag: int = 1,
         window_tokens: int = 0,
+        backend: str = "auto",
     ):
         if prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
@@ -63,7 +64,7 @@ class OffloadEngine:
         self.window_tokens = window_tokens
         self.resident = ResidentSet(
             store.batch, store.num_groups, num_slots, store.capacity_blocks, self.device,
-            reserved_slots=window_tokens // store.block_size,
+            reserved_slots=window_tokens // store.block_size, backend=backend,
         )
         self.key_buffer = torch.zeros(
             (store.batch, store.num_groups, window_tokens + num_slots * store.block_size, store.key_width),
@@ -78,9 +79,6 @@ class OffloadEngine:
         self._previous_wanted: torch.Tensor | None = None
         self._has_previous = False
         self._to_prefetch: torch.Tensor | None = None
-        # Device counters of stats() (plans, wanted blocks, hits, blocks and bytes copied), added to in place.
-        counters = [torch.zeros((), dtype=torch.long, device=self.device) for _ in range(5)]
-        self._steps, self._wanted_blocks, self._hit_blocks, self._copied_blocks, self._copied_bytes = counters
         self.reset_stats()
 
     @property
@@ -118,25 +116,28 @@ class OffloadEngine:
         """Step start, after block filtering: wanted [B, NG, K] int64 block ids (-1: none, ids unique per row and
         group). Returns the blocks token selection may pick from at this step, [B, NG, K] int64 (-1: none)."""
         if self.prefetch_lag == 0 or not self._has_previous:
-            self._copy(self.resident.plan(wanted))
+            self._copy(self.resident.plan(wanted, self.store.capacity_blocks))
             self._wait_pending()
             self._remember(wanted)
             return wanted
         self._wait_pending()
-        selectable = torch.where(self.resident.lookup(self._previous_wanted) >= 0, self._previous_wanted, -1)
+        selectable = self.resident.resident_only(self._previous_wanted)
         self._to_prefetch = wanted
         return selectable
 
-    def translate(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def translate(
+        self, positions: torch.Tensor, valid: torch.Tensor | None = None, fixed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token positions [B, NG, T] int64 -> (positions in key_buffer / value_buffer [B, NG, T] int64, resident
-        [B, NG, T] bool); a position whose block is not resident maps to 0 with resident False."""
-        return self.resident.translate(positions, self.block_size)
+        [B, NG, T] bool); a position whose block is not resident (or not `valid`) maps to 0 with resident False;
+        the first `fixed` entries are buffer positions already (ResidentSet.translate)."""
+        return self.resident.translate(positions, self.block_size, valid, fixed)
 
     def end_step(self) -> None:
         """Step end, after the step's attention has been issued: with lag 1, start fetching this step's wanted
         blocks for the next step."""
         if self._to_prefetch is not None:
-            self._copy(self.resident.plan(self._to_prefetch))
+            self._copy(self.resident.plan(self._to_prefetch, self.store.capacity_blocks))
             self._remember(self._to_prefetch)
             self._to_prefetch = None
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
@@ -160,12 +161,7 @@ class OffloadEngine:
         self._pending = None
 
     def _copy(self, plan: CopyPlan) -> None:
-        self._wanted_blocks += plan.wanted.ge(0).sum()
-        self._hit_blocks += plan.hits.sum()
-        self._steps += 1  # a device counter, like the others: a replayed step advances it
         self._pending = self.transport.copy_blocks(plan, self.store, self.key_buffer, self.separate_value_buffer)
-        self._copied_blocks += self._pending.blocks
-        self._copied_bytes += self._pending.bytes
 
     def _wait_pending(self) -> None:
         if self._pending is None:
@@ -208,9 +204,9 @@ class OffloadEngine:
     # ---- statistics ----------------------------------------------------------------------------------
 
     def reset_stats(self) -> None:
-        """Zero the counters, in place: a captured decode step adds to these very tensors."""
-        for counter in (self._steps, self._wanted_blocks, self._hit_blocks, self._copied_blocks, self._copied_bytes):
-            counter.zero_()
+        """Zero the counters (the resident set's, which every plan adds to on the device), in place: a captured
+        decode step adds to that very tensor."""
+        self.resident.counters.zero_()
         self._wait_seconds = 0.0
         self._wait_timers: deque[WaitTimer] = deque()
 
@@ -225,13 +221,13 @@ class OffloadEngine:
         while self._wait_timers:
             self._wait_timers[0].end.synchronize()
             self._wait_seconds += self._wait_timers.popleft().seconds()
-        wanted, hits = int(self._wanted_blocks), int(self._hit_blocks)
+        steps, wanted, hits, copied = self.resident.counters.tolist()
         return {
-            "steps": int(self._steps),
+            "steps": steps,
             "wanted_blocks": wanted,
             "hit_blocks": hits,
             "hit_rate": hits / wanted if wanted else 1.0,
-            "copied_blocks": int(self._copied_blocks),
-            "copied_bytes": int(self._copied_bytes),
+            "copied_blocks": copied,
+            "copied_bytes": copied * self.store.block_bytes,
             "wait_seconds": self._wait_seconds,
         }

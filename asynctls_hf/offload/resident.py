@@ -14,35 +14,19 @@ class CopyPlan:
     """The copies one step needs, as planned by ResidentSet.plan (all tensors on the resident set's device).
 
     wanted [B, NG, K] int64: the block ids asked for (-1: none). hits [B, NG, K] bool: already resident.
-    copy_mask [B, NG, K] bool: to be copied (wanted and not resident). source_blocks [B, NG, K] int64: the block
-    to copy (-1 where nothing is copied). dest_slots [B, NG, K] int64: the slot it goes to (-1 likewise).
-    copy_count [B, NG] int64: copies per row and group. num_slots: block slots per row and group;
-    reserved_slots: slots before them in each (row, group) of the device buffer that hold no block.
+    copy_mask [B, NG, K] bool: to be copied (wanted and not resident). dest_slots [B, NG, K] int64: the slot a
+    copied block goes to (-1 elsewhere). source_rows, target_rows [B * NG * K] int64: each pick's block as a row
+    of the store seen as [B * NG * store blocks per row, block_size * D], and its slot as a row of the device
+    buffer seen as [B * NG * (reserved_slots + num_slots), block_size * D] (0 where copy_mask is False).
+    Nothing here synchronizes with the host.
     """
 
     wanted: torch.Tensor
     hits: torch.Tensor
     copy_mask: torch.Tensor
-    source_blocks: torch.Tensor
     dest_slots: torch.Tensor
-    copy_count: torch.Tensor
-    num_slots: int
-    reserved_slots: int = 0
-
-    def row_indices(self, capacity_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(source rows, target rows), each [B * NG * K] int64 on the plan's device, of every planned pick: the
-        block's row in the store seen as [B * NG * capacity_blocks, block_size * D], and its slot's row in the
-        device buffer seen as [B * NG * (reserved_slots + num_slots), block_size * D]. Picks where copy_mask is
-        False point at row 0 of each (the copy skips them). Nothing here synchronizes with the host."""
-        batch, num_groups, _ = self.copy_mask.shape
-        row_group = (
-            torch.arange(batch, device=self.copy_mask.device)[:, None, None] * num_groups
-            + torch.arange(num_groups, device=self.copy_mask.device)[None, :, None]
-        )
-        source_rows = row_group * capacity_blocks + self.source_blocks.clamp(0, capacity_blocks - 1)
-        target_rows = row_group * (self.reserved_slots + self.num_slots) + self.reserved_slots
-        target_rows = target_rows + self.dest_slots.clamp(min=0)
-        return source_rows.flatten(), target_rows.flatten()
+    source_rows: torch.Tensor
+    target_rows: torch.Tensor
 
 
 class ResidentSet:
@@ -56,11 +40,13 @@ class ResidentSet:
     [B, NG, S] int64, the block id each slot holds (-1: empty); block_slot [B, NG, C + 1] int64, the slot holding
     each block id (-1: not resident), C = block_capacity, the last column a sink for masked scatters;
     slot_last_wanted [B, NG, S] int64, the last step the slot's block was wanted (-1: never); step, a 0-dim int64
-    tensor, the number of plans made.
+    tensor, the number of plans made; counters [4] int64, added to by every plan: (plans, wanted blocks, hits,
+    misses), zeroed only by the owner (statistics).
 
     Eviction policy (ops.plan_resident_blocks, one Triton launch on CUDA): a miss goes to a slot whose block is
     not wanted this step, least recently wanted first (empty slots first of all, ties to the lower slot). A wanted
-    block is never evicted, so K wanted blocks per step need K <= S slots.
+    block is never evicted, so K wanted blocks per step need K <= S slots. `backend` chooses the ops' kernels
+    (asynctls_hf.ops).
     """
 
     def __init__(
@@ -71,11 +57,14 @@ class ResidentSet:
         block_capacity: int,
         device: torch.device | str,
         reserved_slots: int = 0,
+        backend: str = "auto",
     ):
         self.num_slots = num_slots
+        self.backend = backend
         self.reserved_slots = reserved_slots
         self.device = torch.device(device)
         self.step = torch.zeros((), dtype=torch.long, device=self.device)
+        self.counters = torch.zeros(4, dtype=torch.long, device=self.device)
         self.slot_block = torch.full((batch, num_groups, num_slots), -1, dtype=torch.long, device=self.device)
         self.slot_last_wanted = torch.full_like(self.slot_block, -1)
         self.block_slot = torch.full((batch, num_groups, block_capacity + 1), -1, dtype=torch.long, device=self.device)
@@ -96,37 +85,43 @@ class ResidentSet:
     def lookup(self, blocks: torch.Tensor) -> torch.Tensor:
         """The slot of each block: blocks [B, NG, K] int64 (-1 or ids past the capacity: none) -> [B, NG, K] int64,
         -1 where the block is not resident."""
-        known = (blocks >= 0) & (blocks < self.block_capacity)
-        slots = self.block_slot.gather(2, torch.where(known, blocks, self.block_capacity))
-        return torch.where(known, slots, -1)
+        slots, resident = ops.translate_positions(blocks, blocks >= 0, self.block_slot, 1, 0, 0, backend=self.backend)
+        return torch.where(resident, slots, -1)
 
-    def plan(self, wanted: torch.Tensor) -> CopyPlan:
+    def resident_only(self, blocks: torch.Tensor) -> torch.Tensor:
+        """blocks [B, NG, K] int64 with -1 in place of every block that is not resident."""
+        _, resident = ops.translate_positions(blocks, blocks >= 0, self.block_slot, 1, 0, 0, backend=self.backend)
+        return torch.where(resident, blocks, -1)
+
+    def plan(self, wanted: torch.Tensor, store_blocks_per_row: int | None = None) -> CopyPlan:
         """Plan the next step for the blocks `wanted` [B, NG, K] int64 (-1: none; ids unique per row and group,
         below block_capacity) and record the plan as done: the returned copies must be made before the slots
-        they fill are read."""
+        they fill are read. store_blocks_per_row numbers the source rows (the store's capacity in blocks; default
+        block_capacity)."""
         if wanted.shape[2] > self.num_slots:
             raise ValueError(f"{wanted.shape[2]} wanted blocks per group do not fit in {self.num_slots} slots")
-        hits, copy_mask, dest_slots = ops.plan_resident_blocks(
-            wanted, self.slot_block, self.slot_last_wanted, self.block_slot, self.step
+        hits, copy_mask, dest_slots, source_rows, target_rows = ops.plan_resident_blocks(
+            wanted, self.slot_block, self.slot_last_wanted, self.block_slot, self.step, self.counters,
+            self.block_capacity if store_blocks_per_row is None else store_blocks_per_row,
+            self.reserved_slots + self.num_slots, self.reserved_slots, backend=self.backend,
         )
         self.step += 1
-        source_blocks = torch.where(copy_mask, wanted, -1)
-        return CopyPlan(
-            wanted, hits, copy_mask, source_blocks, dest_slots, copy_mask.sum(dim=2), self.num_slots,
-            self.reserved_slots,
-        )
+        return CopyPlan(wanted, hits, copy_mask, dest_slots, source_rows, target_rows)
 
-    def translate(self, positions: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def translate(
+        self, positions: torch.Tensor, block_size: int, valid: torch.Tensor | None = None, fixed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token positions [B, NG, T] int64 -> (positions in the device buffer [B, NG, T] int64, resident
-        [B, NG, T] bool). A token at block b, offset o sits at (reserved_slots + slot_of(b)) * block_size + o in
-        the device buffer [B, NG, (reserved_slots + S) * block_size, D]; where its block is not resident (or the
-        position is negative) the buffer position is 0 and `resident` is False: the caller must not read it as
-        that token."""
-        blocks = torch.where(positions >= 0, positions // block_size, -1)
-        slots = self.lookup(blocks)
-        resident = slots >= 0
-        buffer_positions = (self.reserved_slots + slots) * block_size + positions % block_size
-        return torch.where(resident, buffer_positions, 0), resident
+        [B, NG, T] bool), one launch on CUDA (ops.translate_positions). A token at block b, offset o sits at
+        (reserved_slots + slot_of(b)) * block_size + o in the device buffer [B, NG, (reserved_slots + S) *
+        block_size, D]; where its block is not resident, the position is negative or `valid` [B, NG, T] bool
+        (default: all) is False, the buffer position is 0 and `resident` is False: the caller must not read it as
+        that token. The first `fixed` entries are buffer positions already and pass through with their `valid`."""
+        if valid is None:
+            valid = positions >= 0
+        return ops.translate_positions(
+            positions, valid, self.block_slot, block_size, self.reserved_slots, fixed, backend=self.backend
+        )
 
     def invalidate_from(self, first_block: int | torch.Tensor) -> None:
         """Forget the device copy of every block id >= first_block (blocks whose host data changed: appended to,

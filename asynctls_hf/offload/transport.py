@@ -1,7 +1,7 @@
 """Transports: how planned block copies travel from a HostBlockStore into a layer's device buffers.
 
 A device buffer is [B, NG, (R + S) * block_size, D]: R reserved slots, then S block slots; buffer slot r of
-(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan.row_indices numbers them). A transport
+(row, group) is positions r * block_size to (r + 1) * block_size (CopyPlan's target rows number them). A transport
 is shared by every layer of a cache on its device: what is pending for one layer is the `PendingCopy` returned to
 that layer's engine.
 """
@@ -20,12 +20,9 @@ from asynctls_hf.offload.store import HostBlockStore
 
 @dataclass
 class PendingCopy:
-    """Copies issued for one layer and step: `blocks` (row, group, block) copies moving `bytes` bytes host to
-    device (0-dim int64 tensors on the plan's device: counting them must not synchronize); `ready` the CUDA event
-    recorded after they land (None when they are already done)."""
+    """Copies issued for one layer and step: `ready` the CUDA event recorded after they land (None when they are
+    already done). The plan counted them (ResidentSet.counters)."""
 
-    blocks: torch.Tensor
-    bytes: torch.Tensor
     ready: torch.cuda.Event | None = None
 
 
@@ -57,15 +54,15 @@ class Transport(Protocol):
 
 @dataclass
 class BlockCopies:
-    """A plan's copies as rows (CopyPlan.row_indices): source_rows, target_rows [N] int64, copy_mask [N] bool."""
+    """A plan's copies as rows (CopyPlan): source_rows, target_rows [N] int64, copy_mask [N] bool."""
 
     source_rows: torch.Tensor
     target_rows: torch.Tensor
     copy_mask: torch.Tensor
 
     @classmethod
-    def of(cls, plan: CopyPlan, store: HostBlockStore) -> BlockCopies:
-        return cls(*plan.row_indices(store.capacity_blocks), plan.copy_mask.flatten())
+    def of(cls, plan: CopyPlan) -> BlockCopies:
+        return cls(plan.source_rows, plan.target_rows, plan.copy_mask.flatten())
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
             backend: str) -> None:
@@ -79,11 +76,6 @@ class BlockCopies:
                           self.copy_mask, backend=backend)
 
 
-def pending_of(plan: CopyPlan, store: HostBlockStore) -> PendingCopy:
-    blocks = plan.copy_count.sum()
-    return PendingCopy(blocks, blocks * store.block_bytes)
-
-
 class SyncTransport:
     """Copies at once, on the current stream, with the PyTorch reference of copy_rows: CPU device buffers (the
     tests), or any device where the pinned store is not readable from a kernel."""
@@ -91,8 +83,8 @@ class SyncTransport:
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
-        BlockCopies.of(plan, store).run(store, key_buffer, value_buffer, backend="torch")
-        return pending_of(plan, store)
+        BlockCopies.of(plan).run(store, key_buffer, value_buffer, backend="torch")
+        return PendingCopy()
 
     def wait(self, pending: PendingCopy) -> None:
         return None
@@ -128,8 +120,8 @@ class CudaStreamTransport:
     ) -> PendingCopy:
         if not store.pin_memory:
             raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
-        copies = BlockCopies.of(plan, store)
-        pending = pending_of(plan, store)
+        copies = BlockCopies.of(plan)
+        pending = PendingCopy()
         issued = torch.cuda.Event()
         issued.record()
         self.forked_in_capture |= torch.cuda.is_current_stream_capturing()

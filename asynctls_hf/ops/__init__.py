@@ -177,14 +177,38 @@ def plan_resident_blocks(
     slot_last_wanted: torch.Tensor,
     block_slot: torch.Tensor,
     step: torch.Tensor,
+    counters: torch.Tensor,
+    source_blocks_per_row: int,
+    target_slots_per_row: int,
+    reserved_slots: int,
     *,
     backend: str = "auto",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """An offloaded layer's resident-set plan for the blocks `wanted`, the state updated in place -> (hits,
-    copy_mask, dest_slots); shapes and the eviction order in naive.plan_resident_blocks."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An offloaded layer's resident-set plan for the blocks `wanted`, the state and counters updated in place ->
+    (hits, copy_mask, dest_slots, source_rows, target_rows); shapes and the eviction order in
+    naive.plan_resident_blocks."""
     return _dispatch(
         backend, wanted.device, "resident_triton", "plan_resident_blocks",
-        wanted, slot_block, slot_last_wanted, block_slot, step,
+        wanted, slot_block, slot_last_wanted, block_slot, step, counters, source_blocks_per_row,
+        target_slots_per_row, reserved_slots,
+    )
+
+
+def translate_positions(
+    positions: torch.Tensor,
+    valid: torch.Tensor,
+    block_slot: torch.Tensor,
+    block_size: int,
+    reserved_slots: int,
+    fixed: int,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token positions of an offloaded layer -> (positions in its device buffer, valid); the first `fixed` entries
+    pass through; shapes in naive.translate_positions."""
+    return _dispatch(
+        backend, positions.device, "resident_triton", "translate_positions",
+        positions, valid, block_slot, block_size, reserved_slots, fixed,
     )
 
 

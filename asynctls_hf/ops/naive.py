@@ -329,19 +329,28 @@ def plan_resident_blocks(
     slot_last_wanted: torch.Tensor,
     block_slot: torch.Tensor,
     step: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Plan which device slots the blocks `wanted` go to, and update the resident-set state in place.
+    counters: torch.Tensor,
+    source_blocks_per_row: int,
+    target_slots_per_row: int,
+    reserved_slots: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Plan which device slots the blocks `wanted` go to, update the resident-set state in place, and give the
+    copies as rows for copy_rows.
 
     wanted [B, NG, K] int64: block ids (-1: none; unique per row and group, below C), K <= S. State, per row and
     group (offload.ResidentSet): slot_block [B, NG, S] int64, the block each slot holds (-1: empty); slot_last_wanted
     [B, NG, S] int64, the last step its block was wanted (-1: never); block_slot [B, NG, C + 1] int64, the slot of
     each block id (-1: not resident; column C a spare that stays -1); step a 0-dim int64, this plan's number.
+    counters [4] int64 gets (1, wanted blocks, hits, misses) added.
 
     A wanted block already resident is a hit. Each miss goes to a slot whose block is not wanted now, least
     recently wanted first (empty slots, -1, first of all; ties to the lower slot), in the order of the misses in
-    `wanted`. Returns (hits [B, NG, K] bool, copy_mask [B, NG, K] bool: wanted and not resident, dest_slots
-    [B, NG, K] int64: the slot each miss goes to, -1 elsewhere). After the call slot_block and block_slot describe
-    the slots once the copies have landed, and slot_last_wanted is `step` on every wanted block's slot.
+    `wanted`. Returns hits [B, NG, K] bool; copy_mask [B, NG, K] bool (wanted and not resident); dest_slots
+    [B, NG, K] int64, the slot each miss goes to (-1 elsewhere); and source_rows, target_rows [B * NG * K] int64:
+    a miss's block as a row of the store seen as [B * NG * source_blocks_per_row, ...] and its slot as a row of the
+    device buffer seen as [B * NG * target_slots_per_row, ...], reserved_slots rows of each (row, group) before
+    the block slots (0 where nothing is copied). After the call slot_block and block_slot describe the slots once
+    the copies have landed, and slot_last_wanted is `step` on every wanted block's slot.
     """
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
     valid = wanted >= 0
@@ -368,4 +377,36 @@ def plan_resident_blocks(
         widened = torch.cat([state, spare], dim=2)
         widened.scatter_(2, new_slot, value)
         state.copy_(widened[:, :, :num_slots])
-    return hits, copy_mask, dest_slots
+
+    batch, groups, _ = wanted.shape
+    row_group = torch.arange(batch * groups, device=wanted.device).view(batch, groups, 1)
+    source_rows = torch.where(copy_mask, row_group * source_blocks_per_row + wanted, 0).flatten()
+    target_rows = torch.where(copy_mask, row_group * target_slots_per_row + reserved_slots + dest_slots, 0).flatten()
+    counters += torch.stack([torch.ones_like(counters[0]), valid.sum(), hits.sum(), copy_mask.sum()])
+    return hits, copy_mask, dest_slots, source_rows, target_rows
+
+
+def translate_positions(
+    positions: torch.Tensor,
+    valid: torch.Tensor,
+    block_slot: torch.Tensor,
+    block_size: int,
+    reserved_slots: int,
+    fixed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token positions of an offloaded layer -> positions in its device buffer.
+
+    positions [B, NG, T] int64 and valid [B, NG, T] bool; block_slot [B, NG, C + 1] int64, the slot of each block
+    id (-1: not resident). The first `fixed` entries of each (row, group) are already buffer positions and pass
+    through unchanged. Each other valid entry, token p of block b = p // block_size, sits at
+    (reserved_slots + block_slot[b]) * block_size + p % block_size when its block is resident. Returns
+    (buffer positions [B, NG, T] int64, valid [B, NG, T] bool): an entry that was not valid or whose block is not
+    resident (or past C) comes out not valid, at position 0.
+    """
+    capacity = block_slot.shape[2] - 1
+    blocks = torch.where(valid & (positions >= 0), positions // block_size, capacity).clamp(max=capacity)
+    slots = block_slot.gather(2, blocks)
+    resident = valid & (slots >= 0)
+    translated = torch.where(resident, (reserved_slots + slots) * block_size + positions % block_size, 0)
+    is_fixed = torch.arange(positions.shape[2], device=positions.device) < fixed
+    return torch.where(is_fixed, positions, translated), torch.where(is_fixed, valid, resident)

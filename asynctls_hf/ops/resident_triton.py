@@ -1,4 +1,5 @@
-"""Triton kernel of naive.plan_resident_blocks: one offloaded layer's resident-set plan in one launch.
+"""Triton kernel of naive.plan_resident_blocks: one offloaded layer's resident-set plan in one launch, with its
+copies as rows for copy_rows and its statistics counted.
 
 One program per (row, group). The K wanted blocks live in registers; the S slots are visited in chunks. The
 eviction order is a rank, not a sort: slot s's rank is the number of slots before it in the order (eviction key,
@@ -21,9 +22,9 @@ WANTED_KEY = 2**62  # above any step number: a slot wanted now is never a victim
 
 @triton.jit
 def _plan_resident_blocks_kernel(
-    wanted_ptr, slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, scratch_ptr,
-    hits_ptr, copy_mask_ptr, dest_slots_ptr,
-    K, S, C,
+    wanted_ptr, slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, counters_ptr, scratch_ptr,
+    hits_ptr, copy_mask_ptr, dest_slots_ptr, source_rows_ptr, target_rows_ptr,
+    K, S, C, source_blocks_per_row, target_slots_per_row, reserved_slots,
     WANTED_KEY: tl.constexpr, K_PAD: tl.constexpr, SLOT_CHUNK: tl.constexpr,
 ):
     row_group = tl.program_id(0).to(tl.int64)
@@ -82,6 +83,14 @@ def _plan_resident_blocks_kernel(
     tl.store(hits_ptr + out, hits, mask=pick_ok)
     tl.store(copy_mask_ptr + out, copies, mask=pick_ok)
     tl.store(dest_slots_ptr + out, dest_slots, mask=pick_ok)
+    source_rows = tl.where(copies, row_group * source_blocks_per_row + wanted, 0)
+    target_rows = tl.where(copies, row_group * target_slots_per_row + reserved_slots + dest_slots, 0)
+    tl.store(source_rows_ptr + out, source_rows, mask=pick_ok)
+    tl.store(target_rows_ptr + out, target_rows, mask=pick_ok)
+    tl.atomic_add(counters_ptr, (row_group == 0).to(tl.int64))
+    tl.atomic_add(counters_ptr + 1, tl.sum(valid.to(tl.int64), 0))
+    tl.atomic_add(counters_ptr + 2, tl.sum(hits.to(tl.int64), 0))
+    tl.atomic_add(counters_ptr + 3, tl.sum(copies.to(tl.int64), 0))
 
 
 def plan_resident_blocks(
@@ -90,7 +99,11 @@ def plan_resident_blocks(
     slot_last_wanted: torch.Tensor,
     block_slot: torch.Tensor,
     step: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    counters: torch.Tensor,
+    source_blocks_per_row: int,
+    target_slots_per_row: int,
+    reserved_slots: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place."""
     batch, groups, picks = wanted.shape
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
@@ -98,18 +111,72 @@ def plan_resident_blocks(
     for name, tensor, shape in (("wanted", wanted, (batch, groups, picks)),
                                 ("slot_block", slot_block, (batch, groups, num_slots)),
                                 ("slot_last_wanted", slot_last_wanted, (batch, groups, num_slots)),
-                                ("block_slot", block_slot, (batch, groups, capacity + 1))):
+                                ("block_slot", block_slot, (batch, groups, capacity + 1)),
+                                ("counters", counters, (4,))):
         check_index(name, tensor, shape)
         require(tensor.dtype == torch.int64 and tensor.is_contiguous(), f"{name} must be contiguous int64")
     require(step.numel() == 1 and step.dtype == torch.int64, "step must be one int64")
-    check_same_device(wanted=wanted, slot_block=slot_block, block_slot=block_slot, step=step)
+    check_same_device(wanted=wanted, slot_block=slot_block, block_slot=block_slot, step=step, counters=counters)
     scratch = torch.empty_like(slot_last_wanted)
     hits = torch.empty(wanted.shape, dtype=torch.bool, device=wanted.device)
     copy_mask = torch.empty_like(hits)
     dest_slots = torch.empty_like(wanted)
+    source_rows = torch.empty(wanted.numel(), dtype=torch.int64, device=wanted.device)
+    target_rows = torch.empty_like(source_rows)
     _plan_resident_blocks_kernel[(batch * groups,)](
-        wanted, slot_block, slot_last_wanted, block_slot, step, scratch, hits, copy_mask, dest_slots,
-        picks, num_slots, capacity,
-        WANTED_KEY=WANTED_KEY, K_PAD=triton.next_power_of_2(picks), SLOT_CHUNK=SLOT_CHUNK,
+        wanted, slot_block, slot_last_wanted, block_slot, step, counters, scratch, hits, copy_mask, dest_slots,
+        source_rows, target_rows, picks, num_slots, capacity, source_blocks_per_row, target_slots_per_row,
+        reserved_slots, WANTED_KEY=WANTED_KEY, K_PAD=triton.next_power_of_2(picks), SLOT_CHUNK=SLOT_CHUNK,
     )
-    return hits, copy_mask, dest_slots
+    return hits, copy_mask, dest_slots, source_rows, target_rows
+
+
+TRANSLATE_CHUNK = 256
+
+
+@triton.jit
+def _translate_positions_kernel(
+    positions_ptr, valid_ptr, block_slot_ptr, out_positions_ptr, out_valid_ptr,
+    T, C, block_size, reserved_slots, fixed,
+    CHUNK: tl.constexpr,
+):
+    row_group = tl.program_id(0).to(tl.int64)
+    entries = tl.program_id(1) * CHUNK + tl.arange(0, CHUNK)
+    in_range = entries < T
+    offsets = row_group * T + entries
+    positions = tl.load(positions_ptr + offsets, mask=in_range, other=0)
+    valid = tl.load(valid_ptr + offsets, mask=in_range, other=0) != 0
+    blocks = tl.minimum(tl.where(valid & (positions >= 0), positions // block_size, C), C)
+    slots = tl.load(block_slot_ptr + row_group * (C + 1) + blocks, mask=in_range, other=-1)
+    resident = valid & (slots >= 0)
+    translated = tl.where(resident, (reserved_slots + slots) * block_size + positions % block_size, 0)
+    is_fixed = entries < fixed
+    tl.store(out_positions_ptr + offsets, tl.where(is_fixed, positions, translated), mask=in_range)
+    tl.store(out_valid_ptr + offsets, tl.where(is_fixed, valid, resident), mask=in_range)
+
+
+def translate_positions(
+    positions: torch.Tensor,
+    valid: torch.Tensor,
+    block_slot: torch.Tensor,
+    block_size: int,
+    reserved_slots: int,
+    fixed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One launch of naive.translate_positions (shapes and semantics there)."""
+    batch, groups, tokens = positions.shape
+    check_index("positions", positions, (batch, groups, tokens))
+    check_index("block_slot", block_slot, (batch, groups, block_slot.shape[2]))
+    require(valid.shape == positions.shape and valid.dtype == torch.bool, "valid must be bool, shaped as positions")
+    require(positions.dtype == block_slot.dtype == torch.int64, "positions and block_slot must be int64")
+    require(positions.is_contiguous() and valid.is_contiguous() and block_slot.is_contiguous(),
+            "positions, valid and block_slot must be contiguous")
+    check_same_device(positions=positions, valid=valid, block_slot=block_slot)
+    out_positions = torch.empty_like(positions)
+    out_valid = torch.empty_like(valid)
+    if tokens:
+        _translate_positions_kernel[(batch * groups, triton.cdiv(tokens, TRANSLATE_CHUNK))](
+            positions, valid, block_slot, out_positions, out_valid, tokens, block_slot.shape[2] - 1, block_size,
+            reserved_slots, fixed, CHUNK=TRANSLATE_CHUNK,
+        )
+    return out_positions, out_valid

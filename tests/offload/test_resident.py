@@ -70,8 +70,9 @@ def random_wanted(rng: random.Random, n_blocks: int, k: int) -> list[int]:
 def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
     batch, groups, wanted_per_step, n_blocks = 3, 2, 6, 14
     rng = random.Random(0)
-    resident = ResidentSet(batch, groups, num_slots, block_capacity=4, device="cpu")
+    resident = ResidentSet(batch, groups, num_slots, block_capacity=4, device="cpu", reserved_slots=2)
     resident.ensure_block_capacity(n_blocks)
+    counted = torch.zeros(4, dtype=torch.long)
     reference = [[([-1] * num_slots, [-1] * num_slots) for _ in range(groups)] for _ in range(batch)]
     wanted = [[random_wanted(rng, n_blocks, wanted_per_step) for _ in range(groups)] for _ in range(batch)]
     for step in range(40):
@@ -79,6 +80,7 @@ def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
         wanted = [[[b for b in w if b >= 0 and rng.random() < 0.7] for w in row] for row in wanted]
         wanted = [[_fill(rng, w, n_blocks, wanted_per_step) for w in row] for row in wanted]
         plan = resident.plan(torch.tensor(wanted))
+        counted += torch.tensor([1, int((plan.wanted >= 0).sum()), int(plan.hits.sum()), int(plan.copy_mask.sum())])
         for row in range(batch):
             for group in range(groups):
                 slot_block, last_wanted = reference[row][group]
@@ -86,11 +88,25 @@ def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
                 assert plan.hits[row, group].tolist() == hits
                 assert plan.dest_slots[row, group].tolist() == dest
                 assert resident.slot_block[row, group].tolist() == slot_block
-        assert torch.equal(plan.copy_count, plan.copy_mask.sum(dim=2))
+        assert_copy_rows(plan, resident)
         assert_maps_are_inverse(resident)
         wanted_tensor = torch.tensor(wanted)
         slots = resident.lookup(wanted_tensor)
         assert torch.equal(slots >= 0, wanted_tensor >= 0), "every wanted block is resident after the plan"
+    assert torch.equal(resident.counters, counted)
+
+
+def assert_copy_rows(plan, resident: ResidentSet) -> None:
+    """Each miss's source row is its block in its (row, group)'s store rows, its target row its slot in the buffer
+    rows; picks not copied point at row 0."""
+    batch, groups, picks = plan.wanted.shape
+    row_group = torch.arange(batch * groups).view(batch, groups, 1)
+    target_per_row = resident.reserved_slots + resident.num_slots
+    expected_source = torch.where(plan.copy_mask, row_group * resident.block_capacity + plan.wanted, 0)
+    expected_target = torch.where(plan.copy_mask, row_group * target_per_row + resident.reserved_slots
+                                  + plan.dest_slots, 0)
+    assert torch.equal(plan.source_rows, expected_source.flatten())
+    assert torch.equal(plan.target_rows, expected_target.flatten())
 
 
 def _fill(rng: random.Random, kept: list[int], n_blocks: int, k: int) -> list[int]:

@@ -12,9 +12,10 @@ pytest.importorskip("triton")
 NEW_TOKENS = 10
 
 
-def _generate(model, input_ids, attention_mask, backend):
+def _generate(model, input_ids, attention_mask, backend, **settings):
     asynctls_hf.patch(
-        model, token_budget=24, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=32, backend=backend
+        model, **{**dict(token_budget=24, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=32), **settings},
+        backend=backend,
     )
     output = greedy(model, input_ids, attention_mask, NEW_TOKENS)
     return output.sequences[:, input_ids.shape[1] :], returned_cache(output).stats()
@@ -41,4 +42,27 @@ def test_triton_backend_generates_the_same_tokens(monkeypatch):
 
     assert triton_stats["sparse_layer_steps"] > 0 and triton_stats == torch_stats
     assert len(launches) == triton_stats["sparse_layer_steps"]
+    assert torch.equal(triton_tokens, torch_tokens)
+
+
+def test_triton_backend_generates_the_same_tokens_offloaded(monkeypatch):
+    """With the cache offloaded (exact mode) the resident-set plan and the position translation run as kernels
+    too."""
+    from asynctls_hf.ops import resident_triton
+
+    launches = []
+    for name in ("plan_resident_blocks", "translate_positions"):
+        kernel = getattr(resident_triton, name)
+        monkeypatch.setattr(resident_triton, name,
+                            lambda *args, kernel=kernel, name=name: launches.append(name) or kernel(*args))
+    model = tiny_qwen3().to(DEVICE)
+    input_ids, attention_mask = (tensor.to(DEVICE) for tensor in left_padded_batch([70, 61, 29]))
+    settings = dict(offload=True, prefetch_lag=0, top_blocks=4)
+    with torch.no_grad():
+        torch_tokens, torch_stats = _generate(model, input_ids, attention_mask, "torch", **settings)
+        assert not launches
+        triton_tokens, triton_stats = _generate(model, input_ids, attention_mask, "triton", **settings)
+
+    assert triton_stats["sparse_layer_steps"] > 0 and triton_stats == torch_stats
+    assert {"plan_resident_blocks", "translate_positions"} <= set(launches)
     assert torch.equal(triton_tokens, torch_tokens)

@@ -1,10 +1,11 @@
-"""plan_resident_blocks: the Triton kernel against the PyTorch reference, over sequences of plans."""
+"""plan_resident_blocks (over sequences of plans) and translate_positions: the Triton kernels against the PyTorch
+references."""
 
 import pytest
 import torch
 from op_testing import DEVICE
 
-from asynctls_hf.ops import naive, plan_resident_blocks
+from asynctls_hf.ops import naive, plan_resident_blocks, translate_positions
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -44,15 +45,36 @@ def test_plans_and_state_equal_the_reference(batch, groups, picks, slots, capaci
         torch.full((batch, groups, slots), -1, dtype=torch.long),
         torch.full((batch, groups, capacity + 1), -1, dtype=torch.long),
     ]
+    state.append(torch.zeros(4, dtype=torch.long))  # the counters
     kernel_state = [tensor.to(DEVICE, copy=True) for tensor in state]
+    rows = (capacity + 3, slots + 2, 2)  # store blocks per (row, group); buffer slots per (row, group); reserved
     hit_total = 0
     for step, wanted in enumerate(_wanted_sequence(batch, groups, picks, capacity, 6, generator)):
         step_tensor = torch.tensor(step)
-        expected = naive.plan_resident_blocks(wanted, *state, step_tensor)
-        output = plan_resident_blocks(wanted.to(DEVICE), *kernel_state, step_tensor.to(DEVICE), backend="triton")
-        for name, got, want in zip(("hits", "copy_mask", "dest_slots"), output, expected, strict=True):
+        expected = naive.plan_resident_blocks(wanted, *state[:3], step_tensor, state[3], *rows)
+        output = plan_resident_blocks(wanted.to(DEVICE), *kernel_state[:3], step_tensor.to(DEVICE), kernel_state[3],
+                                      *rows, backend="triton")
+        names = ("hits", "copy_mask", "dest_slots", "source_rows", "target_rows")
+        for name, got, want in zip(names, output, expected, strict=True):
             assert torch.equal(got.cpu(), want), (step, name)
-        for name, got, want in zip(("slot_block", "slot_last_wanted", "block_slot"), kernel_state, state, strict=True):
+        names = ("slot_block", "slot_last_wanted", "block_slot", "counters")
+        for name, got, want in zip(names, kernel_state, state, strict=True):
             assert torch.equal(got.cpu(), want), (step, name)
         hit_total += int(expected[0].sum())
     assert hit_total > 0  # the sequences exercise hits, not only misses
+
+
+@pytest.mark.parametrize("tokens, fixed, block_size, reserved", [(7, 0, 1, 0), (37, 5, 16, 2), (300, 12, 64, 3)])
+def test_translate_positions_equals_the_reference(tokens, fixed, block_size, reserved):
+    batch, groups, capacity = 3, 2, 9
+    generator = torch.Generator().manual_seed(tokens)
+    block_slot = torch.randint(-1, 6, (batch, groups, capacity + 1), generator=generator)
+    block_slot[:, :, capacity] = -1
+    positions = torch.randint(-3, (capacity + 2) * block_size, (batch, groups, tokens), generator=generator)
+    valid = torch.rand(batch, groups, tokens, generator=generator) < 0.8
+    expected = naive.translate_positions(positions, valid, block_slot, block_size, reserved, fixed)
+    output = translate_positions(positions.to(DEVICE), valid.to(DEVICE), block_slot.to(DEVICE), block_size, reserved,
+                                 fixed, backend="triton")
+    for got, want in zip(output, expected, strict=True):
+        assert torch.equal(got.cpu(), want)
+    assert expected[1][..., fixed:].any() and not expected[1][..., fixed:].all()  # resident and not, both met
