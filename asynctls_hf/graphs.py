@@ -36,17 +36,55 @@ class GraphFallbackWarning(UserWarning):
 
 
 @dataclass
-class CapturedStep:
-    """One captured decode step: `graph` reads `inputs` (static buffers) and the cache's tensors and writes the
-    tensors of `output`; `storage` holds the cache tensors it reads, to notice when they are replaced;
-    host_before / host_after are the cache's host step state around the capture."""
+class StepGraph:
+    """A captured decode step of `cache`: replaying `graph` runs the step and writes the tensors of `output`;
+    host_before / host_after are the cache's host step state (layer lengths, counters) around it."""
 
     graph: torch.cuda.CUDAGraph
-    inputs: dict[str, torch.Tensor]
     output: object
-    storage: tuple[torch.Tensor, ...]
     host_before: tuple
     host_after: tuple
+
+    def replay(self, cache: AsyncTLSCache) -> None:
+        """Run the step once more, one token further: set the cache's step length, replay, advance the host state."""
+        cache.step_length(cache.layers[0].device).fill_(cache.get_seq_length() + 1)
+        self.graph.replay()
+        cache.advance_host_step_state(self.host_before, self.host_after)
+        cache.graph_replays += 1
+
+
+def capture_decode_step(cache: AsyncTLSCache, run_step, pool=None) -> StepGraph:
+    """Capture run_step() (a decode step of every layer of `cache`, a static cache on one CUDA device, past its
+    token budget) without running it: the cache is left as it was, and StepGraph.replay runs the step. The copies
+    an offloaded cache issues on its copy stream are captured too, joined at the end. Raises what capture raises,
+    the cache restored."""
+    device = cache.layers[0].device
+    cache.step_length(device).fill_(cache.get_seq_length() + 1)
+    cache.attended_sum(device)
+    host_before = cache.host_step_state()
+    cache.restore_host_step_state(host_before)  # clears the per-step plans: the graph computes its own
+    cache.finish_copies()  # a captured step must not wait on copies issued outside it
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.device(device), torch.cuda.graph(graph, pool=pool):
+            output = run_step()
+            cache.join_copies()
+    except Exception:
+        cache.restore_host_step_state(host_before)
+        raise
+    host_after = cache.host_step_state()
+    cache.restore_host_step_state(host_before)  # replay() advances it
+    return StepGraph(graph, output, host_before, host_after)
+
+
+@dataclass
+class CapturedStep:
+    """A captured decode step of a model's forward: `graph` reads `inputs` (static buffers) and the cache's
+    tensors; `storage` holds the cache tensors it reads, to notice when they are replaced."""
+
+    graph: StepGraph
+    inputs: dict[str, torch.Tensor]
+    storage: tuple[torch.Tensor, ...]
 
 
 def _cache_of(kwargs: dict) -> AsyncTLSCache | None:
@@ -91,11 +129,8 @@ class DecodeGraphs:
         else:
             for name, buffer in step.inputs.items():
                 buffer.copy_(kwargs[name])
-            cache.step_length(cache.layers[0].device).fill_(cache.get_seq_length() + 1)
-        step.graph.replay()
-        cache.advance_host_step_state(step.host_before, step.host_after)
-        cache.graph_replays += 1
-        return _fresh_output(step.output)
+        step.graph.replay(cache)
+        return _fresh_output(step.graph.output)
 
     def _step_key(self, cache: AsyncTLSCache, kwargs: dict) -> tuple[tuple | None, str | None]:
         """(key of the captured step this call can replay, None) or (None, why not: None when the call is simply
@@ -151,29 +186,17 @@ class DecodeGraphs:
             self._fall_back(cache, "the model's MoE experts run eagerly (data-dependent shapes); "
                             "model.set_experts_implementation('grouped_mm') or 'batched_mm' makes the step capturable")
             return None
-        device = cache.layers[0].device
         inputs = {name: kwargs[name].clone() for name in _STEP_INPUTS if kwargs.get(name) is not None}
         captured_kwargs = {**kwargs, **inputs}
         for name in _IGNORED_INPUTS:
             captured_kwargs.pop(name, None)
-        cache.step_length(device).fill_(cache.get_seq_length() + 1)
-        cache.attended_sum(device)
-        host_before = cache.host_step_state()
-        cache.restore_host_step_state(host_before)  # clears the per-step plans: the graph computes its own
-        cache.finish_copies()  # a captured step must not wait on copies issued outside it
-        graph = torch.cuda.CUDAGraph()
-        pool = next((step.graph.pool() for step in cache.decode_graphs.values() if step is not None), None)
+        pool = next((step.graph.graph.pool() for step in cache.decode_graphs.values() if step is not None), None)
         try:
-            with torch.cuda.device(device), torch.cuda.graph(graph, pool=pool):
-                output = self.forward(**captured_kwargs)
-                cache.join_copies()
+            step = capture_decode_step(cache, lambda: self.forward(**captured_kwargs), pool)
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager decoding
-            cache.restore_host_step_state(host_before)
             self._fall_back(cache, f"capturing the decode step failed ({type(error).__name__}: {error})")
             return None
-        host_after = cache.host_step_state()
-        cache.restore_host_step_state(host_before)  # replay() advances it
-        return CapturedStep(graph, inputs, output, _storage_of(cache), host_before, host_after)
+        return CapturedStep(step, inputs, _storage_of(cache))
 
     @staticmethod
     def _fall_back(cache: AsyncTLSCache, reason: str) -> None:

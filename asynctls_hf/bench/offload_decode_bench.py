@@ -4,17 +4,18 @@ memory (prefetch_lag 0 and 1), in one run.
     asynctls-hf bench offload-decode [--attention gqa|mla] [--layers N] [--batch 2] [--context-lengths 48k,64k,96k]
         [--steps 64] [--warmup 8] [--drift 0.05] [--out DIR] [AsyncTLS settings]
 
-For each placement (resident, offloaded lag 0, offloaded lag 1) it builds an AsyncTLSCache of `--layers` layers
-of the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
-GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers) and fills it with the same random keys up
-to each context length in turn. A decode step appends one token to every layer and runs its attention
+For each placement (resident, offloaded lag 0, offloaded lag 1) it builds an AsyncTLSCache of `--layers` layers of
+the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
+GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers) and fills it with the same random keys up to
+each context length in turn. A decode step appends one token to every layer and runs its attention
 (`asynctls_hf.attention.decode_attention`: block filtering, the offload engine's protocol, token selection, sparse
-attention). Each layer's query drifts, q_t = normalize(q_{t-1} + drift * noise), so consecutive steps want
-overlapping blocks as a real model's do; the hit rate this gives is reported beside the probe models' measured
-locality (EVAL.md). Per (placement, context): the median step time over `--steps` steps after `--warmup` (CUDA
-events), the slowdown against resident, the hit rate, MB copied per step and the H2D GB/s they amount to over the
-step, the time the compute stream waited on copies, and the peak GPU memory. `--device cpu` runs the same steps
-at the sizes given, as a check that the benchmark runs.
+attention); on CUDA the step is replayed from a CUDA graph (as a patched model's decode step is; `--cuda-graph
+false`: eager), captured after the warm-up steps at each context. Each layer's query drifts, q_t = normalize(q_{t-1}
++ drift * noise), so consecutive steps want overlapping blocks as a real model's do; the hit rate this gives is
+reported beside the probe models' measured locality (EVAL.md). Per (placement, context): the median step time over
+`--steps` steps after `--warmup` (CUDA events), the slowdown against resident, the hit rate, MB copied per step and
+the H2D GB/s they amount to over the step, the time the compute stream waited on copies, and the peak GPU memory.
+`--device cpu` runs the same steps at the sizes given, as a check that the benchmark runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.bench.ops_bench import MODELS
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
+from asynctls_hf.graphs import StepGraph, capture_decode_step
 
 DTYPE = torch.bfloat16
 DEFAULT_LAYERS = {"gqa": 36, "mla": 47}
@@ -50,6 +52,7 @@ COLUMNS = [
     ("h2d_gbps", "H2D GB/s over the step", "{:.1f}"),
     ("wait_ms", "copy wait ms per step", "{:.2f}"),
     ("peak_gib", "peak GPU GiB", "{:.1f}"),
+    ("graphed", "graphed", "{}"),
 ]
 
 
@@ -99,29 +102,51 @@ def fill(cache: AsyncTLSCache, data: SyntheticDecode, end: int) -> None:
             attention.append_tokens(cache, layer, query, keys, values)
 
 
-def decode_step(cache: AsyncTLSCache, data: SyntheticDecode) -> None:
-    for layer in range(data.layers):
-        query, keys, values = data.step_inputs(layer)
-        attention.append_tokens(cache, layer, query, keys, values)
-        attention.decode_attention(cache, layer, query, data.shape.scaling)
+class DecodeSteps:
+    """Decode steps of every layer: eager, or replayed from a CUDA graph captured by capture() (the step reads its
+    query, key and value from static buffers, refreshed with the next drifted inputs before each step)."""
 
+    def __init__(self, cache: AsyncTLSCache, data: SyntheticDecode):
+        self.cache, self.data = cache, data
+        self.inputs = [data.step_inputs(layer) for layer in range(data.layers)]
+        self.graph: StepGraph | None = None
 
-def time_steps(cache: AsyncTLSCache, data: SyntheticDecode, steps: int) -> list[float]:
-    """Seconds of each of `steps` decode steps (CUDA events on the compute stream; wall time on the CPU)."""
-    times = []
-    for _ in range(steps):
-        if data.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            decode_step(cache, data)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1000)
-        else:
-            began = time.perf_counter()
-            decode_step(cache, data)
-            times.append(time.perf_counter() - began)
-    return times
+    def _refresh(self) -> None:
+        for layer, buffers in enumerate(self.inputs):
+            for buffer, value in zip(buffers, self.data.step_inputs(layer), strict=True):
+                if buffer is not None:
+                    buffer.copy_(value)
+
+    def _run(self) -> None:
+        for layer, (query, keys, values) in enumerate(self.inputs):
+            attention.append_tokens(self.cache, layer, query, keys, values)
+            attention.decode_attention(self.cache, layer, query, self.data.shape.scaling)
+
+    def capture(self) -> None:
+        """Capture the step at the cache's current length (recapture after the cache is filled further)."""
+        self.graph = capture_decode_step(self.cache, self._run)
+
+    def timed(self, steps: int) -> list[float]:
+        """Seconds of each of `steps` decode steps (CUDA events on the compute stream; wall time on the CPU),
+        the inputs' refresh left out."""
+        times = []
+        for _ in range(steps):
+            self._refresh()
+            if self.data.device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                if self.graph is not None:
+                    self.graph.replay(self.cache)
+                else:
+                    self._run()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1000)
+            else:
+                began = time.perf_counter()
+                self._run()
+                times.append(time.perf_counter() - began)
+        return times
 
 
 def measure_placement(name: str, args, config, device: torch.device) -> list[dict]:
@@ -132,14 +157,19 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
     cache.plan_placement(args.batch, DTYPE, [device] * layers)
     cache.observe_attention_mask(None, args.batch, 1, device)
     data = SyntheticDecode(shape, layers, args.batch, args.drift, device)
+    steps = DecodeSteps(cache, data)
+    graphed = device.type == "cuda" and config.cuda_graph
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rows = []
     for context in args.context_lengths:
         fill(cache, data, context)
-        time_steps(cache, data, args.warmup)
+        steps.graph = None
+        steps.timed(args.warmup)
+        if graphed:
+            steps.capture()
         cache.reset_stats()
-        times = time_steps(cache, data, args.steps)
+        times = steps.timed(args.steps)
         stats = cache.stats()
         step_s = statistics.median(times)
         copied = stats["h2d_bytes"] / args.steps
@@ -148,7 +178,7 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
             "copied_mb": copied / 1e6, "h2d_gbps": copied / step_s / 1e9,
             "wait_ms": stats["copy_wait_seconds"] / args.steps * 1e3,
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0,
-            "host_gib": stats["host_memory_bytes"] / 2**30,
+            "host_gib": stats["host_memory_bytes"] / 2**30, "graphed": graphed,
         })
         print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS if key in rows[-1]),
               flush=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from asynctls_hf import cli
 
 
@@ -46,3 +48,16 @@ def test_generate_bench_parses_its_runs_and_names_a_bad_one():
     for bad in ("", "dense:4", "stock", "stock:0"):
         with pytest.raises(argparse.ArgumentTypeError, match="METHOD:BATCH"):
             parse_runs(bad)
+
+
+@pytest.mark.gpu
+def test_offload_decode_bench_replays_a_graph_on_the_gpu(tmp_path):
+    argv = ["bench", "offload-decode", "--attention", "gqa", "--layers", "2", "--batch", "2", "--context-lengths",
+            "700,1100", "--steps", "4", "--warmup", "2", "--budget", "96", "--block-size", "16", "--top-blocks", "8",
+            "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
+    assert all(row["graphed"] for row in rows)
+    for row in rows:
+        offloaded = row["placement"] != "resident"
+        assert (row["copied_mb"] > 0) == offloaded and (row["hit_rate"] < 1) == offloaded
