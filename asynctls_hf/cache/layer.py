@@ -261,11 +261,10 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.block_max, self.block_min, slot, row_start, self.config.block_size, backend=self.config.backend,
         )
         self.length += 1
-        index = slot.view(1)
-        codes, scale, zero = self._labels_of(key)
-        self.label_codes.index_copy_(2, index, codes)
-        self.label_scale.index_copy_(2, index, scale)
-        self.label_zero.index_copy_(2, index, zero)
+        ops.append_token_labels(
+            key, self.label_channels, self.label_codes, self.label_scale, self.label_zero, slot,
+            self.config.label_bits, backend=self.config.backend,
+        )
 
     def _update_block_summaries_from(
         self, span: torch.Tensor, block_begin: int, begin: int, row_start: torch.Tensor

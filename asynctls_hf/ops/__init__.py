@@ -132,6 +132,24 @@ def quantize_labels(
     return _dispatch(backend, channel_keys.device, "labels_triton", "quantize_labels", channel_keys, bits)
 
 
+def append_token_labels(
+    key: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    slot: torch.Tensor,
+    bits: int,
+    *,
+    backend: str = "auto",
+) -> None:
+    """A decode token's label written at `slot` (a device tensor), in place; shapes in naive.append_token_labels."""
+    _dispatch(
+        backend, key.device, "labels_triton", "append_token_labels",
+        key, label_channels, label_codes, label_scale, label_zero, slot, bits,
+    )
+
+
 def candidate_scores(
     query: torch.Tensor,
     label_channels: torch.Tensor,

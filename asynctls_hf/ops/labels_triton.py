@@ -1,4 +1,5 @@
-"""Triton kernels of the token labels: `quantize_labels` and label scoring of candidate slots.
+"""Triton kernels of the token labels: `quantize_labels`, a decode token's label written in place
+(`append_token_labels`), and label scoring of candidate slots.
 
 Quantization is asymmetric per token: value ~= code * scale + zero with zero the minimum, 4-bit codes packed
 two per byte (channel 2i in the low nibble), 8-bit codes one per byte, and 16 bits keeping the values in the
@@ -57,37 +58,40 @@ def _quantize_labels_kernel(
         tl.store(scale_ptr + tokens, tl.full([BLOCK_T], 1.0, tl.float32), mask=token_ok)
         tl.store(zero_ptr + tokens, tl.zeros([BLOCK_T], tl.float32), mask=token_ok)
     else:
-        levels = (1 << BITS) - 1
+        mask = token_ok[:, None] & (columns < (CHANNELS // 2 if BITS == 4 else CHANNELS))[None, :]
+        first_columns = 2 * columns if BITS == 4 else columns  # 4 bits: the even channels, then the odd ones
+        first = tl.load(labels_ptr + first_columns[None, :], mask=mask, other=0.0).to(tl.float32)
         if BITS == 4:
-            mask = token_ok[:, None] & (columns < CHANNELS // 2)[None, :]
-            even = tl.load(labels_ptr + 2 * columns[None, :], mask=mask, other=0.0).to(tl.float32)
-            odd = tl.load(labels_ptr + 2 * columns[None, :] + 1, mask=mask, other=0.0).to(tl.float32)
-            low = tl.minimum(
-                tl.min(tl.where(mask, even, float("inf")), axis=1), tl.min(tl.where(mask, odd, float("inf")), axis=1)
-            )
-            high = tl.maximum(
-                tl.max(tl.where(mask, even, float("-inf")), axis=1), tl.max(tl.where(mask, odd, float("-inf")), axis=1)
-            )
+            second = tl.load(labels_ptr + first_columns[None, :] + 1, mask=mask, other=0.0).to(tl.float32)
         else:
-            mask = token_ok[:, None] & (columns < CHANNELS)[None, :]
-            values = tl.load(labels_ptr + columns[None, :], mask=mask, other=0.0).to(tl.float32)
-            low = tl.min(tl.where(mask, values, float("inf")), axis=1)
-            high = tl.max(tl.where(mask, values, float("-inf")), axis=1)
-        low = tl.where(token_ok, low, 0.0)  # rows past the end: keep them finite
-        high = tl.where(token_ok, high, 0.0)
-        scale = tl.math.div_rn(high - low, tl.full([BLOCK_T], levels, tl.float32))
-        scale = tl.where(scale > 0.0, scale, 1.0)
-        if BITS == 4:
-            even_codes = _round_half_even(tl.math.div_rn(even - low[:, None], scale[:, None]))
-            odd_codes = _round_half_even(tl.math.div_rn(odd - low[:, None], scale[:, None]))
-            even_codes = tl.minimum(tl.maximum(even_codes, 0.0), levels).to(tl.uint8)
-            odd_codes = tl.minimum(tl.maximum(odd_codes, 0.0), levels).to(tl.uint8)
-            tl.store(codes_ptr + columns[None, :], even_codes | (odd_codes << 4), mask=mask)
-        else:
-            codes = _round_half_even(tl.math.div_rn(values - low[:, None], scale[:, None]))
-            tl.store(codes_ptr + columns[None, :], tl.minimum(tl.maximum(codes, 0.0), levels).to(tl.uint8), mask=mask)
+            second = first
+        codes, scale, zero = _quantize_tile(first, second, mask, token_ok, BITS)
+        tl.store(codes_ptr + columns[None, :], codes, mask=mask)
         tl.store(scale_ptr + tokens, scale, mask=token_ok)
-        tl.store(zero_ptr + tokens, low, mask=token_ok)
+        tl.store(zero_ptr + tokens, zero, mask=token_ok)
+
+
+@triton.jit
+def _quantize_tile(first, second, mask, token_ok, BITS: tl.constexpr):
+    """Quantize the tokens (rows) of a tile: 8 bits, first [T, C] holds the label values; 4 bits, first and
+    second [T, C / 2] hold channels 2i and 2i + 1. `mask` marks the real entries, token_ok the real rows.
+    Returns (codes [T, C or C / 2] uint8, 4-bit ones packed, scale [T], zero [T]) float32."""
+    levels = (1 << BITS) - 1
+    low = tl.min(tl.where(mask, first, float("inf")), axis=1)
+    high = tl.max(tl.where(mask, first, float("-inf")), axis=1)
+    if BITS == 4:
+        low = tl.minimum(low, tl.min(tl.where(mask, second, float("inf")), axis=1))
+        high = tl.maximum(high, tl.max(tl.where(mask, second, float("-inf")), axis=1))
+    low = tl.where(token_ok, low, 0.0)  # rows past the end: keep them finite
+    high = tl.where(token_ok, high, 0.0)
+    scale = tl.math.div_rn(high - low, tl.zeros_like(high) + levels)
+    scale = tl.where(scale > 0.0, scale, 1.0)
+    codes = _round_half_even(tl.math.div_rn(first - low[:, None], scale[:, None]))
+    codes = tl.minimum(tl.maximum(codes, 0.0), levels).to(tl.uint8)
+    if BITS == 4:
+        odd_codes = _round_half_even(tl.math.div_rn(second - low[:, None], scale[:, None]))
+        codes = codes | (tl.minimum(tl.maximum(odd_codes, 0.0), levels).to(tl.uint8) << 4)
+    return codes, scale, low
 
 
 def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,6 +125,84 @@ def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor
             BLOCK_T=block_t,
         )
     return codes.view(*leading, width), scale.view(leading), zero.view(leading)
+
+
+@triton.jit
+def _append_token_labels_kernel(
+    key_ptr, channels_ptr, codes_ptr, scale_ptr, zero_ptr, slot_ptr,
+    groups,
+    stride_key_b, stride_key_g,
+    stride_channels_b, stride_channels_g,
+    stride_codes_b, stride_codes_g, stride_codes_s,
+    stride_scale_b, stride_scale_g,
+    stride_zero_b, stride_zero_g,
+    CHANNELS: tl.constexpr, BITS: tl.constexpr, COLUMNS_PAD: tl.constexpr,
+):
+    """Grid (B * NG,): the label of the token key [b, g, 0, :] written at `slot` of the label storage."""
+    batch_row = tl.program_id(0) // groups
+    group = tl.program_id(0) % groups
+    slot = tl.load(slot_ptr).to(tl.int64)
+    key_ptr += batch_row.to(tl.int64) * stride_key_b + group * stride_key_g
+    channels_ptr += batch_row.to(tl.int64) * stride_channels_b + group * stride_channels_g
+    codes_ptr += batch_row.to(tl.int64) * stride_codes_b + group * stride_codes_g + slot * stride_codes_s
+    scale_ptr += batch_row.to(tl.int64) * stride_scale_b + group * stride_scale_g + slot
+    zero_ptr += batch_row.to(tl.int64) * stride_zero_b + group * stride_zero_g + slot
+    columns = tl.arange(0, COLUMNS_PAD)[None, :]  # a tile of one token
+    token_ok = tl.full([1], 1, tl.int1)
+    if BITS == 16:
+        mask = columns < CHANNELS
+        channels = tl.load(channels_ptr + columns, mask=mask, other=0)
+        tl.store(codes_ptr + columns, tl.load(key_ptr + channels, mask=mask), mask=mask)
+        tl.store(scale_ptr + tl.arange(0, 1), tl.full([1], 1.0, tl.float32))
+        tl.store(zero_ptr + tl.arange(0, 1), tl.zeros([1], tl.float32))
+    else:
+        mask = columns < (CHANNELS // 2 if BITS == 4 else CHANNELS)
+        first_columns = 2 * columns if BITS == 4 else columns
+        first_channels = tl.load(channels_ptr + first_columns, mask=mask, other=0)
+        first = tl.load(key_ptr + first_channels, mask=mask, other=0.0).to(tl.float32)
+        if BITS == 4:
+            second_channels = tl.load(channels_ptr + first_columns + 1, mask=mask, other=0)
+            second = tl.load(key_ptr + second_channels, mask=mask, other=0.0).to(tl.float32)
+        else:
+            second = first
+        codes, scale, zero = _quantize_tile(first, second, mask, token_ok, BITS)
+        tl.store(codes_ptr + columns, codes, mask=mask)
+        tl.store(scale_ptr + tl.arange(0, 1), scale)
+        tl.store(zero_ptr + tl.arange(0, 1), zero)
+
+
+def append_token_labels(
+    key: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    slot: torch.Tensor,
+    bits: int,
+) -> None:
+    """One launch of naive.append_token_labels (shapes there): the label of one decode token at `slot`."""
+    require(bits in LABEL_BITS, f"label bits must be one of {LABEL_BITS}, got {bits}")
+    require(key.dim() == 4 and key.shape[2] == 1 and key.dtype in FLOAT_DTYPES and key.stride(3) == 1,
+            f"key must be [B, NG, 1, Dk] float with a contiguous last dimension, got {tuple(key.shape)}")
+    batch, groups = key.shape[:2]
+    channels = label_channels.shape[-1]
+    check_index("label_channels", label_channels, (batch, groups, channels))
+    require(label_channels.stride(2) == 1, "label_channels needs a contiguous last dimension")
+    require(bits != 4 or channels % 2 == 0, f"4-bit labels need an even channel count, got {channels}")
+    width = channels // 2 if bits == 4 else channels
+    require(label_codes.dim() == 4 and label_codes.shape[:2] == (batch, groups) and label_codes.shape[3] == width
+            and label_codes.stride(3) == 1, f"label_codes {tuple(label_codes.shape)} do not match {width} columns")
+    require(label_codes.dtype == (key.dtype if bits == 16 else torch.uint8), f"label_codes dtype {label_codes.dtype}")
+    for name, tensor in (("label_scale", label_scale), ("label_zero", label_zero)):
+        require(tensor.dim() == 3 and tensor.shape[:2] == (batch, groups) and tensor.dtype == torch.float32
+                and tensor.stride(2) == 1, f"{name} must be [B, NG, S] float32, got {tuple(tensor.shape)}")
+    require(slot.numel() == 1 and slot.dtype in (torch.int32, torch.int64), "slot must be one int")
+    check_same_device(key=key, label_channels=label_channels, label_codes=label_codes, slot=slot)
+    _append_token_labels_kernel[(batch * groups,)](
+        key, label_channels, label_codes, label_scale, label_zero, slot, groups,
+        *key.stride()[:2], *label_channels.stride()[:2], *label_codes.stride()[:3], *label_scale.stride()[:2],
+        *label_zero.stride()[:2], CHANNELS=channels, BITS=bits, COLUMNS_PAD=triton.next_power_of_2(width),
+    )
 
 
 @triton.jit

@@ -124,6 +124,28 @@ def quantize_labels(channel_keys: torch.Tensor, bits: int) -> tuple[torch.Tensor
     return codes, scale, low
 
 
+def append_token_labels(
+    key: torch.Tensor,
+    label_channels: torch.Tensor,
+    label_codes: torch.Tensor,
+    label_scale: torch.Tensor,
+    label_zero: torch.Tensor,
+    slot: torch.Tensor,
+    bits: int,
+) -> None:
+    """Write the label of one decode token at `slot`, in place, with no host int involved.
+
+    key [B, NG, 1, Dk]; label_channels [B, NG, C] int64, the channels each (row, group) labels; label_codes
+    [B, NG, S, W], label_scale and label_zero [B, NG, S] float32 the label storage; slot a 0-dim int64 tensor.
+    The label is quantize_labels of the key's label channels.
+    """
+    codes, scale, zero = quantize_labels(key.gather(-1, label_channels[:, :, None, :]), bits)
+    index = slot.view(1)
+    label_codes.index_copy_(2, index, codes)
+    label_scale.index_copy_(2, index, scale)
+    label_zero.index_copy_(2, index, zero)
+
+
 def dequantize_labels(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
     """Inverse of quantize_labels: codes [..., W], scale and zero [...] -> float32 [..., C]."""
     if bits == 16:

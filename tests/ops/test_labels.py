@@ -1,10 +1,10 @@
-"""quantize_labels and candidate_scores: the Triton kernels against the PyTorch reference."""
+"""quantize_labels, append_token_labels and candidate_scores: the Triton kernels against the PyTorch reference."""
 
 import pytest
 import torch
 from op_testing import DEVICE, assert_scores_match
 
-from asynctls_hf.ops import candidate_scores, naive, quantize_labels
+from asynctls_hf.ops import append_token_labels, candidate_scores, naive, quantize_labels
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -23,6 +23,27 @@ def _assert_same_quantization(quantized, reference) -> None:
     """Bit-exact: the kernel and the reference both divide with correct rounding and round half to even."""
     for output, expected in zip(quantized, reference, strict=True):
         assert output.dtype == expected.dtype and torch.equal(output, expected)
+
+
+@pytest.mark.parametrize("bits, dtype, channels", CASES)
+def test_append_token_labels_writes_the_reference_label_at_the_slot(bits, dtype, channels):
+    batch, groups, capacity, key_width = 3, 2, 11, 2 * channels + 3
+    key = torch.randn(batch, groups, 1, key_width, dtype=dtype, device=DEVICE)
+    label_channels = torch.stack([torch.randperm(key_width, device=DEVICE)[:channels].sort().values
+                                  for _ in range(batch * groups)]).view(batch, groups, channels)
+    width = channels // 2 if bits == 4 else channels
+    codes_dtype = dtype if bits == 16 else torch.uint8
+    storage = (torch.randint(0, 200, (batch, groups, capacity, width), device=DEVICE).to(codes_dtype),
+               torch.randn(batch, groups, capacity, device=DEVICE), torch.randn(batch, groups, capacity, device=DEVICE))
+    reference = tuple(tensor.clone() for tensor in storage)
+    slot = torch.tensor(7, device=DEVICE)
+    append_token_labels(key, label_channels, *storage, slot, bits, backend="triton")
+    naive.append_token_labels(key, label_channels, *reference, slot, bits)
+    for output, expected in zip(storage, reference, strict=True):  # the slot written, every other slot untouched
+        assert torch.equal(output, expected)
+    rebuilt = quantize_labels(key.gather(-1, label_channels[:, :, None, :]), bits, backend="triton")
+    for output, expected in zip(storage, rebuilt, strict=True):
+        assert torch.equal(output[:, :, 7], expected[:, :, 0])
 
 
 @pytest.mark.parametrize("bits, dtype, channels", CASES)
