@@ -253,13 +253,15 @@ class AsyncTLSLayer(CacheLayerMixin):
         """
         key = key.to(self.dtype)
         value = None if value is None else value.to(self.dtype)
-        resident = self.offloaded is None
-        if not resident:
-            self.offloaded.append_token(key, value, slot)
-        ops.append_token(
-            key, value, self.keys if resident else None, self.values if resident and not self.values_in_keys else None,
-            self.block_max, self.block_min, slot, row_start, self.config.block_size, backend=self.config.backend,
-        )
+        if self.offloaded is None:
+            ops.append_token(
+                key, value, self.keys, None if self.values_in_keys else self.values, self.block_max, self.block_min,
+                slot, row_start, self.config.block_size, backend=self.config.backend,
+            )
+        else:
+            self.offloaded.append_token(
+                key, value, slot, row_start, self.block_max, self.block_min, self.config.block_size
+            )
         self.length += 1
         ops.append_token_labels(
             key, self.label_channels, self.label_codes, self.label_scale, self.label_zero, slot,

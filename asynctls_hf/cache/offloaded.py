@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from asynctls_hf import ops
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import HostBlockStore, OffloadEngine, Transport
 
@@ -106,16 +107,30 @@ class OffloadedKV:
             and self.store.can_append_token(self.device)
         )
 
-    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
+    def append_token(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor | None,
+        slot: torch.Tensor,
+        row_start: torch.Tensor,
+        block_max: torch.Tensor,
+        block_min: torch.Tensor,
+        block_size: int,
+    ) -> None:
         """Write one decode token (keys [B, NG, 1, Dk], values [B, NG, 1, Dv] or None) at `slot`, a 0-dim int64 on
-        the device equal to `length`: to the host store and the ring, no host int in any kernel (capturable)."""
+        the device equal to `length`, to the host store and the ring, and update its block's summaries block_max /
+        block_min [B, NG, S // block_size, Dk]: one kernel (ops.append_token writing the pinned store through its
+        mapped address), no host int in it (capturable)."""
         begin = self.length
-        self.engine.append_token(keys, values, slot)
+        store = self.store
+        separate_values = not store.values_in_keys
+        ops.append_token(
+            keys, values, store.token_keys, store.token_values if separate_values else None, block_max, block_min,
+            slot, row_start, block_size, self.keys, self.values if separate_values else None, self.sink_tokens,
+            self.ring_tokens, backend="triton" if store.pin_memory and self.device.type == "cuda" else "torch",
+        )
+        self.engine.token_written(slot)
         self._last_chunk = (begin, keys, values)
-        ring_index = (self.sink_tokens + slot % self.ring_tokens).view(1)
-        self.keys.index_copy_(2, ring_index, keys)
-        if values is not None:
-            self.values.index_copy_(2, ring_index, values)
 
     def _write_sinks(
         self, keys: torch.Tensor, values: torch.Tensor | None, row_start: torch.Tensor, begin: int, end: int

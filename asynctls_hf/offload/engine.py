@@ -105,11 +105,11 @@ class OffloadEngine:
         self.resident.ensure_block_capacity(self.store.capacity_blocks)
         self.resident.invalidate_from(begin // self.block_size)
 
-    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
-        """Write one decode token at `slot` (0-dim int64 on the device, = the store's length): keys [B, NG, 1, Dk],
-        values [B, NG, 1, Dv] (None when inside the keys); no host int reaches a kernel (CUDA-graph capturable).
-        The store must have room (store.can_append_token)."""
-        self.store.append_token(keys, values, slot)
+    def token_written(self, slot: torch.Tensor) -> None:
+        """The caller's kernel wrote one decode token to the store at `slot` (0-dim int64 on the device, = the
+        store's length; see store.token_written): count it and forget the device copy of its block, whose host data
+        changed; no host int reaches a kernel (CUDA-graph capturable)."""
+        self.store.token_written()
         self.resident.invalidate_from(slot // self.block_size)
 
     def begin_step(self, wanted: torch.Tensor) -> torch.Tensor:

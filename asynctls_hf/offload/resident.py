@@ -125,12 +125,12 @@ class ResidentSet:
 
     def invalidate_from(self, first_block: int | torch.Tensor) -> None:
         """Forget the device copy of every block id >= first_block (blocks whose host data changed: appended to,
-        or cropped); first_block an int or a 0-dim int64 tensor on the device."""
-        stale = self.slot_block >= first_block
-        self.slot_block.masked_fill_(stale, -1)
-        self.slot_last_wanted.masked_fill_(stale, -1)
-        block_ids = torch.arange(self.block_capacity + 1, device=self.device)
-        self.block_slot.masked_fill_(block_ids >= first_block, -1)
+        or cropped); first_block an int or a 0-dim int64 tensor on the device (one launch on CUDA)."""
+        if not isinstance(first_block, torch.Tensor):
+            first_block = torch.tensor(first_block, device=self.device)
+        ops.forget_resident_blocks(
+            self.slot_block, self.slot_last_wanted, self.block_slot, first_block, backend=self.backend
+        )
 
     def select_rows(self, rows: torch.Tensor) -> None:
         """Keep (reorder, repeat) the batch rows `rows` [B'] int64."""

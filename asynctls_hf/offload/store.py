@@ -140,22 +140,14 @@ class HostBlockStore:
         return begin, end
 
     def can_append_token(self, device: torch.device) -> bool:
-        """Whether append_token can write the next token from `device`: room in the storage, and the token's writer a
-        kernel (CUDA to pinned) or a CPU copy."""
+        """Whether a decode token can be written at slot `length` from `device` (token_written then counts it): room
+        in the storage, and the token's writer a kernel (CUDA to pinned) or a CPU copy."""
         room = self.length < self.capacity_blocks * self.block_size
         return room and (device.type == "cpu" or (device.type == "cuda" and self.pin_memory))
 
-    def append_token(self, keys: torch.Tensor, values: torch.Tensor | None, slot: torch.Tensor) -> None:
-        """Write one token at `slot`, a 0-dim int64 tensor on the keys' device equal to `length` (see
-        can_append_token): keys [B, NG, 1, Dk], values [B, NG, 1, Dv] (None when inside the keys). No host int
-        reaches the kernel, so a CUDA graph can capture the write."""
-        for source, storage in ((keys, self.keys), (values, self.separate_values)):
-            if source is None:
-                continue
-            if source.is_cuda:
-                self._write_from_device(source.to(self.dtype), storage, slot)
-            else:
-                storage.flatten(2, 3).index_copy_(2, slot.view(1), source.to(self.dtype))
+    def token_written(self) -> None:
+        """A decode token was written at slot `length` of token_keys (and token_values) by the caller's kernel
+        (ops.append_token, see can_append_token): count it."""
         self.length += 1
 
     def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int | torch.Tensor) -> None:

@@ -100,14 +100,19 @@ def append_token(
     slot: torch.Tensor,
     row_start: torch.Tensor,
     block_size: int,
+    ring_keys: torch.Tensor | None = None,
+    ring_values: torch.Tensor | None = None,
+    ring_offset: int = 0,
+    ring_size: int = 1,
     *,
     backend: str = "auto",
 ) -> None:
-    """A decode token written at `slot` (a device tensor) and its block's summaries updated, in place; shapes in
-    naive.append_token."""
+    """A decode token written at `slot` (a device tensor; also into a ring of recent tokens when given) and its
+    block's summaries updated, in place; shapes in naive.append_token."""
     _dispatch(
         backend, key.device, "block_summaries_triton", "append_token",
-        key, value, keys, values, block_max, block_min, slot, row_start, block_size,
+        key, value, keys, values, block_max, block_min, slot, row_start, block_size, ring_keys, ring_values,
+        ring_offset, ring_size,
     )
 
 
@@ -209,6 +214,22 @@ def plan_resident_blocks(
         backend, wanted.device, "resident_triton", "plan_resident_blocks",
         wanted, slot_block, slot_last_wanted, block_slot, step, counters, source_blocks_per_row,
         target_slots_per_row, reserved_slots,
+    )
+
+
+def forget_resident_blocks(
+    slot_block: torch.Tensor,
+    slot_last_wanted: torch.Tensor,
+    block_slot: torch.Tensor,
+    first_block: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> None:
+    """Forget a resident set's copies of every block id >= first_block (a device tensor), in place; shapes in
+    naive.forget_resident_blocks."""
+    _dispatch(
+        backend, slot_block.device, "resident_triton", "forget_resident_blocks",
+        slot_block, slot_last_wanted, block_slot, first_block,
     )
 
 

@@ -125,11 +125,15 @@ def _append_token_kernel(
     value_ptr,
     keys_ptr,
     values_ptr,
+    ring_keys_ptr,
+    ring_values_ptr,
     block_max_ptr,
     block_min_ptr,
     slot_ptr,
     row_start_ptr,
     groups,
+    ring_offset,
+    ring_size,
     stride_key_b,
     stride_key_g,
     stride_value_b,
@@ -140,6 +144,12 @@ def _append_token_kernel(
     stride_values_b,
     stride_values_g,
     stride_values_s,
+    stride_ring_keys_b,
+    stride_ring_keys_g,
+    stride_ring_keys_s,
+    stride_ring_values_b,
+    stride_ring_values_g,
+    stride_ring_values_s,
     stride_max_b,
     stride_max_g,
     stride_max_n,
@@ -150,28 +160,41 @@ def _append_token_kernel(
     VALUE_WIDTH: tl.constexpr,
     WRITE_KEYS: tl.constexpr,
     WRITE_VALUES: tl.constexpr,
+    WRITE_RING_KEYS: tl.constexpr,
+    WRITE_RING_VALUES: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     KEY_PAD: tl.constexpr,
     VALUE_PAD: tl.constexpr,
 ):
-    """Grid (B * NG,): one program writes one row and group's token and updates its block's max/min."""
+    """Grid (B * NG,): one program writes one row and group's token (to the storage at `slot`, and to the ring at
+    ring_offset + slot % ring_size) and updates its block's max/min."""
     batch = tl.program_id(0) // groups
     group = tl.program_id(0) % groups
     slot = tl.load(slot_ptr).to(tl.int64)
     row_start = tl.load(row_start_ptr + batch).to(tl.int64)
+    ring_position = ring_offset + slot % ring_size
     channels = tl.arange(0, KEY_PAD)
     channel_ok = channels < KEY_WIDTH
     key = tl.load(key_ptr + batch * stride_key_b + group * stride_key_g + channels, mask=channel_ok, other=0.0)
     if WRITE_KEYS:
         keys_out = keys_ptr + batch.to(tl.int64) * stride_keys_b + group * stride_keys_g + slot * stride_keys_s
         tl.store(keys_out + channels, key.to(keys_ptr.dtype.element_ty), mask=channel_ok)
-    if WRITE_VALUES:
+    if WRITE_RING_KEYS:
+        ring_out = ring_keys_ptr + batch.to(tl.int64) * stride_ring_keys_b + group * stride_ring_keys_g
+        ring_out += ring_position * stride_ring_keys_s
+        tl.store(ring_out + channels, key.to(ring_keys_ptr.dtype.element_ty), mask=channel_ok)
+    if WRITE_VALUES or WRITE_RING_VALUES:
         value_channels = tl.arange(0, VALUE_PAD)
         value_ok = value_channels < VALUE_WIDTH
         value = tl.load(value_ptr + batch * stride_value_b + group * stride_value_g + value_channels, mask=value_ok)
-        values_out = values_ptr + batch.to(tl.int64) * stride_values_b + group * stride_values_g
-        values_out += slot * stride_values_s
-        tl.store(values_out + value_channels, value.to(values_ptr.dtype.element_ty), mask=value_ok)
+        if WRITE_VALUES:
+            values_out = values_ptr + batch.to(tl.int64) * stride_values_b + group * stride_values_g
+            values_out += slot * stride_values_s
+            tl.store(values_out + value_channels, value.to(values_ptr.dtype.element_ty), mask=value_ok)
+        if WRITE_RING_VALUES:
+            ring_out = ring_values_ptr + batch.to(tl.int64) * stride_ring_values_b + group * stride_ring_values_g
+            ring_out += ring_position * stride_ring_values_s
+            tl.store(ring_out + value_channels, value.to(ring_values_ptr.dtype.element_ty), mask=value_ok)
     block = slot // BLOCK_SIZE
     max_ptr = block_max_ptr + batch.to(tl.int64) * stride_max_b + group * stride_max_g + block * stride_max_n
     min_ptr = block_min_ptr + batch.to(tl.int64) * stride_min_b + group * stride_min_g + block * stride_min_n
@@ -196,9 +219,14 @@ def append_token(
     slot: torch.Tensor,
     row_start: torch.Tensor,
     block_size: int,
+    ring_keys: torch.Tensor | None = None,
+    ring_values: torch.Tensor | None = None,
+    ring_offset: int = 0,
+    ring_size: int = 1,
 ) -> None:
-    """One launch of naive.append_token (shapes there): the token's K/V written at `slot`, its block's summaries
-    updated; `slot` is read on the device, so a CUDA graph can capture the launch."""
+    """One launch of naive.append_token (shapes there): the token's K/V written at `slot` (and into the ring),
+    its block's summaries updated; `slot` is read on the device, so a CUDA graph can capture the launch. keys and
+    values may be pinned host memory, written through its mapped address."""
     check_float("key", key, 4)
     check_float("block_max", block_max, 4)
     check_float("block_min", block_min, 4)
@@ -211,37 +239,57 @@ def append_token(
             f"block summaries {tuple(block_max.shape)} do not match the key {tuple(key.shape)}")
     require(slot.numel() == 1 and slot.dtype in (torch.int32, torch.int64), "slot must be one int")
     require(row_start.shape == (batch,) and row_start.dtype in (torch.int32, torch.int64), "row_start must be [B] int")
-    write_values = values is not None
-    if keys is not None:
-        check_float("keys", keys, 4)
-        require(keys.shape[:2] == (batch, groups) and keys.shape[3] == key_width, "keys do not match the key")
-    if write_values:
-        check_float("value", value, 4)
-        check_float("values", values, 4)
-        require(value.shape[:3] == (batch, groups, 1) and values.shape[:2] == (batch, groups)
-                and values.shape[3] == value.shape[3], "values do not match the value")
+    require(ring_size > 0, f"ring_size must be positive, got {ring_size}")
+    for name, target in (("keys", keys), ("ring_keys", ring_keys)):
+        if target is not None:
+            check_float(name, target, 4)
+            require(target.shape[:2] == (batch, groups) and target.shape[3] == key_width,
+                    f"{name} do not match the key")
+            require(target.device == key.device or (target.device.type == "cpu" and target.is_pinned()),
+                    f"{name} must be on the key's device or in pinned host memory")
+    write_values = values is not None or ring_values is not None
+    for name, target in (("values", values), ("ring_values", ring_values)):
+        if target is not None:
+            check_float("value", value, 4)
+            check_float(name, target, 4)
+            require(value.shape[:3] == (batch, groups, 1) and target.shape[:2] == (batch, groups)
+                    and target.shape[3] == value.shape[3], f"{name} do not match the value")
+            require(target.device == key.device or (target.device.type == "cpu" and target.is_pinned()),
+                    f"{name} must be on the key's device or in pinned host memory")
     check_same_device(key=key, block_max=block_max, slot=slot, row_start=row_start)
     value_width = value.shape[3] if write_values else 1
+
+    def strides(target: torch.Tensor | None) -> tuple[int, int, int]:
+        return target.stride()[:3] if target is not None else (0, 0, 0)
+
     _append_token_kernel[(batch * groups,)](
         key,
         value if write_values else key,
         keys if keys is not None else key,
-        values if write_values else key,
+        values if values is not None else key,
+        ring_keys if ring_keys is not None else key,
+        ring_values if ring_values is not None else key,
         block_max,
         block_min,
         slot,
         row_start,
         groups,
+        ring_offset,
+        ring_size,
         *key.stride()[:2],
         *(value.stride()[:2] if write_values else (0, 0)),
-        *(keys.stride()[:3] if keys is not None else (0, 0, 0)),
-        *(values.stride()[:3] if write_values else (0, 0, 0)),
+        *strides(keys),
+        *strides(values),
+        *strides(ring_keys),
+        *strides(ring_values),
         *block_max.stride()[:3],
         *block_min.stride()[:3],
         KEY_WIDTH=key_width,
         VALUE_WIDTH=value_width,
         WRITE_KEYS=keys is not None,
-        WRITE_VALUES=write_values,
+        WRITE_VALUES=values is not None,
+        WRITE_RING_KEYS=ring_keys is not None,
+        WRITE_RING_VALUES=ring_values is not None,
         BLOCK_SIZE=block_size,
         KEY_PAD=triton.next_power_of_2(key_width),
         VALUE_PAD=triton.next_power_of_2(value_width),

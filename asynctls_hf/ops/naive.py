@@ -61,20 +61,29 @@ def append_token(
     slot: torch.Tensor,
     row_start: torch.Tensor,
     block_size: int,
+    ring_keys: torch.Tensor | None = None,
+    ring_values: torch.Tensor | None = None,
+    ring_offset: int = 0,
+    ring_size: int = 1,
 ) -> None:
     """Write one decode token at `slot` and update its block's summaries, in place, with no host int involved.
 
     key [B, NG, 1, Dk]; value [B, NG, 1, Dv] or None; keys [B, NG, S, Dk] and values [B, NG, S, Dv] the storage to
-    write them to (None: not written, e.g. values inside the keys, or an offloaded layer); block_max, block_min
-    [B, NG, S // block_size, Dk]; slot a 0-dim int64 tensor; row_start [B]. The summaries come out as
-    update_block_summaries computes them for slots up to `slot`: the block's max/min over its real slots, zeros
-    while it has none.
+    write them to at `slot` (None: not written, e.g. values inside the keys), on the key's device or, for an
+    offloaded layer, its pinned host store; ring_keys [B, NG, W, Dk] and ring_values [B, NG, W, Dv], when given,
+    get the token at position ring_offset + slot % ring_size too (an offloaded layer's window of recent tokens);
+    block_max, block_min [B, NG, S // block_size, Dk]; slot a 0-dim int64 tensor; row_start [B]. The summaries come
+    out as update_block_summaries computes them for slots up to `slot`: the block's max/min over its real slots,
+    zeros while it has none.
     """
     index = slot.view(1)
-    if keys is not None:
-        keys.index_copy_(2, index, key.to(keys.dtype))
-    if values is not None:
-        values.index_copy_(2, index, value.to(values.dtype))
+    for source, target in ((key, keys), (value, values)):
+        if target is not None:
+            target.index_copy_(2, index.to(target.device), source.to(target.device, target.dtype))
+    position = (ring_offset + slot % ring_size).view(1)
+    for source, target in ((key, ring_keys), (value, ring_values)):
+        if target is not None:
+            target.index_copy_(2, position, source.to(target.dtype))
     key = key.to(block_max.dtype)
     block = index // block_size
     real = (row_start <= slot)[:, None, None, None]
@@ -432,3 +441,16 @@ def translate_positions(
     translated = torch.where(resident, (reserved_slots + slots) * block_size + positions % block_size, 0)
     is_fixed = torch.arange(positions.shape[2], device=positions.device) < fixed
     return torch.where(is_fixed, positions, translated), torch.where(is_fixed, valid, resident)
+
+
+def forget_resident_blocks(
+    slot_block: torch.Tensor, slot_last_wanted: torch.Tensor, block_slot: torch.Tensor, first_block: torch.Tensor
+) -> None:
+    """Forget, in place, the device copies of every block id >= first_block (a 0-dim int64 tensor) of a resident
+    set (state as in plan_resident_blocks; block_slot and slot_block inverse maps of each other): their slots
+    become empty and never wanted."""
+    stale = slot_block >= first_block
+    block_slot.scatter_(2, torch.where(stale, slot_block, block_slot.shape[2] - 1), -1)
+    block_slot[:, :, -1] = -1
+    slot_block.masked_fill_(stale, -1)
+    slot_last_wanted.masked_fill_(stale, -1)

@@ -180,3 +180,36 @@ def translate_positions(
             reserved_slots, fixed, CHUNK=TRANSLATE_CHUNK,
         )
     return out_positions, out_valid
+
+
+@triton.jit
+def _forget_resident_blocks_kernel(
+    slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, first_block_ptr, S, C, SLOTS_PAD: tl.constexpr,
+):
+    row_group = tl.program_id(0).to(tl.int64)
+    slots = tl.arange(0, SLOTS_PAD)
+    in_range = slots < S
+    first_block = tl.load(first_block_ptr)
+    blocks = tl.load(slot_block_ptr + row_group * S + slots, mask=in_range, other=-1)
+    stale = in_range & (blocks >= first_block)
+    tl.store(block_slot_ptr + row_group * (C + 1) + blocks, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
+    tl.store(slot_block_ptr + row_group * S + slots, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
+    tl.store(slot_last_wanted_ptr + row_group * S + slots, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
+
+
+def forget_resident_blocks(
+    slot_block: torch.Tensor, slot_last_wanted: torch.Tensor, block_slot: torch.Tensor, first_block: torch.Tensor
+) -> None:
+    """One launch of naive.forget_resident_blocks (shapes and semantics there)."""
+    batch, groups, num_slots = slot_block.shape
+    for name, tensor, shape in (("slot_block", slot_block, (batch, groups, num_slots)),
+                                ("slot_last_wanted", slot_last_wanted, (batch, groups, num_slots)),
+                                ("block_slot", block_slot, (batch, groups, block_slot.shape[2]))):
+        check_index(name, tensor, shape)
+        require(tensor.dtype == torch.int64 and tensor.is_contiguous(), f"{name} must be contiguous int64")
+    require(first_block.numel() == 1 and first_block.dtype == torch.int64, "first_block must be one int64")
+    check_same_device(slot_block=slot_block, block_slot=block_slot, first_block=first_block)
+    _forget_resident_blocks_kernel[(batch * groups,)](
+        slot_block, slot_last_wanted, block_slot, first_block, num_slots, block_slot.shape[2] - 1,
+        SLOTS_PAD=triton.next_power_of_2(num_slots),
+    )

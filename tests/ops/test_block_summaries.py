@@ -101,3 +101,39 @@ def test_append_token_equals_reference_and_a_rebuild(dtype, key_width, value_wid
     torch.testing.assert_close(state["triton"][3], rebuilt_min, rtol=0, atol=0, equal_nan=True)
     if write_kv:
         torch.testing.assert_close(state["triton"][0], keys, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value_width", [24, None], ids=["gqa", "values-in-keys"])
+def test_append_token_writes_an_offloaded_layers_store_and_ring(value_width):
+    """An offloaded layer's decode token goes to its host store at the slot (pinned memory when there is a GPU,
+    written by the kernel through its mapped address) and to the ring of recent tokens in the device window."""
+    batch, groups, key_width, block_size, capacity, sinks, ring = 2, 3, 40, 8, 48, 4, 16
+    pinned = DEVICE.type == "cuda"
+    row_start = torch.tensor([0, 3], device=DEVICE)
+
+    def targets():
+        store = [torch.zeros(batch, groups, capacity, width, pin_memory=pinned) for width in (key_width, value_width)
+                 if width is not None]
+        window = [torch.zeros(batch, groups, sinks + ring, width, device=DEVICE) for width in (key_width, value_width)
+                  if width is not None]
+        summaries = _poisoned_summaries(batch, groups, capacity, block_size, key_width, torch.float32)
+        return store, window, summaries
+
+    state = {"triton": targets(), "torch": targets()}
+    history = []
+    for slot in range(37):  # the ring wraps twice
+        key = torch.randn(batch, groups, 1, key_width, device=DEVICE)
+        value = None if value_width is None else torch.randn(batch, groups, 1, value_width, device=DEVICE)
+        history.append(key)
+        for backend, (store, window, summaries) in state.items():
+            append_token(key, value, store[0], store[1] if value_width else None, *summaries,
+                         torch.tensor(slot, device=DEVICE), row_start, block_size, window[0],
+                         window[1] if value_width else None, sinks, ring, backend=backend)
+    for triton_tensors, torch_tensors in zip(state["triton"], state["torch"], strict=True):
+        for triton_tensor, torch_tensor in zip(triton_tensors, torch_tensors, strict=True):
+            torch.testing.assert_close(triton_tensor.cpu(), torch_tensor.cpu(), rtol=0, atol=0, equal_nan=True)
+    store, window, _ = state["triton"]
+    assert torch.equal(store[0][:, :, :37].to(DEVICE), torch.cat(history, dim=2))
+    for slot in range(37 - ring, 37):
+        assert torch.equal(window[0][:, :, sinks + slot % ring], history[slot][:, :, 0])
+    assert not window[0][:, :, :sinks].any()  # the sinks' positions are not the ring's

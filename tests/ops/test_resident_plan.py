@@ -1,11 +1,11 @@
-"""plan_resident_blocks (over sequences of plans) and translate_positions: the Triton kernels against the PyTorch
-references."""
+"""plan_resident_blocks (over sequences of plans), forget_resident_blocks and translate_positions: the Triton
+kernels against the PyTorch references."""
 
 import pytest
 import torch
 from op_testing import DEVICE
 
-from asynctls_hf.ops import naive, plan_resident_blocks, translate_positions
+from asynctls_hf.ops import forget_resident_blocks, naive, plan_resident_blocks, translate_positions
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -62,6 +62,16 @@ def test_plans_and_state_equal_the_reference(batch, groups, picks, slots, capaci
             assert torch.equal(got.cpu(), want), (step, name)
         hit_total += int(expected[0].sum())
     assert hit_total > 0  # the sequences exercise hits, not only misses
+
+    first_block = torch.tensor(capacity // 2)
+    naive.forget_resident_blocks(*state[:3], first_block)
+    forget_resident_blocks(*kernel_state[:3], first_block.to(DEVICE), backend="triton")
+    for got, want in zip(kernel_state[:3], state[:3], strict=True):
+        assert torch.equal(got.cpu(), want)
+    slot_block, _, block_slot = state[:3]
+    assert (block_slot[:, :, capacity // 2 :] == -1).all() and not (slot_block >= capacity // 2).any()
+    kept = slot_block >= 0
+    assert kept.any() and torch.equal(block_slot.gather(2, slot_block.clamp(min=0))[kept], torch.nonzero(kept)[:, 2])
 
 
 @pytest.mark.parametrize("tokens, fixed, block_size, reserved", [(7, 0, 1, 0), (37, 5, 16, 2), (300, 12, 64, 3)])
