@@ -43,10 +43,12 @@ def copy_rows(
     require(source.is_contiguous() and target.is_contiguous(), "source and target must be contiguous")
     require(source_rows.shape == target_rows.shape == valid.shape and source_rows.dim() == 1,
             "source_rows, target_rows and valid must be [N]")
+    require(valid.dtype == torch.bool and valid.is_contiguous() and source_rows.is_contiguous()
+            and target_rows.is_contiguous(), "valid must be bool; valid and the row indices contiguous")
     count = source_rows.shape[0]
     if count == 0:
         return
     grid = (count, triton.cdiv(source.shape[1], CHUNK))
     _copy_rows_kernel[grid](
-        source, target, source_rows, target_rows, valid.to(torch.int8), WIDTH=source.shape[1], CHUNK=CHUNK,
+        source, target, source_rows, target_rows, valid, WIDTH=source.shape[1], CHUNK=CHUNK,
     )
