@@ -56,7 +56,7 @@ class OffloadedKV:
         self.ring_tokens, window_tokens = window_layout(config)
         store = HostBlockStore(
             batch, num_groups, key_width, value_width, config.block_size, dtype, values_in_keys=values_in_keys,
-            capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda",
+            capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda", write_stream=transport.stream,
         )
         self.engine = OffloadEngine(
             store, config.top_blocks, transport, device, prefetch_lag=config.prefetch_lag,

@@ -153,8 +153,10 @@ class OffloadEngine:
         self._has_previous = True
 
     def finish_pending(self) -> None:
-        """Make the current stream wait for every copy issued so far (none stays pending)."""
+        """Make the current stream wait for every copy issued so far (none stays pending) and for the store's
+        writes."""
         self._wait_pending()
+        self.store.wait_for_writes()
 
     def forget_pending(self) -> None:
         """Drop the pending copy without waiting: its stream has been joined (the end of a captured step)."""

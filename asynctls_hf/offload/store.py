@@ -27,7 +27,9 @@ class HostBlockStore:
     [B, NG, capacity, Dk] (and `token_values`), capacity = n_blocks * block_size.
 
     Tokens are appended in chunks of any length (prefill chunks, then one per decode step); storage grows by
-    doubling. `pin_memory`: None pins when CUDA is available; False forces pageable memory (tests).
+    doubling. `pin_memory`: None pins when CUDA is available; False forces pageable memory (tests). `write_stream`
+    (a CUDA stream, the offload transport's): chunks written from the GPU are written on it, overlapped with the
+    compute stream's work; device reads (read_tokens, wait_for_writes) are ordered after them by an event.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class HostBlockStore:
         values_in_keys: bool = False,
         capacity_tokens: int = 0,
         pin_memory: bool | None = None,
+        write_stream: torch.cuda.Stream | None = None,
     ):
         if values_in_keys and value_width > key_width:
             raise ValueError(f"values inside the keys need value_width <= key_width, got {value_width} > {key_width}")
@@ -54,6 +57,8 @@ class HostBlockStore:
         self.values_in_keys = values_in_keys
         self.pin_memory = default_pin_memory() if pin_memory is None else pin_memory
         self.length = 0
+        self.write_stream = write_stream
+        self._writes_done: torch.cuda.Event | None = None  # recorded on write_stream after its latest write
         self.keys: torch.Tensor | None = None
         self.separate_values: torch.Tensor | None = None
         self._allocate(-(-capacity_tokens // block_size))
@@ -150,14 +155,32 @@ class HostBlockStore:
         (ops.append_token, see can_append_token): count it."""
         self.length += 1
 
-    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int | torch.Tensor) -> None:
-        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ... (an int or
-        a 0-dim tensor on the device), by a kernel on the current stream."""
+    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int) -> None:
+        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ...: by a
+        kernel on write_stream once the current stream has produced `source`, or on the current stream."""
         width = source.shape[-1]
         target_rows = self._token_rows(begin, source.shape[2], source.device)
         source_rows = torch.arange(len(target_rows), device=source.device)
-        ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows,
-                      torch.ones_like(source_rows, dtype=torch.bool), backend="triton")
+        valid = torch.ones_like(source_rows, dtype=torch.bool)
+        if self.write_stream is None:
+            ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows, valid,
+                          backend="triton")
+            return
+        produced = torch.cuda.Event()
+        produced.record()
+        with torch.cuda.stream(self.write_stream):
+            self.write_stream.wait_event(produced)
+            ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows, valid,
+                          backend="triton")
+            self._writes_done = torch.cuda.Event()
+            self._writes_done.record(self.write_stream)
+        for tensor in (source, target_rows, source_rows, valid):
+            tensor.record_stream(self.write_stream)
+
+    def wait_for_writes(self) -> None:
+        """Make the current stream wait until every chunk written on write_stream has landed (no host wait)."""
+        if self._writes_done is not None:
+            torch.cuda.current_stream(self._writes_done.device).wait_event(self._writes_done)
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -171,6 +194,7 @@ class HostBlockStore:
             if self.values_in_keys:
                 return keys, keys[..., : self.value_width]
             return keys, self.token_values[:, :, begin:end].to(device)
+        self.wait_for_writes()
         rows = self._token_rows(begin, end - begin, device)
         out = []
         for storage in (self.keys, self.separate_values):

@@ -41,6 +41,8 @@ class WaitTimer:
 
 
 class Transport(Protocol):
+    stream: torch.cuda.Stream | None  # the side stream the copies run on (None: the current stream)
+
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
     ) -> PendingCopy:
@@ -79,6 +81,8 @@ class BlockCopies:
 class SyncTransport:
     """Copies at once, on the current stream, with the PyTorch reference of copy_rows: CPU device buffers (the
     tests), or any device where the pinned store is not readable from a kernel."""
+
+    stream = None
 
     def copy_blocks(
         self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None

@@ -1,9 +1,9 @@
-"""The offloaded cache on a CUDA device: pinned host store, copies on the side stream, Triton kernels.
-
-prefetch_lag=0 gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals
-the reference of lagged selection; random delays injected on the copy stream and on the compute stream change
-nothing (the events order every slot read and write). Eager decoding unless a test says otherwise: the reference
-selection is Python state a CUDA graph would not replay (tests/test_graphs.py compares replayed steps to eager ones).
+"""The offloaded cache on a CUDA device: pinned host store, copies on the side stream, Triton kernels. prefetch_lag=0
+gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals the reference of
+lagged selection; random delays injected on the copy stream (block copies and the prefill's store writes) and on the
+compute stream change nothing (the events order every slot read and write). Eager decoding unless a test says
+otherwise: the reference selection is Python state a CUDA graph would not replay (tests/test_graphs.py compares
+replayed steps to eager ones).
 """
 
 from __future__ import annotations
@@ -89,18 +89,39 @@ def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
         torch.cuda._sleep(rng.randint(0, 200_000))
         return begin_step(self, wanted)
 
+    write = asynctls_hf.offload.HostBlockStore._write_from_device
+
+    def delayed_write(self, *args):  # the prefill's writes to the store, on the copy stream too
+        with torch.cuda.stream(self.write_stream):
+            torch.cuda._sleep(rng.randint(0, 2_000_000))
+        return write(self, *args)
+
     monkeypatch.setattr(CudaStreamTransport, "copy_blocks", delayed_copy)
     monkeypatch.setattr(asynctls_hf.offload.OffloadEngine, "begin_step", delayed_begin)
+    monkeypatch.setattr(asynctls_hf.offload.HostBlockStore, "_write_from_device", delayed_write)
     offloaded = generate(model, 48, offload=True, prefetch_lag=lag)
     assert_same_scores_exactly(reference, offloaded)
     assert returned_cache(offloaded).stats()["copy_wait_seconds"] > 0
 
 
-def test_chunked_prefill_and_dense_steps_read_the_store_after_its_writes():
+@pytest.mark.parametrize("delayed", [False, True], ids=["prompt", "delayed-writes"])
+def test_chunked_prefill_and_dense_steps_read_the_store_after_its_writes(monkeypatch, delayed):
     """A prefill in chunks and decode steps within the budget read the offloaded K/V back from the pinned store
-    (by a kernel ordered after the kernels that wrote it): the logits equal the resident cache's."""
+    (by a kernel ordered after the kernels that wrote it on the copy stream, here delayed at random): the logits
+    equal the resident cache's."""
     from helpers import assert_chunked_forward_equals_full
 
+    from asynctls_hf.offload import HostBlockStore
+
+    if delayed:
+        rng, write = random.Random(0), HostBlockStore._write_from_device
+
+        def delayed_write(self, *args):
+            with torch.cuda.stream(self.write_stream):
+                torch.cuda._sleep(rng.randint(0, 2_000_000))
+            return write(self, *args)
+
+        monkeypatch.setattr(HostBlockStore, "_write_from_device", delayed_write)
     model = tiny_qwen3().cuda()
     settings = dict(token_budget=4096, sink_tokens=4, local_tokens=16, block_size=16, top_blocks=256, offload=True)
     assert_chunked_forward_equals_full(model, [300, 211, 97], (64, 150, 299), atol=1e-4, **settings)
