@@ -82,12 +82,6 @@ class ResidentSet:
         grown[:, :, : self.block_capacity] = self.block_slot[:, :, : self.block_capacity]
         self.block_slot = grown
 
-    def lookup(self, blocks: torch.Tensor) -> torch.Tensor:
-        """The slot of each block: blocks [B, NG, K] int64 (-1 or ids past the capacity: none) -> [B, NG, K] int64,
-        -1 where the block is not resident."""
-        slots, resident = ops.translate_positions(blocks, blocks >= 0, self.block_slot, 1, 0, 0, backend=self.backend)
-        return torch.where(resident, slots, -1)
-
     def resident_only(self, blocks: torch.Tensor) -> torch.Tensor:
         """blocks [B, NG, K] int64 with -1 in place of every block that is not resident."""
         _, resident = ops.translate_positions(blocks, blocks >= 0, self.block_slot, 1, 0, 0, backend=self.backend)

@@ -10,6 +10,12 @@ import torch
 from asynctls_hf.offload import ResidentSet
 
 
+def slots_of(resident: ResidentSet, blocks: torch.Tensor) -> torch.Tensor:
+    """The slot holding each block id of blocks [B, NG, K] (-1: not resident), read through translate."""
+    positions, held = resident.translate(blocks, 1)
+    return torch.where(held, positions - resident.reserved_slots, -1)
+
+
 def plan_one(resident: ResidentSet, wanted: list[int]) -> tuple[list[bool], list[int]]:
     """Plan a single (row, group) step; returns (hits, dest_slots) as lists."""
     plan = resident.plan(torch.tensor(wanted)[None, None, :])
@@ -33,7 +39,7 @@ def test_least_recently_wanted_is_evicted_and_wanted_blocks_stay():
     hits, dest = plan_one(resident, [5, 2])  # step 3: 2 hits; slots 0 and 1 were wanted at step 2, slot 3 at step 1
     assert hits == [False, True] and dest == [3, -1]
     assert resident.slot_block[0, 0].tolist() == [0, 4, 2, 5]
-    assert resident.lookup(torch.tensor([[[1, 3, 5, 0, -1, 100]]])).tolist() == [[[-1, -1, 3, 0, -1, -1]]]
+    assert slots_of(resident, torch.tensor([[[1, 3, 5, 0, -1, 100]]])).tolist() == [[[-1, -1, 3, 0, -1, -1]]]
 
 
 def test_more_wanted_blocks_than_slots_is_refused():
@@ -91,7 +97,7 @@ def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
         assert_copy_rows(plan, resident)
         assert_maps_are_inverse(resident)
         wanted_tensor = torch.tensor(wanted)
-        slots = resident.lookup(wanted_tensor)
+        slots = slots_of(resident, wanted_tensor)
         assert torch.equal(slots >= 0, wanted_tensor >= 0), "every wanted block is resident after the plan"
     assert torch.equal(resident.counters, counted)
 
@@ -151,7 +157,7 @@ def test_invalidate_select_rows_and_reset():
     assert plan.hits.tolist() == [[[True, False], [True, False]], [[True, False], [False, False]]]
     resident.select_rows(torch.tensor([1, 1]))
     assert resident.slot_block[0].tolist() == resident.slot_block[1].tolist()
-    assert resident.lookup(torch.tensor([[[2]], [[2]]])).tolist() == [[[0]], [[0]]]
+    assert slots_of(resident, torch.tensor([[[2]], [[2]]])).tolist() == [[[0]], [[0]]]
     assert_maps_are_inverse(resident)
     resident.reset()
     assert (resident.slot_block == -1).all() and (resident.block_slot == -1).all() and int(resident.step) == 0
