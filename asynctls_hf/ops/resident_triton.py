@@ -1,11 +1,12 @@
-"""Triton kernel of naive.plan_resident_blocks: one offloaded layer's resident-set plan in one launch, with its
-copies as rows for copy_rows and its statistics counted.
+"""Triton kernels of an offloaded layer's resident set: its plan (naive.plan_resident_blocks), forgetting stale
+blocks (naive.forget_resident_blocks) and translating token positions into the device buffer
+(naive.translate_positions), one launch each.
 
-One program per (row, group). The K wanted blocks live in registers; the S slots are visited in chunks. The
-eviction order is a rank, not a sort: slot s's rank is the number of slots before it in the order (eviction key,
-slot index), the key being the step the slot was last wanted, or the largest int64 for a slot wanted now; miss
-number m goes to the slot of rank m. The keys are written to a scratch row first so that every chunk can read every
-other chunk's keys after a barrier.
+The plan: one program per (row, group), with its copies as rows for copy_rows and its statistics counted. The K
+wanted blocks live in registers; the S slots are visited in chunks. The eviction order is a rank, not a sort: slot
+s's rank is the number of slots before it in the order (eviction key, slot index), the key being the step the slot
+was last wanted, or a number above any step for a slot wanted now; miss number m goes to the slot of rank m. The
+keys are written to a scratch row first so that every chunk can read every other chunk's keys after a barrier.
 """
 
 from __future__ import annotations
