@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import platform
 import statistics
@@ -182,7 +183,8 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
         })
         print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS if key in rows[-1]),
               flush=True)
-    del cache
+    del steps, cache
+    gc.collect()  # the captured graph and the cache refer to each other: free this placement's store before the next
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return rows

@@ -12,7 +12,12 @@ from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.cache.offloaded import window_positions
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
-from asynctls_hf.offload.plan import CacheMemoryError, free_device_memory, host_available_memory
+from asynctls_hf.offload.plan import (
+    CacheMemoryError,
+    free_device_memory,
+    host_available_memory,
+    release_cached_pinned_memory,
+)
 
 __all__ = ["AsyncTLSCache", "CacheMemoryError", "DecodePlan", "LayerGeometry", "free_device_memory"]
 
@@ -142,6 +147,8 @@ class AsyncTLSCache(Cache):
             )
             host += layer.host_bytes(batch, self.max_length, dtype)
             staging[device] = max(staging.get(device, 0), 2 * layer.block_copy_bytes(batch, dtype))
+        if self.config.offload is not False:
+            release_cached_pinned_memory()
         placement = plan_placement(
             resident, offloaded, host + sum(staging.values()), self.config.offload,
             what=f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens ({dtype})",

@@ -8,12 +8,12 @@
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 python -c "import torch, transformers, triton; print(torch.__version__, transformers.__version__, triton.__version__)"
-timeout 240 python -m pytest -q -m gpu tests -p no:cacheprovider > "$OUT/gpu_tests.log" 2>&1
-timeout 120 python -m pytest -q tests/ops -p no:cacheprovider >> "$OUT/gpu_tests.log" 2>&1
+timeout 150 python -m pytest -q -x -m gpu tests -p no:cacheprovider > "$OUT/gpu_tests.log" 2>&1
+timeout 90 python -m pytest -q tests/ops -p no:cacheprovider >> "$OUT/gpu_tests.log" 2>&1
 grep -E "passed|failed|^FAILED|^ERROR" "$OUT/gpu_tests.log" | tail -20
-timeout 200 python -m asynctls_hf bench decode-step --model qwen3-8b --context-lengths 1k,48k,96k --batches 1,4 \
+timeout 170 python -m asynctls_hf bench decode-step --model qwen3-8b --context-lengths 48k,96k --batches 1,4 \
   --methods graphed,graphed-offload --steps 20 --warmup 4 --out "$OUT/qwen" 2>&1 | grep -v Warning \
   | grep "method=\|Error" | tee "$OUT/qwen_log.txt"
-timeout 200 python -m asynctls_hf bench offload-decode --attention gqa --batch 4 --context-lengths 48k,64k,96k \
+timeout 100 python -m asynctls_hf bench offload-decode --attention gqa --batch 4 --context-lengths 48k,96k \
   --steps 32 --warmup 4 --drift 0.3 --out "$OUT/offload_decode" 2>&1 | grep -v Warning | tail -12
-timeout 90 python -m asynctls_hf bench offload-transfer --out "$OUT/offload_transfer" 2>&1 | grep -v Warning | tail -12
+timeout 60 python -m asynctls_hf bench offload-transfer --out "$OUT/offload_transfer" 2>&1 | grep -v Warning | tail -12

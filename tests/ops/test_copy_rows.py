@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from op_testing import DEVICE
 
 from asynctls_hf import ops
 
@@ -20,7 +21,9 @@ def rows_case(source_rows: int, target_rows: int, width: int, count: int, seed: 
 
 @pytest.mark.parametrize(("width", "count"), [(1, 5), (37, 9), (1500, 13)])
 def test_kernel_matches_reference(width, count):
-    source, target, source_rows, target_rows, valid = rows_case(23, 17, width, count)
+    source, target, source_rows, target_rows, valid = (
+        tensor.to(DEVICE) for tensor in rows_case(23, 17, width, count)
+    )
     expected = target.clone()
     ops.copy_rows(source, expected, source_rows, target_rows, valid, backend="torch")
     assert not torch.equal(expected, target), "some rows are copied"
