@@ -2,7 +2,8 @@
 memory (prefetch_lag 0 and 1), in one run.
 
     asynctls-hf bench offload-decode [--attention gqa|mla] [--layers N] [--batch 2] [--context-lengths 48k,64k,96k]
-        [--steps 64] [--warmup 8] [--drift 0.05] [--out DIR] [AsyncTLS settings]
+        [--steps 64] [--warmup 8] [--drift 0.05] [--placements resident,lag0,lag1] [--dense-layer]
+        [--copy-stream-priority 0] [--copy-programs 0] [--out DIR] [AsyncTLS settings]
 
 For each placement (resident, offloaded lag 0, offloaded lag 1) it builds an AsyncTLSCache of `--layers` layers of
 the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
@@ -16,12 +17,21 @@ reported beside the probe models' measured locality (EVAL.md). Per (placement, c
 `--steps` steps after `--warmup` (CUDA events), the slowdown against resident, the hit rate, MB copied per step and
 the H2D GB/s they amount to over the step, the time the compute stream waited on copies, and the peak GPU memory.
 `--device cpu` runs the same steps at the sizes given, as a check that the benchmark runs.
+
+The attention alone leaves little compute for the offloaded copies to overlap with (lag 1 starts them while the
+later layers compute). `--dense-layer` (gqa) puts the Qwen3-8B layer's GEMMs around each layer's attention (the
+q/k/v and output projections and the MLP, one set of random bf16 weights shared by the layers: 384 MB read per
+layer, about the 4.8 ms of GEMMs a whole Qwen3-8B step spends): the compute a whole model gives the copies.
+`--copy-stream-priority` and `--copy-programs` set the offload transport's copy stream priority (CUDA's
+convention: -1 high, 0 default) and the copy kernel's grid cap (0: uncapped), the two ways to share the GPU
+between the copies and that compute.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import json
 import platform
@@ -35,14 +45,19 @@ from asynctls_hf import attention
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.bench.ops_bench import MODELS
 from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.cache.cache import default_transport
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.graphs import StepGraph, capture_decode_step
+from asynctls_hf.offload import CudaStreamTransport, Transport
 
 DTYPE = torch.bfloat16
 DEFAULT_LAYERS = {"gqa": 36, "mla": 47}
 FILL_CHUNK = 8192
 PLACEMENTS = {"resident": dict(offload=False), "offload lag 0": dict(offload=True, prefetch_lag=0),
               "offload lag 1": dict(offload=True, prefetch_lag=1)}
+PLACEMENT_CHOICES = {"resident": "resident", "lag0": "offload lag 0", "lag1": "offload lag 1"}
+# The Qwen3-8B layer's dense shapes (--dense-layer): hidden size, query and key/value projection widths, MLP width.
+QWEN3_8B_DENSE = dict(hidden=4096, query=32 * 128, key_value=8 * 128, intermediate=12288)
 COLUMNS = [
     ("placement", "placement", "{}"),
     ("context", "context", "{}"),
@@ -94,6 +109,34 @@ class SyntheticDecode:
         return self.queries[layer].to(DTYPE), keys, None if values is None else values.to(DTYPE)
 
 
+class DenseLayerWork:
+    """The Qwen3-8B layer's GEMMs around each layer's attention, on random bf16 weights shared by the layers: before
+    the attention the q/k/v projection of the hidden state [B, hidden], after it the output projection of the
+    attention's output [B, H * Dv] and the MLP (gate and up, SiLU, down), whose result is the next layer's hidden
+    state. Timing load only: the attention's query, keys and values stay SyntheticDecode's."""
+
+    def __init__(self, batch: int, device: torch.device):
+        shape = QWEN3_8B_DENSE
+        generator = torch.Generator(device).manual_seed(1)
+
+        def weight(rows: int, columns: int) -> torch.Tensor:
+            return (torch.randn(rows, columns, generator=generator, device=device) * rows**-0.5).to(DTYPE)
+
+        self.qkv = weight(shape["hidden"], shape["query"] + 2 * shape["key_value"])
+        self.output = weight(shape["query"], shape["hidden"])
+        self.gate_up = weight(shape["hidden"], 2 * shape["intermediate"])
+        self.down = weight(shape["intermediate"], shape["hidden"])
+        self.hidden = torch.randn(batch, shape["hidden"], generator=generator, device=device).to(DTYPE)
+
+    def before_attention(self) -> None:
+        torch.mm(self.hidden, self.qkv)
+
+    def after_attention(self, attention_output: torch.Tensor) -> None:
+        """attention_output [B, H, 1, Dv] with H * Dv the query width."""
+        gate, up = (attention_output.flatten(1) @ self.output @ self.gate_up).chunk(2, dim=-1)
+        self.hidden.copy_((torch.nn.functional.silu(gate) * up) @ self.down)
+
+
 def fill(cache: AsyncTLSCache, data: SyntheticDecode, end: int) -> None:
     """Append slots [current length, end) to every layer, in chunks."""
     for layer in range(data.layers):
@@ -107,8 +150,8 @@ class DecodeSteps:
     """Decode steps of every layer: eager, or replayed from a CUDA graph captured by capture() (the step reads its
     query, key and value from static buffers, refreshed with the next drifted inputs before each step)."""
 
-    def __init__(self, cache: AsyncTLSCache, data: SyntheticDecode):
-        self.cache, self.data = cache, data
+    def __init__(self, cache: AsyncTLSCache, data: SyntheticDecode, dense: DenseLayerWork | None = None):
+        self.cache, self.data, self.dense = cache, data, dense
         self.inputs = [data.step_inputs(layer) for layer in range(data.layers)]
         self.graph: StepGraph | None = None
 
@@ -120,8 +163,12 @@ class DecodeSteps:
 
     def _run(self) -> None:
         for layer, (query, keys, values) in enumerate(self.inputs):
+            if self.dense is not None:
+                self.dense.before_attention()
             attention.append_tokens(self.cache, layer, query, keys, values)
-            attention.decode_attention(self.cache, layer, query, self.data.shape.scaling)
+            output = attention.decode_attention(self.cache, layer, query, self.data.shape.scaling)
+            if self.dense is not None:
+                self.dense.after_attention(output)
 
     def capture(self) -> None:
         """Capture the step at the cache's current length (recapture after the cache is filled further)."""
@@ -150,15 +197,25 @@ class DecodeSteps:
         return times
 
 
+def transport_for(args, device: torch.device) -> Transport:
+    """The offload transport on `device` with the copy stream priority and grid cap asked for."""
+    if device.type != "cuda":
+        return default_transport(device)
+    return CudaStreamTransport(device, priority=args.copy_stream_priority, copy_programs=args.copy_programs or None)
+
+
 def measure_placement(name: str, args, config, device: torch.device) -> list[dict]:
     shape = MODELS[args.attention]
     layers = args.layers or DEFAULT_LAYERS[args.attention]
     max_length = max(args.context_lengths) + (args.warmup + args.steps) * len(args.context_lengths)
-    cache = AsyncTLSCache([shape.geometry] * layers, config.replace(**PLACEMENTS[name]), max_length=max_length)
+    cache = AsyncTLSCache(
+        [shape.geometry] * layers, config.replace(**PLACEMENTS[name]), max_length=max_length,
+        transport_factory=functools.partial(transport_for, args),
+    )
     cache.plan_placement(args.batch, DTYPE, [device] * layers)
     cache.observe_attention_mask(None, args.batch, 1, device)
     data = SyntheticDecode(shape, layers, args.batch, args.drift, device)
-    steps = DecodeSteps(cache, data)
+    steps = DecodeSteps(cache, data, DenseLayerWork(args.batch, device) if args.dense_layer else None)
     graphed = device.type == "cuda" and config.cuda_graph
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -206,8 +263,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a check that it runs)")
     parser.add_argument("--out", type=Path, default=Path("offload_decode_results"),
                         help="folder for offload_decode.json and offload_decode.md")
+    parser.add_argument("--placements", type=placement_list, default=list(PLACEMENTS),
+                        help="comma-separated, of resident, lag0, lag1 (default: all three)")
+    parser.add_argument("--dense-layer", action="store_true",
+                        help="run the Qwen3-8B layer's projections and MLP around each layer's attention (gqa)")
+    parser.add_argument("--copy-stream-priority", type=int, default=0,
+                        help="priority of the offload copy stream: 0 default, -1 high (CUDA: lower is higher)")
+    parser.add_argument("--copy-programs", type=int, default=0,
+                        help="cap on each copy launch's programs (0: one per piece of a block, uncapped)")
     add_config_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dense_layer and args.attention != "gqa":
+        parser.error("--dense-layer models the Qwen3-8B layer's dense GEMMs: use it with --attention gqa")
+    if args.copy_programs < 0:
+        parser.error(f"--copy-programs must be 0 (uncapped) or positive, got {args.copy_programs}")
+    return args
+
+
+def placement_list(text: str) -> list[str]:
+    """'resident,lag1' -> the PLACEMENTS names, in PLACEMENTS' order."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(PLACEMENT_CHOICES)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"placements must be a comma-separated list of {', '.join(PLACEMENT_CHOICES)}, got {text!r}"
+        )
+    return [PLACEMENT_CHOICES[name] for name in PLACEMENT_CHOICES if name in names]
 
 
 def main(argv=None) -> int:
@@ -221,21 +302,27 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "dtype": str(DTYPE), "attention": args.attention,
         "layers": args.layers or DEFAULT_LAYERS[args.attention], "batch": args.batch, "drift": args.drift,
         "steps": args.steps, "warmup": args.warmup, "config": dataclasses.asdict(config),
+        "dense_layer": args.dense_layer, "copy_stream_priority": args.copy_stream_priority,
+        "copy_programs": args.copy_programs,
     }
     rows = []
-    for name in PLACEMENTS:
+    for name in args.placements:
         rows += measure_placement(name, args, config, device)
     resident = {row["context"]: row["step_ms"] for row in rows if row["placement"] == "resident"}
     for row in rows:
-        row["slowdown"] = row["step_ms"] / resident[row["context"]]
+        if row["context"] in resident:
+            row["slowdown"] = row["step_ms"] / resident[row["context"]]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "offload_decode.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
     heading = (
         f"# Offloaded decode steps\n\n{environment['device']}, torch {environment['torch']}, {DTYPE}, "
-        f"{environment['layers']} {args.attention} layers, batch {args.batch}, query drift {args.drift}.\n\n"
+        f"{environment['layers']} {args.attention} layers, batch {args.batch}, query drift {args.drift}"
+        f"{', with the Qwen3-8B dense GEMMs per layer' if args.dense_layer else ''}, copy stream priority "
+        f"{args.copy_stream_priority}, copy programs {args.copy_programs or 'uncapped'}.\n\n"
     )
-    (args.out / "offload_decode.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
-    print(markdown_table(rows, COLUMNS))
+    columns = [column for column in COLUMNS if all(column[0] in row for row in rows)]  # no resident: no slowdown
+    (args.out / "offload_decode.md").write_text(heading + markdown_table(rows, columns) + "\n")
+    print(markdown_table(rows, columns))
     return 0
 
 

@@ -63,6 +63,12 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
+def default_transport(device: torch.device) -> Transport:
+    """How offloaded layers on `device` copy blocks: a CudaStreamTransport (one copy stream) on CUDA, synchronous
+    copies elsewhere."""
+    return CudaStreamTransport(device) if device.type == "cuda" else SyncTransport()
+
+
 class AsyncTLSCache(Cache):
     """KV cache for two-level sparse decoding.
 
@@ -73,8 +79,9 @@ class AsyncTLSCache(Cache):
 
     Placement: with config.offload True every layer keeps its K/V in pinned host memory; with "auto",
     `plan_placement` (which generate() calls before prefill, knowing the batch and max_length) decides; a cache
-    never planned stays resident under "auto". Offloaded layers on a CUDA device share one CudaStreamTransport
-    (one copy stream) per device; on a CPU device they copy synchronously (tests).
+    never planned stays resident under "auto". Offloaded layers on a device share one transport, made by
+    `transport_factory(device)` (default_transport: a CudaStreamTransport, one copy stream, on CUDA; synchronous
+    copies on a CPU device, the tests).
 
     `block_recorder`, None unless set, is called at each sparse decode step of each layer (after block
     filtering) as block_recorder(layer_idx, kept_blocks, kept_valid): kept_blocks [B, NG, Kb] are the block
@@ -84,9 +91,15 @@ class AsyncTLSCache(Cache):
     """
 
     def __init__(
-        self, layer_geometry: list[LayerGeometry], config: AsyncTLSConfig | None = None, max_length: int | None = None
+        self,
+        layer_geometry: list[LayerGeometry],
+        config: AsyncTLSConfig | None = None,
+        max_length: int | None = None,
+        *,
+        transport_factory: Callable[[torch.device], Transport] | None = None,
     ):
         self.config = config if config is not None else AsyncTLSConfig()
+        self.transport_factory = transport_factory or default_transport
         self.max_length = max_length
         super().__init__(
             layers=[
@@ -118,7 +131,7 @@ class AsyncTLSCache(Cache):
 
     def _transport_for(self, device: torch.device) -> Transport:
         if device not in self._transports:
-            self._transports[device] = CudaStreamTransport(device) if device.type == "cuda" else SyncTransport()
+            self._transports[device] = self.transport_factory(device)
         return self._transports[device]
 
     def _place_layers(self, offload: bool) -> None:

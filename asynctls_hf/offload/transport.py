@@ -67,15 +67,16 @@ class BlockCopies:
         return cls(plan.source_rows, plan.target_rows, plan.copy_mask.flatten())
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
-            backend: str) -> None:
-        """Copy the blocks on the current stream with ops.copy_rows, keys then values (unless inside the keys)."""
+            backend: str, programs: int | None = None) -> None:
+        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`), keys then
+        values (unless inside the keys)."""
         pairs = [(store.keys, key_buffer)]
         if value_buffer is not None:
             pairs.append((store.values, value_buffer))
         for source, target in pairs:
             width = store.block_size * source.shape[-1]
             ops.copy_rows(source.view(-1, width), target.view(-1, width), self.source_rows, self.target_rows,
-                          self.copy_mask, backend=backend)
+                          self.copy_mask, programs=programs, backend=backend)
 
 
 class SyncTransport:
@@ -105,11 +106,23 @@ class CudaStreamTransport:
     keys) that moves each planned block from the store into its slot, and the `ready` event. wait(pending) makes
     the current stream wait on `ready` before the slots are read, between two timing events that measure the stall.
     The store must be pinned (HostBlockStore(pin_memory=True)).
+
+    The copy stream is created with `priority` (CUDA's convention: lower is higher, 0 the default, -1 high) unless
+    `stream` is given; `copy_programs` caps each copy launch's grid (None: one program per piece of a block, see
+    ops.copy_rows), which decides how much of the GPU the copies take from the compute running beside them.
     """
 
-    def __init__(self, device: torch.device | str | None = None, stream: torch.cuda.Stream | None = None):
+    def __init__(
+        self,
+        device: torch.device | str | None = None,
+        stream: torch.cuda.Stream | None = None,
+        *,
+        priority: int = 0,
+        copy_programs: int | None = None,
+    ):
         self.device = torch.device("cuda") if device is None else torch.device(device)
-        self.stream = stream if stream is not None else torch.cuda.Stream(self.device)
+        self.stream = stream if stream is not None else torch.cuda.Stream(self.device, priority=priority)
+        self.copy_programs = copy_programs
         self.forked_in_capture = False  # copies issued while a CUDA graph is being captured, not yet joined
 
     def join_capture(self) -> None:
@@ -131,7 +144,7 @@ class CudaStreamTransport:
         self.forked_in_capture |= torch.cuda.is_current_stream_capturing()
         with torch.cuda.stream(self.stream):
             self.stream.wait_event(issued)
-            copies.run(store, key_buffer, value_buffer, backend="triton")
+            copies.run(store, key_buffer, value_buffer, backend="triton", programs=self.copy_programs)
             pending.ready = torch.cuda.Event()
             pending.ready.record(self.stream)
         for tensor in (copies.source_rows, copies.target_rows, copies.copy_mask):

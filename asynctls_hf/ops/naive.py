@@ -343,8 +343,10 @@ def copy_rows(
     source_rows: torch.Tensor,
     target_rows: torch.Tensor,
     valid: torch.Tensor,
+    programs: int | None = None,
 ) -> None:
-    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n].
+    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n]. (`programs`, the
+    kernel's grid cap, changes nothing here.)
 
     source [Ns, W] and target [Nt, W] of one dtype, on any devices (pinned host memory included); source_rows,
     target_rows [N] int64 and valid [N] bool, on one device. Rows named twice in target_rows get one of the copies.

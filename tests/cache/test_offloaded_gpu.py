@@ -58,6 +58,19 @@ def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build, cuda_graph)
     assert layer.store.keys.is_pinned()
 
 
+def test_exact_mode_with_a_high_priority_stream_and_a_capped_copy_grid_equals_resident(monkeypatch):
+    """The transport's knobs (copy stream priority, copy kernel's grid cap) change when copies run, not what
+    lands; graphed, so the capped kernel is captured too."""
+    model = tiny_qwen3().cuda()
+    resident = generate(model, 64, cuda_graph=True)
+    monkeypatch.setattr(asynctls_hf.cache.cache, "default_transport",
+                        lambda device: CudaStreamTransport(device, priority=-1, copy_programs=3))
+    offloaded = generate(model, 64, offload=True, prefetch_lag=0, cuda_graph=True)
+    assert_same_scores_exactly(resident, offloaded)
+    transport = next(iter(returned_cache(offloaded)._transports.values()))
+    assert transport.copy_programs == 3 and transport.stream.priority < 0
+
+
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
 def test_lag_1_equals_the_lagged_selection_reference(build):
     model = build().cuda()

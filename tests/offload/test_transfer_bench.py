@@ -37,6 +37,31 @@ def test_offload_decode_bench_runs_on_cpu(tmp_path):
     assert "| offload lag 1 | 1100 |" in (tmp_path / "offload_decode.md").read_text()
 
 
+def test_offload_decode_bench_runs_a_chosen_placement_with_the_dense_layer_on_cpu(tmp_path):
+    argv = ["bench", "offload-decode", "--device", "cpu", "--attention", "gqa", "--layers", "2", "--batch", "1",
+            "--context-lengths", "700", "--steps", "2", "--warmup", "1", "--budget", "96", "--block-size", "16",
+            "--top-blocks", "8", "--sink-tokens", "4", "--local-tokens", "16", "--placements", "lag1",
+            "--dense-layer", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    result = json.loads((tmp_path / "offload_decode.json").read_text())
+    assert result["environment"]["dense_layer"] is True
+    assert [row["placement"] for row in result["rows"]] == ["offload lag 1"]
+    assert "slowdown" not in result["rows"][0] and "vs resident" not in (tmp_path / "offload_decode.md").read_text()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--attention", "mla", "--dense-layer"], "--dense-layer models the Qwen3-8B"),
+    (["--placements", "lag2"], "placements must be a comma-separated list"),
+    (["--copy-programs", "-1"], "--copy-programs must be 0"),
+])
+def test_offload_decode_bench_names_a_bad_option(argv, message, capsys):
+    from asynctls_hf.bench.offload_decode_bench import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_generate_bench_parses_its_runs_and_names_a_bad_one():
     import argparse
 
@@ -52,9 +77,12 @@ def test_generate_bench_parses_its_runs_and_names_a_bad_one():
 
 @pytest.mark.gpu
 def test_offload_decode_bench_replays_a_graph_on_the_gpu(tmp_path):
+    """With the dense layer, a high-priority copy stream and the copy kernel's grid capped, as the overlap
+    measurements run it."""
     argv = ["bench", "offload-decode", "--attention", "gqa", "--layers", "2", "--batch", "2", "--context-lengths",
             "700,1100", "--steps", "4", "--warmup", "2", "--budget", "96", "--block-size", "16", "--top-blocks", "8",
-            "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--out", str(tmp_path)]
+            "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--dense-layer", "--copy-stream-priority",
+            "-1", "--copy-programs", "16", "--out", str(tmp_path)]
     assert cli.main(argv) == 0
     rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
     assert all(row["graphed"] for row in rows)

@@ -19,15 +19,17 @@ def rows_case(source_rows: int, target_rows: int, width: int, count: int, seed: 
     return source, target, picked_source, picked_target, valid
 
 
-@pytest.mark.parametrize(("width", "count"), [(1, 5), (37, 9), (1500, 13)])
-def test_kernel_matches_reference(width, count):
+@pytest.mark.parametrize(("width", "count", "programs"), [(1, 5, None), (37, 9, None), (1500, 13, None),
+                                                        (1500, 13, 3), (2049, 7, 1), (37, 9, 100)])
+def test_kernel_matches_reference(width, count, programs):
+    """Uncapped (a program per piece of a row) and with the grid capped below and above the pieces' count."""
     source, target, source_rows, target_rows, valid = (
         tensor.to(DEVICE) for tensor in rows_case(23, 17, width, count)
     )
     expected = target.clone()
     ops.copy_rows(source, expected, source_rows, target_rows, valid, backend="torch")
     assert not torch.equal(expected, target), "some rows are copied"
-    ops.copy_rows(source, target, source_rows, target_rows, valid, backend="triton")
+    ops.copy_rows(source, target, source_rows, target_rows, valid, programs=programs, backend="triton")
     assert torch.equal(target, expected)
 
 
@@ -41,6 +43,6 @@ def test_kernel_reads_and_writes_pinned_memory(direction):
         source, target = source.cuda(), target.pin_memory()
     expected = target.cpu().clone()
     ops.copy_rows(source.cpu(), expected, source_rows, target_rows, valid, backend="torch")
-    ops.copy_rows(source, target, source_rows.cuda(), target_rows.cuda(), valid.cuda(), backend="triton")
+    ops.copy_rows(source, target, source_rows.cuda(), target_rows.cuda(), valid.cuda(), programs=16, backend="triton")
     torch.cuda.synchronize()
     assert torch.equal(target.cpu(), expected)
