@@ -109,13 +109,18 @@ def select_offloaded_tokens(
 
     Block filtering names the blocks wanted (this step's with prefetch_lag 0, the next step's with lag 1); the
     engine makes the blocks token selection may use resident; the sinks and the local window come from the
-    device window. The caller calls layer.offloaded.engine.end_step() once the step's attention is issued.
+    device window. With offload_granularity "token", token selection runs on every wanted block (their labels
+    are on the device) and the engine fetches the selected tokens it lacks. The caller calls
+    layer.offloaded.engine.end_step() once the step's attention is issued.
     """
     offloaded = layer.offloaded
     fixed_positions = plan.window_positions
     if config.selected_tokens == 0:
         return fixed_only(fixed_positions, plan, query.shape[1])
     kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
+    if offloaded.engine.granularity == "token":
+        slots, valid = select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, fixed_positions)
+        return offloaded.engine.fetch_tokens(slots, valid, fixed=fixed_positions.shape[1])
     blocks = offloaded.engine.begin_step(torch.where(kept_valid, kept_blocks, -1))
     slots, valid = select_from_blocks(
         query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions

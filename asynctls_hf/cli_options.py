@@ -19,6 +19,7 @@ CONFIG_OPTIONS = {
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
     "prefetch_lag": "with offload: 1 attends over the previous step's resident blocks while copying, 0 is exact",
+    "offload_granularity": "with offload: block (whole blocks, prefetched) or token (selected tokens, exact, lag 0)",
     "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }
 BOOLEAN_CHOICES = {"false": False, "true": True}
@@ -66,7 +67,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
     for name, description in CONFIG_OPTIONS.items():
         default = CONFIG_DEFAULTS[name]
         shown = "a quarter of the key width" if default is None else default
-        value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice}.get(name, int)
+        value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice,
+                      "offload_granularity": str}.get(name, int)
         group.add_argument(f"--{name.replace('_', '-')}", type=value_type,
                            help=f"{description} (default: {str(shown).lower() if isinstance(shown, bool) else shown})")
 

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 _OFFLOAD_CHOICES = (False, True, "auto")
+_OFFLOAD_GRANULARITY_CHOICES = ("block", "token")
 _BACKEND_CHOICES = ("auto", "torch", "triton")
 _LABEL_BITS_CHOICES = (4, 8, 16)
 
@@ -34,6 +35,10 @@ class AsyncTLSConfig:
     prefetch_lag: with offload, 1 (the paper's asynchronous mode: step t attends over the blocks chosen at step
         t-1 that are resident, while the blocks chosen at step t are copied for step t+1) or 0 (exact: the
         misses are copied before token selection; the results equal offload=False).
+    offload_granularity: with offload, what the device slots hold and the copies move: "block" (the paper's
+        protocol above: whole blocks, top_blocks slots per group) or "token" (exact, needs prefetch_lag=0: the
+        tokens token selection picked are copied after it, each step's misses only, into top_blocks * block_size
+        token slots per group that keep the most recently picked tokens; a fraction of the bytes of whole blocks).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
@@ -50,6 +55,7 @@ class AsyncTLSConfig:
     local_tokens: int = 64
     offload: bool | str = False
     prefetch_lag: int = 1
+    offload_granularity: str = "block"
     backend: str = "auto"
     cuda_graph: bool = True
     prefill_chunk_size: int = 2048
@@ -84,6 +90,15 @@ class AsyncTLSConfig:
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
         if isinstance(self.prefetch_lag, bool) or self.prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1 (asynchronous), got {self.prefetch_lag!r}")
+        if self.offload_granularity not in _OFFLOAD_GRANULARITY_CHOICES:
+            raise ValueError(
+                f"offload_granularity must be one of {_OFFLOAD_GRANULARITY_CHOICES}, got {self.offload_granularity!r}"
+            )
+        if self.offload_granularity == "token" and self.prefetch_lag != 0:
+            raise ValueError(
+                "offload_granularity='token' copies the tokens a step selects before its attention (exact): "
+                "set prefetch_lag=0 with it, or use offload_granularity='block' for the one-step-lag prefetch"
+            )
         if not isinstance(self.cuda_graph, bool):
             raise ValueError(f"cuda_graph must be True or False, got {self.cuda_graph!r}")
         if self.backend not in _BACKEND_CHOICES:

@@ -114,10 +114,14 @@ def measure(shape: ModelShape, store: HostBlockStore, misses: int, device: torch
 
     def engine_step():
         resident, wanted = runs.pop()
-        transport.wait(transport.copy_blocks(resident.plan(wanted), store, slots, value_slots))
+        plan = resident.plan(wanted, row_tokens=store.block_size)
+        transport.wait(transport.copy_blocks(plan, store, slots, value_slots))
 
     nbytes = batch * groups * misses * store.block_bytes
-    plans = [ResidentSet(batch, groups, misses, store.capacity_blocks, device).plan(wanted) for _, wanted in runs]
+    plans = [
+        ResidentSet(batch, groups, misses, store.capacity_blocks, device).plan(wanted, row_tokens=store.block_size)
+        for _, wanted in runs
+    ]
     engine_ms = median_wall_ms(engine_step, reps, synchronize)
     copy_ms = copy_only_ms(transport, plans, store, slots, value_slots, device)
     raw_ms = raw_copy_ms(nbytes, device, reps)

@@ -9,7 +9,7 @@ import torch
 from transformers.cache_utils import CacheLayerMixin
 
 from asynctls_hf import ops
-from asynctls_hf.cache.offloaded import OffloadedKV, window_layout
+from asynctls_hf.cache.offloaded import OffloadedKV, resident_set_bytes, window_layout
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import Transport
 
@@ -152,9 +152,11 @@ class AsyncTLSLayer(CacheLayerMixin):
     def storage_bytes(self, batch: int, slots: int, dtype: torch.dtype, offload: bool = False) -> int:
         """Device bytes this layer allocates for `batch` rows of `slots` slots (as preallocated for
         max_length = slots) with K/V in `dtype`, resident or offloaded, the chosen label channels included."""
-        layout = self._storage_layout(batch, self._preallocated_capacity(slots), dtype, offload)
+        capacity = self._preallocated_capacity(slots)
+        layout = self._storage_layout(batch, capacity, dtype, offload)
         layout["label_channels"] = ((batch, self.num_groups, self.num_label_channels), torch.int64)
-        return sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values())
+        resident_set = resident_set_bytes(self.config, batch, self.num_groups, capacity) if offload else 0
+        return sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values()) + resident_set
 
     def host_bytes(self, batch: int, slots: int, dtype: torch.dtype) -> int:
         """Pinned host bytes this layer's store takes, offloaded, for `batch` rows of `slots` slots in `dtype`."""

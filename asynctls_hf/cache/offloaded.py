@@ -29,9 +29,23 @@ def window_positions(config: AsyncTLSConfig, fixed_slots: torch.Tensor) -> torch
     return torch.cat([sinks, local], dim=1)
 
 
+def offload_slots(config: AsyncTLSConfig) -> int:
+    """Device slots per (row, group) of an offloaded layer: top_blocks blocks, or as many single tokens
+    (offload_granularity "token"); either way top_blocks * block_size tokens of K/V."""
+    return config.top_blocks * (1 if config.offload_granularity == "block" else config.block_size)
+
+
+def resident_set_bytes(config: AsyncTLSConfig, batch: int, num_groups: int, capacity_tokens: int) -> int:
+    """Device bytes of an offloaded layer's ResidentSet (int64): the slot of every block or token id of the
+    store's capacity, and per slot its id and its last wanted step."""
+    ids = capacity_tokens // (config.block_size if config.offload_granularity == "block" else 1) + 1
+    return batch * num_groups * (ids + 2 * offload_slots(config)) * torch.iinfo(torch.int64).bits // 8
+
+
 class OffloadedKV:
     """The full K/V of one layer in a pinned HostBlockStore, and on the device its OffloadEngine's buffer
-    [B, NG, W + top_blocks * block_size, D]: a window of W positions, then the block slots.
+    [B, NG, W + top_blocks * block_size, D]: a window of W positions, then the slots (top_blocks blocks, or as
+    many single tokens with offload_granularity "token").
 
     Window layout per (row, group): positions 0 .. sink_tokens - 1 hold the row's sinks (sink j is the token at
     slot row_start + j); the next ring_tokens positions hold the most recent tokens, the token at slot p at
@@ -59,8 +73,8 @@ class OffloadedKV:
             capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda", write_stream=transport.stream,
         )
         self.engine = OffloadEngine(
-            store, config.top_blocks, transport, device, prefetch_lag=config.prefetch_lag,
-            window_tokens=window_tokens, backend=config.backend,
+            store, offload_slots(config), transport, device, prefetch_lag=config.prefetch_lag,
+            window_tokens=window_tokens, backend=config.backend, granularity=config.offload_granularity,
         )
         self.device = device
         self._last_chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
@@ -199,8 +213,10 @@ class OffloadedKV:
         self._sinks_row_start = None
 
     def memory_bytes(self) -> tuple[int, int]:
-        """(device bytes, host bytes) held."""
-        buffers = [self.engine.key_buffer]
+        """(device bytes, host bytes) held: the window and slot buffers and the resident set's maps (its step and
+        counters, a few words, left out), the pinned store."""
+        resident = self.engine.resident
+        buffers = [self.engine.key_buffer, resident.slot_block, resident.slot_last_wanted, resident.block_slot]
         if self.engine.separate_value_buffer is not None:
             buffers.append(self.engine.separate_value_buffer)
         device = sum(tensor.numel() * tensor.element_size() for tensor in buffers)

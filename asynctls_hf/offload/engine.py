@@ -12,13 +12,14 @@ from asynctls_hf.offload.transport import PendingCopy, Transport, WaitTimer
 
 
 class OffloadEngine:
-    """The full K/V of one layer in a HostBlockStore; `num_slots` blocks per (row, group) on the device.
+    """The full K/V of one layer in a HostBlockStore; `num_slots` slots per (row, group) on the device, each holding
+    a block (granularity "block") or a single token ("token"): U = `unit` tokens.
 
-    Device buffers: key_buffer [B, NG, W + S * block_size, Dk] and value_buffer [B, NG, W + S * block_size, Dv]
-    (a view of key_buffer's first Dv channels when the values are inside the keys). The first W =
-    `window_tokens` positions of each (row, group) are the caller's (AsyncTLS keeps the sinks and the local
-    window there); block slot s holds one block at positions W + s * block_size to W + (s + 1) * block_size,
-    which block being ResidentSet's bookkeeping. Keeping both in one buffer lets one attention call read them.
+    Device buffers: key_buffer [B, NG, W + S * U, Dk] and value_buffer [B, NG, W + S * U, Dv] (a view of
+    key_buffer's first Dv channels when the values are inside the keys). The first W = `window_tokens` positions
+    of each (row, group) are the caller's (AsyncTLS keeps the sinks and the local window there); slot s holds
+    positions W + s * U to W + (s + 1) * U, which block or token being ResidentSet's bookkeeping. Keeping both in
+    one buffer lets one attention call read them.
 
     Per decode step the attention path calls, on the compute stream and in this order:
       1. append(keys, values): the step's token goes to the host store; device copies of the block it lands in
@@ -39,6 +40,13 @@ class OffloadEngine:
     `wanted` and starts their copies, for use at the next step; the transport orders them after this step's
     reads. A step with no previous one (the first after prefill, reset or crop) is served as in exact mode.
 
+    granularity="token" (exact, prefetch_lag 0): the slots hold single tokens (`num_slots` of them per row and
+    group) and steps 3 and 5 become one, after token selection among the tokens of all wanted blocks:
+      3'. buffer_positions, resident = fetch_tokens(positions): the selected tokens that are not resident are
+          copied into the slots of the least recently selected ones, the compute stream waits for them, and the
+          positions are translated as in step 5 (every selected token is resident then).
+    Only the tokens attention reads cross the bus, a fraction of their blocks' bytes.
+
     prefill: append each chunk as it is written (nothing is fetched). select_rows, crop and reset first make
     the compute stream wait for pending copies.
     """
@@ -52,22 +60,29 @@ class OffloadEngine:
         prefetch_lag: int = 1,
         window_tokens: int = 0,
         backend: str = "auto",
+        granularity: str = "block",
     ):
         if prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
+        if granularity not in ("block", "token"):
+            raise ValueError(f"granularity must be 'block' or 'token', got {granularity!r}")
+        if granularity == "token" and prefetch_lag != 0:
+            raise ValueError("granularity='token' is exact: it needs prefetch_lag=0")
         if window_tokens % store.block_size:
             raise ValueError(f"window_tokens ({window_tokens}) must be a multiple of block_size ({store.block_size})")
         self.store = store
         self.transport = transport
         self.prefetch_lag = prefetch_lag
+        self.granularity = granularity
+        self.unit = store.block_size if granularity == "block" else 1  # tokens per slot and per resident id
         self.device = torch.device(device)
         self.window_tokens = window_tokens
         self.resident = ResidentSet(
-            store.batch, store.num_groups, num_slots, store.capacity_blocks, self.device,
-            reserved_slots=window_tokens // store.block_size, backend=backend,
+            store.batch, store.num_groups, num_slots, self._store_units, self.device,
+            reserved_slots=window_tokens // self.unit, backend=backend,
         )
         self.key_buffer = torch.zeros(
-            (store.batch, store.num_groups, window_tokens + num_slots * store.block_size, store.key_width),
+            (store.batch, store.num_groups, window_tokens + num_slots * self.unit, store.key_width),
             dtype=store.dtype,
             device=self.device,
         )
@@ -94,6 +109,11 @@ class OffloadEngine:
         return self.store.block_size
 
     @property
+    def _store_units(self) -> int:
+        """The store's capacity in resident ids: blocks, or tokens with granularity "token"."""
+        return self.store.capacity_blocks * self.store.block_size // self.unit
+
+    @property
     def num_slots(self) -> int:
         return self.resident.num_slots
 
@@ -102,21 +122,24 @@ class OffloadEngine:
     def append(self, keys: torch.Tensor, values: torch.Tensor | None) -> None:
         """Write T tokens: keys [B, NG, T, Dk], values [B, NG, T, Dv] (None when inside the keys)."""
         begin, _ = self.store.append(keys, values)
-        self.resident.ensure_block_capacity(self.store.capacity_blocks)
-        self.resident.invalidate_from(begin // self.block_size)
+        self.resident.ensure_block_capacity(self._store_units)
+        self.resident.invalidate_from(begin // self.unit)
 
     def token_written(self, slot: torch.Tensor) -> None:
         """The caller's kernel wrote one decode token to the store at `slot` (0-dim int64 on the device, = the
         store's length; see store.token_written): count it and forget the device copy of its block, whose host data
         changed; no host int reaches a kernel (CUDA-graph capturable)."""
         self.store.token_written()
-        self.resident.invalidate_from(slot // self.block_size)
+        self.resident.invalidate_from(slot // self.unit)
 
     def begin_step(self, wanted: torch.Tensor) -> torch.Tensor:
         """Step start, after block filtering: wanted [B, NG, K] int64 block ids (-1: none, ids unique per row and
-        group). Returns the blocks token selection may pick from at this step, [B, NG, K] int64 (-1: none)."""
+        group). Returns the blocks token selection may pick from at this step, [B, NG, K] int64 (-1: none).
+        Granularity "block" only (with "token" every wanted block is selectable: fetch_tokens)."""
+        if self.granularity != "block":
+            raise RuntimeError("begin_step is the block protocol's; an engine of granularity 'token' uses fetch_tokens")
         if self.prefetch_lag == 0 or not self._has_previous:
-            self._copy(self.resident.plan(wanted, self.store.capacity_blocks))
+            self._copy(self._plan(wanted))
             self._wait_pending()
             self._remember(wanted)
             return wanted
@@ -131,18 +154,35 @@ class OffloadEngine:
         """Token positions [B, NG, T] int64 -> (positions in key_buffer / value_buffer [B, NG, T] int64, resident
         [B, NG, T] bool); a position whose block is not resident (or not `valid`) maps to 0 with resident False;
         the first `fixed` entries are buffer positions already (ResidentSet.translate)."""
-        return self.resident.translate(positions, self.block_size, valid, fixed)
+        return self.resident.translate(positions, self.unit, valid, fixed)
+
+    def fetch_tokens(
+        self, positions: torch.Tensor, valid: torch.Tensor, fixed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Granularity "token": make the selected tokens resident and translate them. positions [B, NG, T] int64,
+        the first `fixed` of them buffer positions already (the window), the rest store positions, unique per row
+        and group where `valid` [B, NG, T] bool; T - fixed <= num_slots. Returns translate()'s (buffer positions,
+        resident), resident equal to `valid`: the misses are copied, and the compute stream waits, before it
+        returns."""
+        if self.granularity != "token":
+            raise RuntimeError("fetch_tokens is the token protocol's; an engine of granularity 'block' uses begin_step")
+        self._copy(self._plan(torch.where(valid[..., fixed:], positions[..., fixed:], -1)))
+        self._wait_pending()
+        return self.translate(positions, valid, fixed)
 
     def end_step(self) -> None:
         """Step end, after the step's attention has been issued: with lag 1, start fetching this step's wanted
         blocks for the next step."""
         if self._to_prefetch is not None:
-            self._copy(self.resident.plan(self._to_prefetch, self.store.capacity_blocks))
+            self._copy(self._plan(self._to_prefetch))
             self._remember(self._to_prefetch)
             self._to_prefetch = None
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         while not capturing and self._wait_timers and self._wait_timers[0].done():
             self._wait_seconds += self._wait_timers.popleft().seconds()
+
+    def _plan(self, wanted: torch.Tensor) -> CopyPlan:
+        return self.resident.plan(wanted, self._store_units, row_tokens=self.unit)
 
     def _remember(self, wanted: torch.Tensor) -> None:
         """Keep `wanted` as the previous step's blocks, in place when the shape allows."""
@@ -192,7 +232,7 @@ class OffloadEngine:
         """Keep the first `length` tokens; the next step fetches as in exact mode."""
         self._wait_pending()
         self.store.crop(length)
-        self.resident.invalidate_from(length // self.block_size)
+        self.resident.invalidate_from(length // self.unit)
         self._has_previous, self._to_prefetch = False, None
 
     def reset(self) -> None:
@@ -218,7 +258,7 @@ class OffloadEngine:
         steps: plans made (one per decode step); wanted_blocks: (row, group, block) requests; hit_blocks: those
         already resident when planned; hit_rate: their share (1.0 before any request); copied_blocks and
         copied_bytes: host-to-device copies issued; wait_seconds: time the compute stream stalled on copies
-        (CUDA transport; 0 for the synchronous one).
+        (CUDA transport; 0 for the synchronous one). With granularity "token" the counts are of tokens.
         """
         while self._wait_timers:
             self._wait_timers[0].end.synchronize()
@@ -230,6 +270,6 @@ class OffloadEngine:
             "hit_blocks": hits,
             "hit_rate": hits / wanted if wanted else 1.0,
             "copied_blocks": copied,
-            "copied_bytes": copied * self.store.block_bytes,
+            "copied_bytes": copied * self.store.block_bytes // self.store.block_size * self.unit,
             "wait_seconds": self._wait_seconds,
         }

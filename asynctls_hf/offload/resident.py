@@ -16,9 +16,10 @@ class CopyPlan:
     wanted [B, NG, K] int64: the block ids asked for (-1: none). hits [B, NG, K] bool: already resident.
     copy_mask [B, NG, K] bool: to be copied (wanted and not resident). dest_slots [B, NG, K] int64: the slot a
     copied block goes to (-1 elsewhere). source_rows, target_rows [B * NG * K] int64: each pick's block as a row
-    of the store seen as [B * NG * store blocks per row, block_size * D], and its slot as a row of the device
-    buffer seen as [B * NG * (reserved_slots + num_slots), block_size * D] (0 where copy_mask is False).
-    Nothing here synchronizes with the host.
+    of the store seen as [B * NG * store blocks per row, row_tokens * D], and its slot as a row of the device
+    buffer seen as [B * NG * (reserved_slots + num_slots), row_tokens * D] (0 where copy_mask is False).
+    row_tokens: the tokens one block id stands for (the store's block size, or 1 when the resident set holds
+    single tokens). Nothing here synchronizes with the host.
     """
 
     wanted: torch.Tensor
@@ -27,6 +28,7 @@ class CopyPlan:
     dest_slots: torch.Tensor
     source_rows: torch.Tensor
     target_rows: torch.Tensor
+    row_tokens: int
 
 
 class ResidentSet:
@@ -87,11 +89,11 @@ class ResidentSet:
         _, resident = ops.translate_positions(blocks, blocks >= 0, self.block_slot, 1, 0, 0, backend=self.backend)
         return torch.where(resident, blocks, -1)
 
-    def plan(self, wanted: torch.Tensor, store_blocks_per_row: int | None = None) -> CopyPlan:
+    def plan(self, wanted: torch.Tensor, store_blocks_per_row: int | None = None, *, row_tokens: int) -> CopyPlan:
         """Plan the next step for the blocks `wanted` [B, NG, K] int64 (-1: none; ids unique per row and group,
         below block_capacity) and record the plan as done: the returned copies must be made before the slots
         they fill are read. store_blocks_per_row numbers the source rows (the store's capacity in blocks; default
-        block_capacity)."""
+        block_capacity); row_tokens: the tokens a block id stands for (CopyPlan)."""
         if wanted.shape[2] > self.num_slots:
             raise ValueError(f"{wanted.shape[2]} wanted blocks per group do not fit in {self.num_slots} slots")
         hits, copy_mask, dest_slots, source_rows, target_rows = ops.plan_resident_blocks(
@@ -100,7 +102,7 @@ class ResidentSet:
             self.reserved_slots + self.num_slots, self.reserved_slots, backend=self.backend,
         )
         self.step += 1
-        return CopyPlan(wanted, hits, copy_mask, dest_slots, source_rows, target_rows)
+        return CopyPlan(wanted, hits, copy_mask, dest_slots, source_rows, target_rows, row_tokens)
 
     def translate(
         self, positions: torch.Tensor, block_size: int, valid: torch.Tensor | None = None, fixed: int = 0

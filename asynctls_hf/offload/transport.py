@@ -56,15 +56,17 @@ class Transport(Protocol):
 
 @dataclass
 class BlockCopies:
-    """A plan's copies as rows (CopyPlan): source_rows, target_rows [N] int64, copy_mask [N] bool."""
+    """A plan's copies as rows (CopyPlan): source_rows, target_rows [N] int64, copy_mask [N] bool; each row
+    row_tokens tokens."""
 
     source_rows: torch.Tensor
     target_rows: torch.Tensor
     copy_mask: torch.Tensor
+    row_tokens: int
 
     @classmethod
     def of(cls, plan: CopyPlan) -> BlockCopies:
-        return cls(plan.source_rows, plan.target_rows, plan.copy_mask.flatten())
+        return cls(plan.source_rows, plan.target_rows, plan.copy_mask.flatten(), plan.row_tokens)
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
             backend: str, programs: int | None = None) -> None:
@@ -74,7 +76,7 @@ class BlockCopies:
         if value_buffer is not None:
             pairs.append((store.values, value_buffer))
         for source, target in pairs:
-            width = store.block_size * source.shape[-1]
+            width = self.row_tokens * source.shape[-1]
             ops.copy_rows(source.view(-1, width), target.view(-1, width), self.source_rows, self.target_rows,
                           self.copy_mask, programs=programs, backend=backend)
 

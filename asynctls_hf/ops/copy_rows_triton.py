@@ -13,7 +13,7 @@ import triton.language as tl
 
 from asynctls_hf.ops.triton_common import require
 
-CHUNK = 1024  # elements per work item
+CHUNK = 1024  # elements per work item at most (a narrower row: its width rounded up to a power of two)
 
 
 @triton.jit
@@ -41,9 +41,9 @@ def copy_rows(
 ) -> None:
     """target[target_rows[n]] = source[source_rows[n]] where valid[n]; shapes in naive.copy_rows.
 
-    `programs` caps the launch's grid: None launches one program per CHUNK-element piece of a row (N * ceil(W /
-    CHUNK)); a number P launches at most P programs that loop over the pieces, leaving the rest of the GPU to
-    kernels running beside the copy."""
+    `programs` caps the launch's grid: None launches one program per piece of a row (N * ceil(W / CHUNK) pieces
+    of at most CHUNK elements); a number P launches at most P programs that loop over the pieces, leaving the
+    rest of the GPU to kernels running beside the copy."""
     require(source.dim() == 2 and target.dim() == 2, "source and target must be 2D [rows, width]")
     require(source.shape[1] == target.shape[1], f"row widths differ: {source.shape[1]} and {target.shape[1]}")
     require(source.dtype == target.dtype, f"dtypes differ: {source.dtype} and {target.dtype}")
@@ -53,12 +53,13 @@ def copy_rows(
     require(valid.dtype == torch.bool and valid.is_contiguous() and source_rows.is_contiguous()
             and target_rows.is_contiguous(), "valid must be bool; valid and the row indices contiguous")
     require(programs is None or programs > 0, f"programs must be None or positive, got {programs}")
-    chunks_per_row = triton.cdiv(source.shape[1], CHUNK)
+    chunk = min(CHUNK, triton.next_power_of_2(source.shape[1]))
+    chunks_per_row = triton.cdiv(source.shape[1], chunk)
     items = source_rows.shape[0] * chunks_per_row
     if items == 0:
         return
     grid = (items if programs is None else min(items, programs),)
     _copy_rows_kernel[grid](
-        source, target, source_rows, target_rows, valid, items, WIDTH=source.shape[1], CHUNK=CHUNK,
+        source, target, source_rows, target_rows, valid, items, WIDTH=source.shape[1], CHUNK=chunk,
         CHUNKS_PER_ROW=chunks_per_row,
     )

@@ -21,10 +21,11 @@ def generate(model, prompt_tokens: int = 70, max_new_tokens: int = 5, batch: int
     )
 
 
-@pytest.mark.parametrize("offload", [False, True])
+@pytest.mark.parametrize(("offload", "granularity"), [(False, "block"), (True, "block"), (True, "token")])
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_storage_bytes_predicts_what_generate_allocates(build, offload):
-    model = asynctls_hf.patch(build(), CONFIG.replace(offload=offload))
+def test_storage_bytes_predicts_what_generate_allocates(build, offload, granularity):
+    config = CONFIG.replace(offload=offload, offload_granularity=granularity, prefetch_lag=int(granularity == "block"))
+    model = asynctls_hf.patch(build(), config)
     cache = returned_cache(generate(model))
     assert cache.stats()["offloaded"] == offload
     for layer in cache.layers:

@@ -49,9 +49,9 @@ class LaggedSelection:
         )
 
 
-def generate_pair(model, device: str, steps: int, lag: int, **generate_kwargs):
-    """(resident reference, offloaded) greedy generations of a left-padded batch; with lag 1 the reference selects
-    as LaggedSelection does."""
+def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "block", **generate_kwargs):
+    """(resident reference, offloaded) greedy generations of a left-padded batch, offloaded with `granularity`;
+    with lag 1 the reference selects as LaggedSelection does."""
     input_ids, attention_mask = (tensor.to(device) for tensor in left_padded_batch(LENGTHS))
     with asynctls_hf.patched(model, **SPARSE):
         if lag:
@@ -63,15 +63,15 @@ def generate_pair(model, device: str, steps: int, lag: int, **generate_kwargs):
                 attention.select_tokens = original
         else:
             reference = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
-    with asynctls_hf.patched(model, offload=True, prefetch_lag=lag, **SPARSE):
+    with asynctls_hf.patched(model, offload=True, prefetch_lag=lag, offload_granularity=granularity, **SPARSE):
         offloaded = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
     return reference, offloaded
 
 
-@pytest.mark.parametrize("lag", [0, 1])
+@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token")])
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_offloaded_generation_equals_resident_exactly(build, lag):
-    reference, offloaded = generate_pair(build(), "cpu", 30, lag)
+def test_offloaded_generation_equals_resident_exactly(build, lag, granularity):
+    reference, offloaded = generate_pair(build(), "cpu", 30, lag, granularity)
     assert_same_scores_exactly(reference, offloaded)
     cache = returned_cache(offloaded)
     stats = cache.stats()
@@ -84,9 +84,24 @@ def test_offloaded_generation_equals_resident_exactly(build, lag):
     assert returned_cache(reference).stats()["h2d_bytes"] == 0
 
 
-def test_offloaded_beam_search_equals_resident():
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_token_granularity_copies_a_fraction_of_the_bytes_of_blocks(build):
+    """Exact both ways; token slots fetch only the selected tokens they lack, blocks every token of a missed
+    block. Here selection picks 36 of the 64 tokens of the kept blocks (at the defaults, 944 of 8192)."""
+    model = build()
+    _, by_block = generate_pair(model, "cpu", 30, 0, "block")
+    _, by_token = generate_pair(model, "cpu", 30, 0, "token")
+    assert torch.equal(by_block.sequences, by_token.sequences)
+    block_bytes, token_bytes = (returned_cache(output).stats()["h2d_bytes"] for output in (by_block, by_token))
+    assert 0 < token_bytes < 0.75 * block_bytes
+
+
+@pytest.mark.parametrize("granularity", ["block", "token"])
+def test_offloaded_beam_search_equals_resident(granularity):
     """Beam search reorders the cache rows at every step (select_rows on the store, slots and resident set)."""
-    reference, offloaded = generate_pair(tiny_qwen3(), "cpu", 12, 0, num_beams=3, num_return_sequences=2)
+    reference, offloaded = generate_pair(
+        tiny_qwen3(), "cpu", 12, 0, granularity, num_beams=3, num_return_sequences=2
+    )
     assert torch.equal(reference.sequences, offloaded.sequences)
 
 

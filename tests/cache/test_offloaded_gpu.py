@@ -46,10 +46,13 @@ def generate(model, steps: int, *, reference_selection=None, cuda_graph: bool = 
 
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
 @pytest.mark.parametrize("cuda_graph", [False, True], ids=["eager", "graphed"])
-def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build, cuda_graph):
+@pytest.mark.parametrize("granularity", ["block", "token"])
+def test_exact_mode_equals_resident_over_256_steps_at_batch_4(build, cuda_graph, granularity):
     model = build().cuda()
     resident = generate(model, 256, cuda_graph=cuda_graph)
-    offloaded = generate(model, 256, offload=True, prefetch_lag=0, cuda_graph=cuda_graph)
+    offloaded = generate(
+        model, 256, offload=True, prefetch_lag=0, offload_granularity=granularity, cuda_graph=cuda_graph
+    )
     assert_same_scores_exactly(resident, offloaded)
     stats = returned_cache(offloaded).stats()
     assert stats["graph_replays"] == (254 if cuda_graph else 0)
@@ -79,8 +82,8 @@ def test_lag_1_equals_the_lagged_selection_reference(build):
     assert_same_scores_exactly(reference, offloaded)
 
 
-@pytest.mark.parametrize("lag", [0, 1])
-def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
+@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token")])
+def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag, granularity):
     """Sleep a random while on the copy stream before each upload and on the compute stream before each step's
     selection: a missing event would let attention read a slot before its copy lands, or a copy overwrite a slot
     a step still reads."""
@@ -96,11 +99,12 @@ def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
             torch.cuda._sleep(rng.randint(0, 2_000_000))
         return copy_blocks(self, *args, **kwargs)
 
-    begin_step = asynctls_hf.offload.OffloadEngine.begin_step
+    def delayed_on_compute(method):  # the step's selection, before the engine plans its copies
+        def delayed(self, *args, **kwargs):
+            torch.cuda._sleep(rng.randint(0, 200_000))
+            return method(self, *args, **kwargs)
 
-    def delayed_begin(self, wanted):
-        torch.cuda._sleep(rng.randint(0, 200_000))
-        return begin_step(self, wanted)
+        return delayed
 
     write = asynctls_hf.offload.HostBlockStore._write_from_device
 
@@ -110,9 +114,11 @@ def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag):
         return write(self, *args)
 
     monkeypatch.setattr(CudaStreamTransport, "copy_blocks", delayed_copy)
-    monkeypatch.setattr(asynctls_hf.offload.OffloadEngine, "begin_step", delayed_begin)
+    for name in ("begin_step", "fetch_tokens"):
+        engine_class = asynctls_hf.offload.OffloadEngine
+        monkeypatch.setattr(engine_class, name, delayed_on_compute(getattr(engine_class, name)))
     monkeypatch.setattr(asynctls_hf.offload.HostBlockStore, "_write_from_device", delayed_write)
-    offloaded = generate(model, 48, offload=True, prefetch_lag=lag)
+    offloaded = generate(model, 48, offload=True, prefetch_lag=lag, offload_granularity=granularity)
     assert_same_scores_exactly(reference, offloaded)
     assert returned_cache(offloaded).stats()["copy_wait_seconds"] > 0
 

@@ -217,3 +217,80 @@ def test_cuda_stream_transport_under_random_delays_reads_what_sync_reads(lag, va
     synchronous = make_engine(2, values_in_keys, lag, transport=SyncTransport(), device="cuda")
     assert run_scripted_decode(synchronous, select_rows_at=17, crop_at=31) == wanted_per_step
     assert synchronous.stats() | {"wait_seconds": 0} == engine.stats() | {"wait_seconds": 0}
+
+
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
+    """A scripted decode with granularity "token": each step selects random tokens (most of them selected before,
+    as temporal locality makes them), fetch_tokens makes them resident, and what attention reads through the
+    buffer equals the tokens; the window's fixed entries pass through; the counts are of tokens; rows reordered
+    and a crop keep it consistent."""
+    window, slots, picks = 2 * BLOCK_SIZE, 24, 10
+    store = HostBlockStore(BATCH, 2, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32,
+                           values_in_keys=values_in_keys, pin_memory=False)
+    engine = OffloadEngine(store, slots, SyncTransport(), "cpu", prefetch_lag=0, window_tokens=window,
+                           granularity="token")
+    assert engine.key_buffer.shape[2] == window + slots
+    generator = torch.Generator().manual_seed(0)
+    keys = torch.randn(BATCH, 2, 120, KEY_WIDTH, generator=generator)
+    values = keys[..., :VALUE_WIDTH] if values_in_keys else torch.randn(BATCH, 2, 120, VALUE_WIDTH, generator=generator)
+    engine.append(keys[:, :, :60], None if values_in_keys else values[:, :, :60])
+    length, selected, wanted_total = 60, None, 0
+    for step in range(30):
+        if step == 12:
+            rows = torch.tensor([1, 1, 0])
+            engine.select_rows(rows)
+            keys, values, selected = keys[rows], values[rows], selected[rows]
+        if step == 20:
+            length -= 5
+            engine.crop(length)
+            keys = torch.cat([keys[:, :, :length], torch.randn_like(keys[:, :, length:])], dim=2)
+            values = keys[..., :VALUE_WIDTH] if values_in_keys else values
+        engine.append(keys[:, :, length : length + 1], None if values_in_keys else values[:, :, length : length + 1])
+        length += 1
+        fresh = torch.stack([torch.randperm(length - 8, generator=generator)[:picks] for _ in range(BATCH * 2)])
+        fresh = fresh.view(BATCH, 2, picks)
+        if selected is not None:  # keep most of the previous step's picks (unique per row and group)
+            keep = (torch.rand(BATCH, 2, picks, generator=generator) < 0.7) & (selected < length - 8)
+            candidates = torch.where(keep, selected, -1)
+            for row in range(BATCH):
+                for group in range(2):
+                    kept = [p for p in candidates[row, group].tolist() if p >= 0]
+                    new = [p for p in fresh[row, group].tolist() if p not in kept]
+                    fresh[row, group] = torch.tensor((kept + new)[:picks])
+        selected = fresh
+        valid = torch.rand(BATCH, 2, picks, generator=generator) < 0.9
+        wanted_total += int(valid.sum())
+        fixed = torch.tensor([0, 3, window - 1]).expand(BATCH, 2, -1)
+        positions = torch.cat([fixed, selected], dim=2)
+        all_valid = torch.cat([torch.ones_like(fixed, dtype=torch.bool), valid], dim=2)
+        buffer_positions, resident = engine.fetch_tokens(positions, all_valid, fixed=3)
+        assert torch.equal(resident, all_valid)
+        assert torch.equal(buffer_positions[..., :3], fixed)
+        index = buffer_positions[..., 3:, None]
+        read_keys = engine.key_buffer.gather(2, index.expand(-1, -1, -1, KEY_WIDTH))
+        read_values = engine.value_buffer.gather(2, index.expand(-1, -1, -1, VALUE_WIDTH))
+        expected_keys = keys.gather(2, selected[..., None].expand(-1, -1, -1, KEY_WIDTH))
+        expected_values = values.gather(2, selected[..., None].expand(-1, -1, -1, VALUE_WIDTH))
+        assert torch.equal(read_keys[valid], expected_keys[valid]), f"step {step}"
+        assert torch.equal(read_values[valid], expected_values[valid]), f"step {step}"
+        engine.end_step()
+    stats = engine.stats()
+    assert stats["wanted_blocks"] == wanted_total and stats["hit_blocks"] + stats["copied_blocks"] == wanted_total
+    assert 0.3 < stats["hit_rate"] < 1
+    token_bytes = (KEY_WIDTH + (0 if values_in_keys else VALUE_WIDTH)) * 4
+    assert stats["copied_bytes"] == stats["copied_blocks"] * token_bytes
+
+
+def test_each_granularity_keeps_to_its_protocol():
+    store = HostBlockStore(1, 1, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32, pin_memory=False)
+    with pytest.raises(ValueError, match="needs prefetch_lag=0"):
+        OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=1, granularity="token")
+    with pytest.raises(ValueError, match="granularity must be"):
+        OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=0, granularity="page")
+    by_token = OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=0, granularity="token")
+    with pytest.raises(RuntimeError, match="uses fetch_tokens"):
+        by_token.begin_step(torch.zeros(1, 1, 2, dtype=torch.long))
+    by_block = make_engine(1, False, 0)
+    with pytest.raises(RuntimeError, match="uses begin_step"):
+        by_block.fetch_tokens(torch.zeros(1, 1, 2, dtype=torch.long), torch.ones(1, 1, 2, dtype=torch.bool))

@@ -18,7 +18,7 @@ def slots_of(resident: ResidentSet, blocks: torch.Tensor) -> torch.Tensor:
 
 def plan_one(resident: ResidentSet, wanted: list[int]) -> tuple[list[bool], list[int]]:
     """Plan a single (row, group) step; returns (hits, dest_slots) as lists."""
-    plan = resident.plan(torch.tensor(wanted)[None, None, :])
+    plan = resident.plan(torch.tensor(wanted)[None, None, :], row_tokens=4)
     return plan.hits[0, 0].tolist(), plan.dest_slots[0, 0].tolist()
 
 
@@ -45,7 +45,7 @@ def test_least_recently_wanted_is_evicted_and_wanted_blocks_stay():
 def test_more_wanted_blocks_than_slots_is_refused():
     resident = ResidentSet(1, 1, num_slots=2, block_capacity=8, device="cpu")
     with pytest.raises(ValueError, match="3 wanted blocks per group do not fit in 2 slots"):
-        resident.plan(torch.tensor([[[0, 1, 2]]]))
+        resident.plan(torch.tensor([[[0, 1, 2]]]), row_tokens=4)
 
 
 def reference_plan(slot_block: list[int], last_wanted: list[int], wanted: list[int], step: int):
@@ -85,7 +85,7 @@ def test_vectorized_plan_matches_the_plain_policy_per_row_and_group(num_slots):
         # temporal locality: keep each block of the previous step with probability 0.7
         wanted = [[[b for b in w if b >= 0 and rng.random() < 0.7] for w in row] for row in wanted]
         wanted = [[_fill(rng, w, n_blocks, wanted_per_step) for w in row] for row in wanted]
-        plan = resident.plan(torch.tensor(wanted))
+        plan = resident.plan(torch.tensor(wanted), row_tokens=4)
         counted += torch.tensor([1, int((plan.wanted >= 0).sum()), int(plan.hits.sum()), int(plan.copy_mask.sum())])
         for row in range(batch):
             for group in range(groups):
@@ -140,7 +140,7 @@ def assert_maps_are_inverse(resident: ResidentSet) -> None:
 def test_translate_positions_to_slot_buffer():
     block_size = 4
     resident = ResidentSet(2, 1, num_slots=3, block_capacity=8, device="cpu")
-    resident.plan(torch.tensor([[[6, 2]], [[1, -1]]]))  # row 0: block 6 -> slot 0, block 2 -> slot 1
+    resident.plan(torch.tensor([[[6, 2]], [[1, -1]]]), row_tokens=4)  # row 0: block 6 -> slot 0, block 2 -> slot 1
     positions = torch.tensor([[[25, 9, 3, -1]], [[7, 4, 40, 8]]])
     buffer_positions, resident_mask = resident.translate(positions, block_size)
     assert resident_mask.tolist() == [[[True, True, False, False]], [[True, True, False, False]]]
@@ -149,11 +149,11 @@ def test_translate_positions_to_slot_buffer():
 
 def test_invalidate_select_rows_and_reset():
     resident = ResidentSet(2, 2, num_slots=3, block_capacity=8, device="cpu")
-    resident.plan(torch.tensor([[[0, 3], [5, 1]], [[2, 4], [6, -1]]]))
+    resident.plan(torch.tensor([[[0, 3], [5, 1]], [[2, 4], [6, -1]]]), row_tokens=4)
     resident.invalidate_from(3)
     assert resident.slot_block.tolist() == [[[0, -1, -1], [-1, 1, -1]], [[2, -1, -1], [-1, -1, -1]]]
     assert_maps_are_inverse(resident)
-    plan = resident.plan(torch.tensor([[[0, 3], [1, 5]], [[2, 4], [6, -1]]]))
+    plan = resident.plan(torch.tensor([[[0, 3], [1, 5]], [[2, 4], [6, -1]]]), row_tokens=4)
     assert plan.hits.tolist() == [[[True, False], [True, False]], [[True, False], [False, False]]]
     resident.select_rows(torch.tensor([1, 1]))
     assert resident.slot_block[0].tolist() == resident.slot_block[1].tolist()

@@ -28,7 +28,9 @@ def test_offload_decode_bench_runs_on_cpu(tmp_path):
     assert cli.main(argv) == 0
     rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
     assert [(row["placement"], row["context"]) for row in rows] == [
-        (placement, context) for placement in ("resident", "offload lag 0", "offload lag 1") for context in (700, 1100)
+        (placement, context)
+        for placement in ("resident", "offload lag 0", "offload lag 1", "offload tokens")
+        for context in (700, 1100)
     ]
     for row in rows:
         offloaded = row["placement"] != "resident"

@@ -57,9 +57,10 @@ def test_triton_backend_generates_the_same_tokens(monkeypatch):
     assert torch.equal(triton_tokens, torch_tokens)
 
 
-def test_triton_backend_generates_the_same_tokens_offloaded(monkeypatch):
-    """With the cache offloaded (exact mode) the resident-set plan and the position translation run as kernels
-    too."""
+@pytest.mark.parametrize("granularity", ["block", "token"])
+def test_triton_backend_generates_the_same_tokens_offloaded(monkeypatch, granularity):
+    """With the cache offloaded (exact mode, block or token slots) the resident-set plan and the position
+    translation run as kernels too."""
     from asynctls_hf.ops import resident_triton
 
     launches = []
@@ -69,7 +70,7 @@ def test_triton_backend_generates_the_same_tokens_offloaded(monkeypatch):
                             lambda *args, kernel=kernel, name=name: launches.append(name) or kernel(*args))
     model = tiny_qwen3().to(DEVICE)
     input_ids, attention_mask = (tensor.to(DEVICE) for tensor in left_padded_batch([70, 61, 29]))
-    settings = dict(offload=True, prefetch_lag=0, top_blocks=4)
+    settings = dict(offload=True, prefetch_lag=0, top_blocks=4, offload_granularity=granularity)
     with torch.no_grad():
         torch_tokens, torch_stats = _generate(model, input_ids, attention_mask, "torch", **settings)
         assert not launches
