@@ -324,7 +324,8 @@ class AsyncTLSCache(Cache):
 
         attended_tokens: mean tokens attended per KV group (so per head) per layer and decode step;
         offloaded: whether the K/V lives in host memory; h2d_bytes: bytes the offload engines copied host to
-        device; hit_rate: share of wanted blocks already on the device (1.0 when the cache is resident);
+        device; hit_rate: share of wanted blocks (tokens, with offload_granularity "token") already on the device
+        (1.0 when the cache is resident);
         copy_wait_seconds: time the compute stream waited on copies; graph_replays: decode steps replayed from
         a CUDA graph (asynctls_hf.graphs; 0 when eager); memory_bytes: device storage of all layers;
         host_memory_bytes: pinned host storage; layers (offloaded only): each layer's OffloadEngine.stats().

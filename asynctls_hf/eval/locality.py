@@ -9,6 +9,11 @@ that it also kept at step t-1, averaged over rows, groups, steps and samples. Th
 the previous step's selection, so this share is the part of a step's blocks it finds already on the device.
 Only consecutive sparse steps are compared: while the context fits the token budget, decoding is dense and keeps
 no blocks. Writes `OUT/MODEL/locality_TASK_budget-B.json` and a markdown table (layers x context lengths) beside it.
+
+`--offload-traffic` also decodes the same samples with the cache offloaded in each of OFFLOAD_MODES (whole blocks
+with prefetch lag 1 and 0, and the selected tokens) and reports the offload engine's hit rate and the bytes it
+copies per layer and decode step for one sequence: what the locality costs the bus on this model (multiply by the
+layers and the batch for a step).
 """
 
 from __future__ import annotations
@@ -122,10 +127,49 @@ def measure_locality(model, tokenizer, samples: list[dict], config: AsyncTLSConf
     return recorder.summary()
 
 
+OFFLOAD_MODES = {
+    "blocks, lag 1": dict(offload=True, prefetch_lag=1, offload_granularity="block"),
+    "blocks, lag 0": dict(offload=True, prefetch_lag=0, offload_granularity="block"),
+    "tokens": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
+}
+
+
+@torch.no_grad()
+def measure_offload_traffic(model, tokenizer, samples: list[dict], config: AsyncTLSConfig, steps: int) -> dict:
+    """Decode `steps` greedy tokens after each sample's prompt with the cache offloaded in each of OFFLOAD_MODES.
+
+    Returns {mode: {"hit_rate": share of the wanted blocks (tokens) already resident, "bytes_per_layer_step": bytes
+    copied host to device per layer and sparse decode step of one sequence, "sparse_layer_steps": steps counted}},
+    summed over the samples (each decoded alone).
+    """
+    traffic = {}
+    for mode, settings in OFFLOAD_MODES.items():
+        mode_config = config.replace(**settings)
+        copied = wanted = hits = layer_steps = 0
+        with patched(model, mode_config):
+            for sample in samples:
+                inputs = tokenizer(sample["input"], return_tensors="pt").to(model.device)
+                cache = AsyncTLSCache.for_model(model, mode_config, max_length=inputs["input_ids"].shape[1] + steps)
+                arguments = greedy_arguments(model, tokenizer, inputs, max_new_tokens=steps, min_new_tokens=steps)
+                model.generate(**arguments, **{cache_argument(model): cache})
+                stats = cache.stats()
+                copied += stats["h2d_bytes"]
+                layer_steps += stats["sparse_layer_steps"]
+                wanted += sum(layer["wanted_blocks"] for layer in stats.get("layers", []))
+                hits += sum(layer["hit_blocks"] for layer in stats.get("layers", []))
+        traffic[mode] = {
+            "hit_rate": hits / wanted if wanted else None,
+            "bytes_per_layer_step": copied / layer_steps if layer_steps else None,
+            "sparse_layer_steps": layer_steps,
+        }
+    return traffic
+
+
 def run_locality(model, tokenizer, task: str, context_lengths: list[int], samples: int, steps: int,
                  config: AsyncTLSConfig, out_dir: str | Path, *, model_name: str, seed: int = 0,
-                 chat: bool = False) -> Path:
-    """Measure the locality of RULER task `task` at each context length; write the JSON and markdown table.
+                 chat: bool = False, offload_traffic: bool = False) -> Path:
+    """Measure the locality of RULER task `task` at each context length (and, with offload_traffic, what each
+    offload mode copies); write the JSON and markdown table.
 
     Returns the JSON's path, `OUT/MODEL/locality_TASK_budget-B.json` (the table has the suffix .md).
     """
@@ -136,6 +180,8 @@ def run_locality(model, tokenizer, task: str, context_lengths: list[int], sample
         results.append({"length": length, **locality})
         mean = "-" if locality["mean"] is None else f"{locality['mean']:.3f}"
         print(f"context {length}: mean locality {mean} over {locality['steps']} step pairs", file=sys.stderr)
+        if offload_traffic:
+            results[-1]["offload_traffic"] = measure_offload_traffic(model, tokenizer, task_samples, config, steps)
     run_dir = Path(out_dir) / model_name
     run_dir.mkdir(parents=True, exist_ok=True)
     json_path = run_dir / f"locality_{task}_budget-{config.token_budget}.json"
@@ -169,6 +215,24 @@ def locality_table(results: list[dict], task: str, budget: int, samples: int, st
         lines.append(f"| {layer} | {cells(result['per_layer'][layer] for result in results)} |")
     lines.append(f"| mean | {cells(result['mean'] for result in results)} |")
     lines.append("| step pairs | " + " | ".join(str(result["steps"]) for result in results) + " |")
+    if results and "offload_traffic" in results[0]:
+        lines += [
+            "",
+            "Offloaded (`--offload-traffic`): hit rate, and KB copied host to device per layer and decode step of one "
+            "sequence.",
+            "",
+            "| mode | " + " | ".join(f"{length} hit rate | {length} KB" for length in lengths) + " |",
+            "|---" * (2 * len(lengths) + 1) + "|",
+        ]
+        for mode in results[0]["offload_traffic"]:
+            row = []
+            for result in results:
+                traffic = result["offload_traffic"][mode]
+                row += [
+                    "-" if traffic["hit_rate"] is None else f"{traffic['hit_rate']:.3f}",
+                    "-" if traffic["bytes_per_layer_step"] is None else f"{traffic['bytes_per_layer_step'] / 1e3:.1f}",
+                ]
+            lines.append(f"| {mode} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,6 +252,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_device_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default: 0)")
     parser.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template")
+    parser.add_argument("--offload-traffic", action="store_true",
+                        help="also decode offloaded (blocks lag 1 and 0, tokens) and report hit rates and bytes copied")
     add_config_arguments(parser)
     return parser
 
@@ -201,6 +267,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     json_path = run_locality(
         model, tokenizer, args.task, args.context_lengths, args.samples, args.steps, config, args.out,
         model_name=os.path.basename(os.path.normpath(args.model)), seed=args.seed, chat=args.chat,
+        offload_traffic=args.offload_traffic,
     )  # fmt: skip
     print(f"locality written to {json_path} and {json_path.with_suffix('.md')}", file=sys.stderr)
     return 0

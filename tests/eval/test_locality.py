@@ -126,3 +126,19 @@ def test_command_writes_json_and_table(tiny_checkpoint, tmp_path):
     table = (tmp_path / "tiny-qwen3" / "locality_niah_single_1_budget-128.md").read_text()
     assert "| layer | 512 | 1024 |" in table
     assert "| 0 | " in table and "| 1 | " in table and "| step pairs | 1 | 1 |" in table
+
+
+def test_offload_traffic_is_measured_for_every_mode(tiny_checkpoint, tmp_path):
+    """--offload-traffic decodes the samples offloaded in each mode: the token mode copies fewer bytes than whole
+    blocks, and the table has a row per mode."""
+    argv = ["--model", tiny_checkpoint, "--task", "niah_single_1", "--context-lengths", "1024", "--samples", "1",
+            "--steps", "6", "--budget", "64", "--block-size", "16", "--top-blocks", "8", "--sink-tokens", "4",
+            "--local-tokens", "16", "--out", str(tmp_path), "--device", "cpu", "--offload-traffic"]  # fmt: skip
+    assert locality.main(argv) == 0
+    written = json.loads((tmp_path / "tiny-qwen3" / "locality_niah_single_1_budget-64.json").read_text())
+    traffic = written["results"][0]["offload_traffic"]
+    assert list(traffic) == list(locality.OFFLOAD_MODES)
+    assert all(mode["sparse_layer_steps"] == 5 * 2 and 0 < mode["hit_rate"] < 1 for mode in traffic.values())
+    assert 0 < traffic["tokens"]["bytes_per_layer_step"] < traffic["blocks, lag 0"]["bytes_per_layer_step"]
+    table = (tmp_path / "tiny-qwen3" / "locality_niah_single_1_budget-64.md").read_text()
+    assert all(f"| {mode} | " in table for mode in locality.OFFLOAD_MODES)
