@@ -5,8 +5,9 @@ and offloaded, each at the batch sizes given, in one run.
         [--runs stock:4,asynctls:4,asynctls:7,offload:4] [--new-tokens 32] [--out DIR] [AsyncTLS settings]
 
 Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched,
-resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1), eager
-(asynctls with cuda_graph=False). For every context length and run it generates
+resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1),
+offload-token (offloaded, exact, only the selected tokens copied: prefetch_lag 0, offload_granularity "token"),
+eager (asynctls with cuda_graph=False). For every context length and run it generates
 `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
 tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
 first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the tokens/s it
@@ -35,6 +36,7 @@ from asynctls_hf.cli_options import add_config_arguments, config_from_args, inte
 from asynctls_hf.timing import DecodeClock
 
 METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1),
+           "offload-token": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
            "eager": dict(offload=False, cuda_graph=False)}
 COLUMNS = [
     ("method", "method", "{}"),
@@ -120,7 +122,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--context-lengths", type=integer_list, default=[49152, 98304],
                         help="prompt tokens; k = 1024 (default: 48k,96k)")
     parser.add_argument("--runs", type=parse_runs, default=parse_runs("stock:4,asynctls:4,asynctls:7,offload:4"),
-                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload, eager "
+                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload, offload-token, eager "
                         "(default: stock:4,asynctls:4,asynctls:7,offload:4)")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per row (default: 32)")
     parser.add_argument("--out", type=Path, default=Path("generate_results"),

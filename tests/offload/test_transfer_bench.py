@@ -71,7 +71,7 @@ def test_generate_bench_parses_its_runs_and_names_a_bad_one():
 
     from asynctls_hf.bench.generate_bench import parse_runs
 
-    assert parse_runs("stock:4, offload:7,") == [("stock", 4), ("offload", 7)]
+    assert parse_runs("stock:4, offload:7,offload-token:2") == [("stock", 4), ("offload", 7), ("offload-token", 2)]
     for bad in ("", "dense:4", "stock", "stock:0"):
         with pytest.raises(argparse.ArgumentTypeError, match="METHOD:BATCH"):
             parse_runs(bad)
