@@ -41,10 +41,11 @@ class OffloadEngine:
     reads. A step with no previous one (the first after prefill, reset or crop) is served as in exact mode.
 
     granularity="token" (exact, prefetch_lag 0): the slots hold single tokens (`num_slots` of them per row and
-    group) and steps 3 and 5 become one, after token selection among the tokens of all wanted blocks:
+    group, thousands) and steps 3 and 5 become one, after token selection among the tokens of all wanted blocks:
       3'. buffer_positions, resident = fetch_tokens(positions): the selected tokens that are not resident are
-          copied into the slots of the least recently selected ones, the compute stream waits for them, and the
-          positions are translated as in step 5 (every selected token is resident then).
+          copied into slots taken first in, first out (ResidentSet's circular policy, skipping the tokens selected
+          now), the compute stream waits for them, and the positions are translated as in step 5 (every selected
+          token is resident then).
     Only the tokens attention reads cross the bus, a fraction of their blocks' bytes.
 
     prefill: append each chunk as it is written (nothing is fetched). select_rows, crop and reset first make
@@ -79,7 +80,7 @@ class OffloadEngine:
         self.window_tokens = window_tokens
         self.resident = ResidentSet(
             store.batch, store.num_groups, num_slots, self._store_units, self.device,
-            reserved_slots=window_tokens // self.unit, backend=backend,
+            reserved_slots=window_tokens // self.unit, backend=backend, circular=granularity == "token",
         )
         self.key_buffer = torch.zeros(
             (store.batch, store.num_groups, window_tokens + num_slots * self.unit, store.key_width),

@@ -46,8 +46,10 @@ class ResidentSet:
     misses), zeroed only by the owner (statistics).
 
     Eviction policy (ops.plan_resident_blocks, one Triton launch on CUDA): a miss goes to a slot whose block is
-    not wanted this step, least recently wanted first (empty slots first of all, ties to the lower slot). A wanted
-    block is never evicted, so K wanted blocks per step need K <= S slots. `backend` chooses the ops' kernels
+    not wanted this step, least recently wanted first (empty slots first of all, ties to the lower slot); with
+    `circular` (for thousands of slots, where ranking them all costs too much) the next such slot in circular
+    order from a cursor [B, NG] int64 that moves past each slot taken (first in, first out). A wanted block is
+    never evicted, so K wanted blocks per step need K <= S slots. `backend` chooses the ops' kernels
     (asynctls_hf.ops).
     """
 
@@ -60,6 +62,7 @@ class ResidentSet:
         device: torch.device | str,
         reserved_slots: int = 0,
         backend: str = "auto",
+        circular: bool = False,
     ):
         self.num_slots = num_slots
         self.backend = backend
@@ -70,6 +73,7 @@ class ResidentSet:
         self.slot_block = torch.full((batch, num_groups, num_slots), -1, dtype=torch.long, device=self.device)
         self.slot_last_wanted = torch.full_like(self.slot_block, -1)
         self.block_slot = torch.full((batch, num_groups, block_capacity + 1), -1, dtype=torch.long, device=self.device)
+        self.cursor = torch.zeros((batch, num_groups), dtype=torch.long, device=self.device) if circular else None
 
     @property
     def block_capacity(self) -> int:
@@ -99,7 +103,7 @@ class ResidentSet:
         hits, copy_mask, dest_slots, source_rows, target_rows = ops.plan_resident_blocks(
             wanted, self.slot_block, self.slot_last_wanted, self.block_slot, self.step, self.counters,
             self.block_capacity if store_blocks_per_row is None else store_blocks_per_row,
-            self.reserved_slots + self.num_slots, self.reserved_slots, backend=self.backend,
+            self.reserved_slots + self.num_slots, self.reserved_slots, cursor=self.cursor, backend=self.backend,
         )
         self.step += 1
         return CopyPlan(wanted, hits, copy_mask, dest_slots, source_rows, target_rows, row_tokens)
@@ -134,6 +138,8 @@ class ResidentSet:
         self.slot_block = self.slot_block.index_select(0, rows)
         self.slot_last_wanted = self.slot_last_wanted.index_select(0, rows)
         self.block_slot = self.block_slot.index_select(0, rows)
+        if self.cursor is not None:
+            self.cursor = self.cursor.index_select(0, rows)
 
     def reset(self) -> None:
         """Empty every slot."""
@@ -141,3 +147,5 @@ class ResidentSet:
         self.slot_block.fill_(-1)
         self.slot_last_wanted.fill_(-1)
         self.block_slot.fill_(-1)
+        if self.cursor is not None:
+            self.cursor.zero_()

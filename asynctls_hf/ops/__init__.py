@@ -208,15 +208,16 @@ def plan_resident_blocks(
     target_slots_per_row: int,
     reserved_slots: int,
     *,
+    cursor: torch.Tensor | None = None,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """An offloaded layer's resident-set plan for the blocks `wanted`, the state and counters updated in place ->
-    (hits, copy_mask, dest_slots, source_rows, target_rows); shapes and the eviction order in
-    naive.plan_resident_blocks."""
+    (hits, copy_mask, dest_slots, source_rows, target_rows); shapes and the eviction order (least recently wanted,
+    or circular from `cursor`) in naive.plan_resident_blocks."""
     return _dispatch(
         backend, wanted.device, "resident_triton", "plan_resident_blocks",
         wanted, slot_block, slot_last_wanted, block_slot, step, counters, source_blocks_per_row,
-        target_slots_per_row, reserved_slots,
+        target_slots_per_row, reserved_slots, cursor,
     )
 
 

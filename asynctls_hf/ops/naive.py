@@ -366,6 +366,7 @@ def plan_resident_blocks(
     source_blocks_per_row: int,
     target_slots_per_row: int,
     reserved_slots: int,
+    cursor: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Plan which device slots the blocks `wanted` go to, update the resident-set state in place, and give the
     copies as rows for copy_rows.
@@ -376,14 +377,17 @@ def plan_resident_blocks(
     each block id (-1: not resident; column C a spare that stays -1); step a 0-dim int64, this plan's number.
     counters [4] int64 gets (1, wanted blocks, hits, misses) added.
 
-    A wanted block already resident is a hit. Each miss goes to a slot whose block is not wanted now, least
-    recently wanted first (empty slots, -1, first of all; ties to the lower slot), in the order of the misses in
-    `wanted`. Returns hits [B, NG, K] bool; copy_mask [B, NG, K] bool (wanted and not resident); dest_slots
-    [B, NG, K] int64, the slot each miss goes to (-1 elsewhere); and source_rows, target_rows [B * NG * K] int64:
-    a miss's block as a row of the store seen as [B * NG * source_blocks_per_row, ...] and its slot as a row of the
-    device buffer seen as [B * NG * target_slots_per_row, ...], reserved_slots rows of each (row, group) before
-    the block slots (0 where nothing is copied). After the call slot_block and block_slot describe the slots once
-    the copies have landed, and slot_last_wanted is `step` on every wanted block's slot.
+    A wanted block already resident is a hit. Each miss goes to a slot whose block is not wanted now, in the order
+    of the misses in `wanted`: without `cursor`, least recently wanted first (empty slots, -1, first of all; ties
+    to the lower slot); with cursor [B, NG] int64 (a slot index per row and group, updated in place), the next
+    such slots in circular order from the cursor, which then moves past the last slot taken (first in, first
+    out: no ranking of the slots, so it suits thousands of them). Returns hits [B, NG, K] bool; copy_mask
+    [B, NG, K] bool (wanted and not resident); dest_slots [B, NG, K] int64, the slot each miss goes to (-1
+    elsewhere); and source_rows, target_rows [B * NG * K] int64: a miss's block as a row of the store seen as
+    [B * NG * source_blocks_per_row, ...] and its slot as a row of the device buffer seen as
+    [B * NG * target_slots_per_row, ...], reserved_slots rows of each (row, group) before the block slots (0 where
+    nothing is copied). After the call slot_block and block_slot describe the slots once the copies have landed,
+    and slot_last_wanted is `step` on every wanted block's slot.
     """
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
     valid = wanted >= 0
@@ -394,10 +398,20 @@ def plan_resident_blocks(
 
     slot_wanted = torch.zeros((*wanted.shape[:2], num_slots + 1), dtype=torch.bool, device=wanted.device)
     slot_wanted.scatter_(2, torch.where(hits, wanted_slot, num_slots), True)  # column S: a sink, dropped
-    eviction_key = torch.where(slot_wanted[:, :, :num_slots], torch.iinfo(torch.long).max, slot_last_wanted)
-    victims = eviction_key.argsort(dim=2, stable=True)
+    slot_wanted = slot_wanted[:, :, :num_slots]
+    if cursor is None:
+        eviction_key = torch.where(slot_wanted, torch.iinfo(torch.long).max, slot_last_wanted)
+        victims = eviction_key.argsort(dim=2, stable=True)
+    else:
+        circular = (cursor[..., None] + torch.arange(num_slots, device=wanted.device)) % num_slots
+        taken_last = slot_wanted.gather(2, circular)  # slots wanted now go after every other, in circular order
+        victims = circular.gather(2, taken_last.long().argsort(dim=2, stable=True))
     miss_rank = copy_mask.long().cumsum(dim=2) - 1
     dest_slots = torch.where(copy_mask, victims.gather(2, miss_rank.clamp(min=0)), -1)
+    if cursor is not None:
+        misses = copy_mask.sum(dim=2)
+        last_taken = victims.gather(2, (misses - 1).clamp(min=0)[..., None])[..., 0]
+        cursor.copy_(torch.where(misses > 0, (last_taken + 1) % num_slots, cursor))
 
     evicted = slot_block.gather(2, dest_slots.clamp(min=0))
     evicted_valid = copy_mask & (evicted >= 0)

@@ -3,10 +3,13 @@ blocks (naive.forget_resident_blocks) and translating token positions into the d
 (naive.translate_positions), one launch each.
 
 The plan: one program per (row, group), with its copies as rows for copy_rows and its statistics counted. The K
-wanted blocks live in registers; the S slots are visited in chunks. The eviction order is a rank, not a sort: slot
-s's rank is the number of slots before it in the order (eviction key, slot index), the key being the step the slot
-was last wanted, or a number above any step for a slot wanted now; miss number m goes to the slot of rank m. The
-keys are written to a scratch row first so that every chunk can read every other chunk's keys after a barrier.
+wanted blocks live in registers; the S slots are visited in chunks. Least recently wanted first, the eviction order
+is a rank, not a sort: slot s's rank is the number of slots before it in the order (eviction key, slot index), the
+key being the step the slot was last wanted, or a number above any step for a slot wanted now; miss number m goes
+to the slot of rank m. The keys are written to a scratch row first so that every chunk can read every other chunk's
+keys after a barrier. That costs S^2 comparisons: fine for a few hundred block slots. With a cursor (thousands of
+token slots) the victims are the slots not wanted now in circular order from it, found by one running count over
+the slots: the wanted slots are marked in a scratch row, and each victim's slot written to its rank there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,59 @@ import triton.language as tl
 from asynctls_hf.ops.triton_common import check_index, check_same_device, require
 
 SLOT_CHUNK = 32
+CIRCULAR_CHUNK = 1024  # slots per iteration of the first-in-first-out plan, whose work is linear in the slots
 WANTED_KEY = 2**62  # above any step number: a slot wanted now is never a victim
+
+
+@triton.jit
+def _lookup_wanted(wanted_ptr, block_slot_ptr, row_group, K, C, K_PAD: tl.constexpr):
+    """One (row, group)'s wanted ids [K_PAD] -> (ids, valid, their slots (-1: not resident), hits, copies, each
+    copy's rank among the copies)."""
+    picks = tl.arange(0, K_PAD)
+    wanted = tl.load(wanted_ptr + row_group * K + picks, mask=picks < K, other=-1)
+    valid = wanted >= 0
+    known = valid & (wanted < C)
+    wanted_slot = tl.load(block_slot_ptr + row_group * (C + 1) + tl.where(known, wanted, C), mask=known, other=-1)
+    wanted_slot = tl.where(known, wanted_slot, -1)
+    hits = wanted_slot >= 0
+    copies = valid & (wanted_slot < 0)
+    miss_rank = tl.cumsum(copies.to(tl.int32), 0) - 1
+    return wanted, valid, wanted_slot, hits, copies, miss_rank
+
+
+@triton.jit
+def _commit_plan(
+    slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, counters_ptr,
+    hits_ptr, copy_mask_ptr, dest_slots_ptr, source_rows_ptr, target_rows_ptr,
+    row_group, wanted, valid, wanted_slot, hits, copies, dest_slots,
+    K, S, C, source_blocks_per_row, target_slots_per_row, reserved_slots, K_PAD: tl.constexpr,
+):
+    """Write a planned (row, group) back: the maps, the outputs, the copies' rows and the counters."""
+    picks = tl.arange(0, K_PAD)
+    slot_block_row = slot_block_ptr + row_group * S
+    block_slot_row = block_slot_ptr + row_group * (C + 1)
+    # The evicted blocks leave block_slot, the misses enter it (disjoint ids: an evicted block is not wanted).
+    evicted = tl.load(slot_block_row + dest_slots, mask=copies, other=-1)
+    tl.store(block_slot_row + evicted, tl.full((K_PAD,), -1, tl.int64), mask=copies & (evicted >= 0))
+    tl.store(block_slot_row + wanted, dest_slots, mask=copies)
+    tl.debug_barrier()  # every evicted block read before a slot's new block is written
+    new_slot = tl.where(hits, wanted_slot, dest_slots)
+    step = tl.load(step_ptr)
+    tl.store(slot_block_row + new_slot, wanted, mask=valid)
+    tl.store(slot_last_wanted_ptr + row_group * S + new_slot, tl.full((K_PAD,), 0, tl.int64) + step, mask=valid)
+    out = row_group * K + picks
+    pick_ok = picks < K
+    tl.store(hits_ptr + out, hits, mask=pick_ok)
+    tl.store(copy_mask_ptr + out, copies, mask=pick_ok)
+    tl.store(dest_slots_ptr + out, dest_slots, mask=pick_ok)
+    source_rows = tl.where(copies, row_group * source_blocks_per_row + wanted, 0)
+    target_rows = tl.where(copies, row_group * target_slots_per_row + reserved_slots + dest_slots, 0)
+    tl.store(source_rows_ptr + out, source_rows, mask=pick_ok)
+    tl.store(target_rows_ptr + out, target_rows, mask=pick_ok)
+    tl.atomic_add(counters_ptr, (row_group == 0).to(tl.int64))
+    tl.atomic_add(counters_ptr + 1, tl.sum(valid.to(tl.int64), 0))
+    tl.atomic_add(counters_ptr + 2, tl.sum(hits.to(tl.int64), 0))
+    tl.atomic_add(counters_ptr + 3, tl.sum(copies.to(tl.int64), 0))
 
 
 @triton.jit
@@ -29,20 +84,11 @@ def _plan_resident_blocks_kernel(
     WANTED_KEY: tl.constexpr, K_PAD: tl.constexpr, SLOT_CHUNK: tl.constexpr,
 ):
     row_group = tl.program_id(0).to(tl.int64)
-    picks = tl.arange(0, K_PAD)
-    pick_ok = picks < K
-    wanted = tl.load(wanted_ptr + row_group * K + picks, mask=pick_ok, other=-1)
-    valid = wanted >= 0
-    known = valid & (wanted < C)
-    block_slot_row = block_slot_ptr + row_group * (C + 1)
-    wanted_slot = tl.load(block_slot_row + tl.where(known, wanted, C), mask=known, other=-1)
-    wanted_slot = tl.where(known, wanted_slot, -1)
-    hits = wanted_slot >= 0
-    copies = valid & (wanted_slot < 0)
-    miss_rank = tl.cumsum(copies.to(tl.int32), 0) - 1
+    wanted, valid, wanted_slot, hits, copies, miss_rank = _lookup_wanted(
+        wanted_ptr, block_slot_ptr, row_group, K, C, K_PAD
+    )
 
     # Eviction keys of every slot, into the scratch row.
-    slot_block_row = slot_block_ptr + row_group * S
     last_wanted_row = slot_last_wanted_ptr + row_group * S
     scratch_row = scratch_ptr + row_group * S
     chunk = tl.arange(0, SLOT_CHUNK)
@@ -71,27 +117,62 @@ def _plan_resident_blocks_kernel(
         taken = (miss_rank[:, None] == rank[None, :]) & copies[:, None] & in_range[None, :]
         dest_slots = tl.maximum(dest_slots, tl.max(tl.where(taken, slots[None, :].to(tl.int64), -1), axis=1))
 
-    # The evicted blocks leave block_slot, the misses enter it (disjoint ids: an evicted block is not wanted).
-    evicted = tl.load(slot_block_row + dest_slots, mask=copies, other=-1)
-    tl.store(block_slot_row + evicted, tl.full((K_PAD,), -1, tl.int64), mask=copies & (evicted >= 0))
-    tl.store(block_slot_row + wanted, dest_slots, mask=copies)
-    tl.debug_barrier()  # every evicted block read before a slot's new block is written
-    new_slot = tl.where(hits, wanted_slot, dest_slots)
-    step = tl.load(step_ptr)
-    tl.store(slot_block_row + new_slot, wanted, mask=valid)
-    tl.store(last_wanted_row + new_slot, tl.full((K_PAD,), 0, tl.int64) + step, mask=valid)
-    out = row_group * K + picks
-    tl.store(hits_ptr + out, hits, mask=pick_ok)
-    tl.store(copy_mask_ptr + out, copies, mask=pick_ok)
-    tl.store(dest_slots_ptr + out, dest_slots, mask=pick_ok)
-    source_rows = tl.where(copies, row_group * source_blocks_per_row + wanted, 0)
-    target_rows = tl.where(copies, row_group * target_slots_per_row + reserved_slots + dest_slots, 0)
-    tl.store(source_rows_ptr + out, source_rows, mask=pick_ok)
-    tl.store(target_rows_ptr + out, target_rows, mask=pick_ok)
-    tl.atomic_add(counters_ptr, (row_group == 0).to(tl.int64))
-    tl.atomic_add(counters_ptr + 1, tl.sum(valid.to(tl.int64), 0))
-    tl.atomic_add(counters_ptr + 2, tl.sum(hits.to(tl.int64), 0))
-    tl.atomic_add(counters_ptr + 3, tl.sum(copies.to(tl.int64), 0))
+    _commit_plan(
+        slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, counters_ptr,
+        hits_ptr, copy_mask_ptr, dest_slots_ptr, source_rows_ptr, target_rows_ptr,
+        row_group, wanted, valid, wanted_slot, hits, copies, dest_slots,
+        K, S, C, source_blocks_per_row, target_slots_per_row, reserved_slots, K_PAD,
+    )
+
+
+@triton.jit
+def _plan_resident_circular_kernel(
+    wanted_ptr, slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, cursor_ptr, counters_ptr,
+    scratch_ptr, hits_ptr, copy_mask_ptr, dest_slots_ptr, source_rows_ptr, target_rows_ptr,
+    K, S, C, source_blocks_per_row, target_slots_per_row, reserved_slots,
+    K_PAD: tl.constexpr, CHUNK: tl.constexpr,
+):
+    row_group = tl.program_id(0).to(tl.int64)
+    wanted, valid, wanted_slot, hits, copies, miss_rank = _lookup_wanted(
+        wanted_ptr, block_slot_ptr, row_group, K, C, K_PAD
+    )
+    misses = tl.sum(copies.to(tl.int32), 0)
+
+    # Scratch row: S marks (1: the slot holds a block wanted now), then the K victims in order.
+    marks_row = scratch_ptr + row_group * (S + K_PAD)
+    victims_row = marks_row + S
+    chunk = tl.arange(0, CHUNK)
+    for begin in range(0, S, CHUNK):
+        tl.store(marks_row + begin + chunk, tl.zeros((CHUNK,), tl.int64), mask=begin + chunk < S)
+    tl.debug_barrier()
+    tl.store(marks_row + wanted_slot, tl.full((K_PAD,), 1, tl.int64), mask=hits)
+    tl.debug_barrier()
+
+    # The slots not wanted now, in circular order from the cursor: victim m is the m-th of them.
+    cursor = tl.load(cursor_ptr + row_group)
+    new_cursor = cursor
+    found = tl.sum(tl.zeros((CHUNK,), tl.int32), 0)
+    for begin in range(0, S, CHUNK):
+        in_range = begin + chunk < S
+        slots = (cursor + begin + chunk) % S
+        free = in_range & (tl.load(marks_row + slots, mask=in_range, other=1) == 0)
+        rank = found + tl.cumsum(free.to(tl.int32), 0) - 1
+        take = free & (rank < misses)
+        tl.store(victims_row + rank, slots, mask=take)
+        last = tl.max(tl.where(take & (rank == misses - 1), slots, -1), 0)
+        new_cursor = tl.where(last >= 0, (last + 1) % S, new_cursor)
+        found += tl.sum(free.to(tl.int32), 0)
+    tl.debug_barrier()
+    dest_slots = tl.load(victims_row + miss_rank, mask=copies, other=-1)
+    dest_slots = tl.where(copies, dest_slots, -1)
+    tl.store(cursor_ptr + row_group, new_cursor)
+
+    _commit_plan(
+        slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, step_ptr, counters_ptr,
+        hits_ptr, copy_mask_ptr, dest_slots_ptr, source_rows_ptr, target_rows_ptr,
+        row_group, wanted, valid, wanted_slot, hits, copies, dest_slots,
+        K, S, C, source_blocks_per_row, target_slots_per_row, reserved_slots, K_PAD,
+    )
 
 
 def plan_resident_blocks(
@@ -104,8 +185,11 @@ def plan_resident_blocks(
     source_blocks_per_row: int,
     target_slots_per_row: int,
     reserved_slots: int,
+    cursor: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place."""
+    """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place.
+    Least recently wanted victims cost a rank over all slots (S^2 / SLOT_CHUNK work per row and group, for a few
+    hundred slots); with `cursor`, victims in circular order (linear in S)."""
     batch, groups, picks = wanted.shape
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
     require(0 < picks <= num_slots, f"{picks} wanted blocks per group do not fit in {num_slots} slots")
@@ -118,17 +202,28 @@ def plan_resident_blocks(
         require(tensor.dtype == torch.int64 and tensor.is_contiguous(), f"{name} must be contiguous int64")
     require(step.numel() == 1 and step.dtype == torch.int64, "step must be one int64")
     check_same_device(wanted=wanted, slot_block=slot_block, block_slot=block_slot, step=step, counters=counters)
-    scratch = torch.empty_like(slot_last_wanted)
     hits = torch.empty(wanted.shape, dtype=torch.bool, device=wanted.device)
     copy_mask = torch.empty_like(hits)
     dest_slots = torch.empty_like(wanted)
     source_rows = torch.empty(wanted.numel(), dtype=torch.int64, device=wanted.device)
     target_rows = torch.empty_like(source_rows)
-    _plan_resident_blocks_kernel[(batch * groups,)](
-        wanted, slot_block, slot_last_wanted, block_slot, step, counters, scratch, hits, copy_mask, dest_slots,
-        source_rows, target_rows, picks, num_slots, capacity, source_blocks_per_row, target_slots_per_row,
-        reserved_slots, WANTED_KEY=WANTED_KEY, K_PAD=triton.next_power_of_2(picks), SLOT_CHUNK=SLOT_CHUNK,
-    )
+    k_pad = triton.next_power_of_2(picks)
+    shape_arguments = (picks, num_slots, capacity, source_blocks_per_row, target_slots_per_row, reserved_slots)
+    if cursor is None:
+        scratch = torch.empty_like(slot_last_wanted)
+        _plan_resident_blocks_kernel[(batch * groups,)](
+            wanted, slot_block, slot_last_wanted, block_slot, step, counters, scratch, hits, copy_mask, dest_slots,
+            source_rows, target_rows, *shape_arguments, WANTED_KEY=WANTED_KEY, K_PAD=k_pad, SLOT_CHUNK=SLOT_CHUNK,
+        )
+    else:
+        check_index("cursor", cursor, (batch, groups))
+        require(cursor.dtype == torch.int64 and cursor.is_contiguous(), "cursor must be contiguous int64")
+        scratch = torch.empty((batch, groups, num_slots + k_pad), dtype=torch.int64, device=wanted.device)
+        _plan_resident_circular_kernel[(batch * groups,)](
+            wanted, slot_block, slot_last_wanted, block_slot, step, cursor, counters, scratch, hits, copy_mask,
+            dest_slots, source_rows, target_rows, *shape_arguments, K_PAD=k_pad,
+            CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)),
+        )
     return hits, copy_mask, dest_slots, source_rows, target_rows
 
 
@@ -185,17 +280,18 @@ def translate_positions(
 
 @triton.jit
 def _forget_resident_blocks_kernel(
-    slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, first_block_ptr, S, C, SLOTS_PAD: tl.constexpr,
+    slot_block_ptr, slot_last_wanted_ptr, block_slot_ptr, first_block_ptr, S, C, CHUNK: tl.constexpr,
 ):
     row_group = tl.program_id(0).to(tl.int64)
-    slots = tl.arange(0, SLOTS_PAD)
-    in_range = slots < S
     first_block = tl.load(first_block_ptr)
-    blocks = tl.load(slot_block_ptr + row_group * S + slots, mask=in_range, other=-1)
-    stale = in_range & (blocks >= first_block)
-    tl.store(block_slot_ptr + row_group * (C + 1) + blocks, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
-    tl.store(slot_block_ptr + row_group * S + slots, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
-    tl.store(slot_last_wanted_ptr + row_group * S + slots, tl.full((SLOTS_PAD,), -1, tl.int64), mask=stale)
+    for begin in range(0, S, CHUNK):
+        slots = begin + tl.arange(0, CHUNK)
+        in_range = slots < S
+        blocks = tl.load(slot_block_ptr + row_group * S + slots, mask=in_range, other=-1)
+        stale = in_range & (blocks >= first_block)
+        tl.store(block_slot_ptr + row_group * (C + 1) + blocks, tl.full((CHUNK,), -1, tl.int64), mask=stale)
+        tl.store(slot_block_ptr + row_group * S + slots, tl.full((CHUNK,), -1, tl.int64), mask=stale)
+        tl.store(slot_last_wanted_ptr + row_group * S + slots, tl.full((CHUNK,), -1, tl.int64), mask=stale)
 
 
 def forget_resident_blocks(
@@ -212,5 +308,5 @@ def forget_resident_blocks(
     check_same_device(slot_block=slot_block, block_slot=block_slot, first_block=first_block)
     _forget_resident_blocks_kernel[(batch * groups,)](
         slot_block, slot_last_wanted, block_slot, first_block, num_slots, block_slot.shape[2] - 1,
-        SLOTS_PAD=triton.next_power_of_2(num_slots),
+        CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)),
     )

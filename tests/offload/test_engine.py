@@ -231,6 +231,7 @@ def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
     engine = OffloadEngine(store, slots, SyncTransport(), "cpu", prefetch_lag=0, window_tokens=window,
                            granularity="token")
     assert engine.key_buffer.shape[2] == window + slots
+    assert engine.resident.cursor is not None, "thousands of token slots: the circular policy, not a full ranking"
     generator = torch.Generator().manual_seed(0)
     keys = torch.randn(BATCH, 2, 120, KEY_WIDTH, generator=generator)
     values = keys[..., :VALUE_WIDTH] if values_in_keys else torch.randn(BATCH, 2, 120, VALUE_WIDTH, generator=generator)

@@ -42,6 +42,24 @@ def test_least_recently_wanted_is_evicted_and_wanted_blocks_stay():
     assert slots_of(resident, torch.tensor([[[1, 3, 5, 0, -1, 100]]])).tolist() == [[[-1, -1, 3, 0, -1, -1]]]
 
 
+def test_circular_policy_takes_the_next_slots_not_wanted_now():
+    """First in, first out from a cursor: the slots in circular order, skipping those wanted now (whatever their
+    age), the cursor after the last one taken; reordered rows take their cursors with them; reset rewinds."""
+    resident = ResidentSet(1, 1, num_slots=4, block_capacity=16, device="cpu", circular=True)
+    assert plan_one(resident, [5, 6]) == ([False, False], [0, 1])
+    assert resident.cursor.tolist() == [[2]]
+    assert plan_one(resident, [5, 7, 8]) == ([True, False, False], [-1, 2, 3])  # slots 2, 3; the cursor wraps to 0
+    assert resident.cursor.tolist() == [[0]]
+    assert plan_one(resident, [9, 5]) == ([False, True], [1, -1])  # slot 0 holds 5, wanted now: skipped
+    assert resident.slot_block[0, 0].tolist() == [5, 9, 7, 8] and resident.cursor.tolist() == [[2]]
+    assert plan_one(resident, [1, 2, 3]) == ([False, False, False], [2, 3, 0])  # the oldest, even block 5
+    assert resident.cursor.tolist() == [[1]]
+    resident.select_rows(torch.tensor([0, 0]))
+    assert resident.cursor.tolist() == [[1], [1]]
+    resident.reset()
+    assert resident.cursor.tolist() == [[0], [0]] and (resident.slot_block == -1).all()
+
+
 def test_more_wanted_blocks_than_slots_is_refused():
     resident = ResidentSet(1, 1, num_slots=2, block_capacity=8, device="cpu")
     with pytest.raises(ValueError, match="3 wanted blocks per group do not fit in 2 slots"):

@@ -36,9 +36,11 @@ def _wanted_sequence(batch, groups, picks, capacity, steps, generator):
         (3, 2, 5, 7, 23),  # more slots than picks: empty slots and least-recently-wanted order matter
         (2, 3, 37, 37, 101),  # more slots than one chunk of the kernel
         (2, 1, 20, 45, 64),
+        (1, 2, 300, 1100, 2500),  # token slots: more than one chunk of the circular kernel
     ],
 )
-def test_plans_and_state_equal_the_reference(batch, groups, picks, slots, capacity):
+@pytest.mark.parametrize("circular", [False, True], ids=["least-recently-wanted", "circular"])
+def test_plans_and_state_equal_the_reference(batch, groups, picks, slots, capacity, circular):
     generator = torch.Generator().manual_seed(picks * 100 + slots)
     state = [
         torch.full((batch, groups, slots), -1, dtype=torch.long),
@@ -46,20 +48,21 @@ def test_plans_and_state_equal_the_reference(batch, groups, picks, slots, capaci
         torch.full((batch, groups, capacity + 1), -1, dtype=torch.long),
     ]
     state.append(torch.zeros(4, dtype=torch.long))  # the counters
-    kernel_state = [tensor.to(DEVICE, copy=True) for tensor in state]
+    state.append(torch.randint(0, slots, (batch, groups), generator=generator) if circular else None)  # cursor
+    kernel_state = [None if tensor is None else tensor.to(DEVICE, copy=True) for tensor in state]
     rows = (capacity + 3, slots + 2, 2)  # store blocks per (row, group); buffer slots per (row, group); reserved
     hit_total = 0
     for step, wanted in enumerate(_wanted_sequence(batch, groups, picks, capacity, 6, generator)):
         step_tensor = torch.tensor(step)
-        expected = naive.plan_resident_blocks(wanted, *state[:3], step_tensor, state[3], *rows)
+        expected = naive.plan_resident_blocks(wanted, *state[:3], step_tensor, state[3], *rows, state[4])
         output = plan_resident_blocks(wanted.to(DEVICE), *kernel_state[:3], step_tensor.to(DEVICE), kernel_state[3],
-                                      *rows, backend="triton")
+                                      *rows, cursor=kernel_state[4], backend="triton")
         names = ("hits", "copy_mask", "dest_slots", "source_rows", "target_rows")
         for name, got, want in zip(names, output, expected, strict=True):
             assert torch.equal(got.cpu(), want), (step, name)
-        names = ("slot_block", "slot_last_wanted", "block_slot", "counters")
+        names = ("slot_block", "slot_last_wanted", "block_slot", "counters", "cursor")
         for name, got, want in zip(names, kernel_state, state, strict=True):
-            assert torch.equal(got.cpu(), want), (step, name)
+            assert (got is None and want is None) or torch.equal(got.cpu(), want), (step, name)
         hit_total += int(expected[0].sum())
     assert hit_total > 0  # the sequences exercise hits, not only misses
 
