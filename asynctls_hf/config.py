@@ -38,7 +38,7 @@ class AsyncTLSConfig:
     offload_granularity: with offload, what the device slots hold and the copies move: "block" (the paper's
         protocol above: whole blocks, top_blocks slots per group) or "token" (exact, needs prefetch_lag=0: the
         tokens token selection picked are copied after it, each step's misses only, into top_blocks * block_size
-        token slots per group that keep the most recently picked tokens; a fraction of the bytes of whole blocks).
+        token slots per group, taken first in, first out; a fraction of the bytes of whole blocks).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
