@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from asynctls_hf.api import cache_argument
 from asynctls_hf.bench import decode_step_bench
 from tests.helpers import tiny_glm4_moe_lite, tiny_qwen3
 
@@ -23,7 +24,7 @@ def test_static_stock_cache_gives_the_dynamic_caches_logits(build, monkeypatch):
     with torch.no_grad():
         for step in range(3):
             position_ids = torch.full((batch, 1), context + step)
-            logits = [model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache,
-                            logits_to_keep=1).logits for cache in (dynamic, static)]
+            logits = [model(input_ids=input_ids, position_ids=position_ids, logits_to_keep=1,
+                            **{cache_argument(model): cache}).logits for cache in (dynamic, static)]
             torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
             input_ids = logits[0][:, -1].argmax(dim=-1, keepdim=True)
