@@ -1,6 +1,6 @@
 #!/bin/bash
 # First H200 run of offload_granularity="token" (exact offload that copies only the selected tokens a step lacks;
-# on the Qwen3 probe 8-10x fewer bytes than whole blocks, EVAL.md) and of the copy-stream knobs: every GPU test
+# on the Qwen3 probe 8.2-9.5x fewer bytes than whole blocks, EVAL.md) and of the copy-stream knobs: every GPU test
 # (the token mode's 256-step equivalence, eager and graphed, and its random-delay test are new), then the Qwen3-8B
 # graphed decode step resident / offloaded by blocks (lag 1) / offloaded by tokens at 48k and 96k, batch 1 and 4
 # (random weights: hit rates below the probes'), then the attention-plus-GEMMs benchmark with drifting queries at
