@@ -167,7 +167,10 @@ class OffloadEngine:
         returns."""
         if self.granularity != "token":
             raise RuntimeError("fetch_tokens is the token protocol's; an engine of granularity 'block' uses begin_step")
-        self._copy(self._plan(torch.where(valid[..., fixed:], positions[..., fixed:], -1)))
+        # In position order: which slot a token takes, so which token leaves when, does not depend on the order
+        # token selection lists them in (it differs between backends), and the host rows are read in order.
+        wanted = torch.where(valid[..., fixed:], positions[..., fixed:], -1).sort(dim=-1).values
+        self._copy(self._plan(wanted))
         self._wait_pending()
         return self.translate(positions, valid, fixed)
 
