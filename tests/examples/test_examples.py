@@ -51,10 +51,13 @@ def test_glm_mla_without_its_probe_says_what_to_do(monkeypatch, capsys, tmp_path
         run_example("glm_mla.py", SMALL, monkeypatch, capsys)
 
 
-def test_long_context_offload(probe_checkpoint, monkeypatch, capsys):
-    argv = ["--model", probe_checkpoint, "--device", "cpu", "--context", "1024", "--budget", "128", "--new-tokens", "4"]
+@pytest.mark.parametrize(("granularity", "name"), [("block", "offloaded (blocks, lag 1) "),
+                                                   ("token", "offloaded (tokens, lag 0) ")])
+def test_long_context_offload(probe_checkpoint, monkeypatch, capsys, granularity, name):
+    argv = ["--model", probe_checkpoint, "--device", "cpu", "--context", "1024", "--budget", "128", "--new-tokens", "4",
+            "--granularity", granularity]
     lines = run_example("long_context_offload.py", argv, monkeypatch, capsys).splitlines()
     assert ", budget 128; the answer is " in lines[0]
     assert lines[1].startswith("on the device ") and "hit rate 1.000, 0 KiB copied per step" in lines[2]
-    assert lines[3].startswith("offloaded (lag 1) ") and "answer (" in lines[3]
+    assert lines[3].startswith(name) and "answer (" in lines[3]
     assert " host 0.0 MiB" not in lines[4] and "KiB copied per step" in lines[4]
