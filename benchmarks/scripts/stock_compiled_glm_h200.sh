@@ -3,16 +3,10 @@
 #   part a: the two ops test files changed after the fused-offload run, then stock static+compile for GLM-4.7-Flash
 #           at 1k and 48k (batch 1, 4, 8; rows print as they finish, the time box may end the list);
 #   part b: the GLM cells part a did not reach (SHAPES="context:batch ..."), GLM 96k batch 8, and the Qwen3-8B
-#           graphed offloaded step at 96k batch 8 (about 105 GiB pinned store).
+#           graphed offloaded step at 96k batch 8 (about 109 GiB pinned store).
 # Results under $OUT. Usage (repo root): OUT=dir bash benchmarks/scripts/stock_compiled_glm_h200.sh a|b
 set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-bench() {  # name, timeout, bench arguments...
-  local name=$1 limit=$2
-  shift 2
-  timeout "$limit" python -m asynctls_hf bench decode-step --steps 20 --warmup 4 --out "$OUT/$name" "$@" 2>&1 \
-    | grep -v Warning | grep "method=\|Error" | tee -a "$OUT/log.txt"
-}
+source benchmarks/scripts/decode_step_bench.sh
 if [ "$1" = a ]; then
   timeout 60 python -m pytest -q tests/ops/test_copy_rows.py tests/ops/test_triton_model.py -p no:cacheprovider 2>&1 \
     | tail -3 | tee "$OUT/ops_tests.log"
