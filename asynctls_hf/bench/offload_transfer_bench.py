@@ -31,6 +31,7 @@ import torch
 from asynctls_hf.bench.ops_bench import MODELS, ModelShape
 from asynctls_hf.cli_options import integer_list
 from asynctls_hf.offload import CudaStreamTransport, HostBlockStore, ResidentSet, SyncTransport
+from asynctls_hf.offload.pinned import page_locked_empty
 
 BLOCK_SIZE = 64
 DTYPE = torch.bfloat16
@@ -80,7 +81,7 @@ def raw_copy_ms(nbytes: int, device: torch.device, reps: int) -> float:
     if device.type != "cuda":
         source = torch.empty(nbytes, dtype=torch.uint8)
         return median_wall_ms(source.clone, reps, lambda: None)
-    source = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    source = page_locked_empty((nbytes,), torch.uint8)
     target = torch.empty(nbytes, dtype=torch.uint8, device=device)
     times = []
     for repetition in range(reps + 1):

@@ -12,12 +12,7 @@ from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.cache.offloaded import window_positions
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
-from asynctls_hf.offload.plan import (
-    CacheMemoryError,
-    free_device_memory,
-    host_available_memory,
-    release_cached_pinned_memory,
-)
+from asynctls_hf.offload.plan import CacheMemoryError, free_device_memory, host_available_memory
 
 __all__ = ["AsyncTLSCache", "CacheMemoryError", "DecodePlan", "LayerGeometry", "free_device_memory"]
 
@@ -152,18 +147,14 @@ class AsyncTLSCache(Cache):
         resident: dict[torch.device, int] = {}
         offloaded: dict[torch.device, int] = {}
         host = 0
-        staging: dict[torch.device, int] = {}  # each transport's two staging buffers of the largest step's copy
         for layer, device in zip(self.layers, layer_devices, strict=True):
             resident[device] = resident.get(device, 0) + layer.storage_bytes(batch, self.max_length, dtype)
             offloaded[device] = offloaded.get(device, 0) + layer.storage_bytes(
                 batch, self.max_length, dtype, offload=True
             )
             host += layer.host_bytes(batch, self.max_length, dtype)
-            staging[device] = max(staging.get(device, 0), 2 * layer.block_copy_bytes(batch, dtype))
-        if self.config.offload is not False:
-            release_cached_pinned_memory()
         placement = plan_placement(
-            resident, offloaded, host + sum(staging.values()), self.config.offload,
+            resident, offloaded, host, self.config.offload,
             what=f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens ({dtype})",
             device_free={device: free_device_memory(device) for device in resident},
             host_free=host_available_memory(),

@@ -163,12 +163,6 @@ class AsyncTLSLayer(CacheLayerMixin):
         widths = self.key_width + (0 if self.values_in_keys else self.value_width)
         return batch * self.num_groups * self._preallocated_capacity(slots) * widths * dtype.itemsize
 
-    def block_copy_bytes(self, batch: int, dtype: torch.dtype) -> int:
-        """Bytes of the largest copy one offloaded decode step can make: every top_blocks block of every row and
-        group (what a transport's staging buffer grows to)."""
-        widths = self.key_width + (0 if self.values_in_keys else self.value_width)
-        return batch * self.num_groups * self.config.top_blocks * self.config.block_size * widths * dtype.itemsize
-
     def _label_width(self) -> int:
         channels = self.num_label_channels
         return channels // 2 if self.config.label_bits == 4 else channels

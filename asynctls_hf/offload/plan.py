@@ -44,14 +44,6 @@ def host_available_memory(meminfo_path: str = "/proc/meminfo") -> int:
     raise OSError(f"no MemAvailable line in {meminfo_path}")
 
 
-def release_cached_pinned_memory() -> None:
-    """Give back the pinned host memory PyTorch's host caching allocator keeps after its tensors are freed (an
-    earlier cache's store, say): MemAvailable does not count it, and a new pinned store could not use it."""
-    empty_host_cache = getattr(torch.accelerator, "empty_host_cache", None)
-    if empty_host_cache is not None and torch.cuda.is_available():
-        empty_host_cache()
-
-
 def device_usable(free: int) -> int:
     """What "auto" lets the resident cache take of `free` GPU bytes: the rest is kept for activations."""
     return free - max(int(DEVICE_RESERVE_FRACTION * free), DEVICE_RESERVE_MIN_BYTES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from asynctls_hf import ops
+from asynctls_hf.offload.pinned import page_locked_empty
 
 
 def wait_for_device_writes() -> None:
@@ -91,7 +92,9 @@ class HostBlockStore:
         return self.values.flatten(2, 3)
 
     def _empty(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.empty(shape, dtype=self.dtype, pin_memory=self.pin_memory)
+        if self.pin_memory:
+            return page_locked_empty(shape, self.dtype)
+        return torch.empty(shape, dtype=self.dtype)
 
     @property
     def values(self) -> torch.Tensor:
