@@ -13,6 +13,7 @@ from transformers.cache_utils import DynamicCache
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.graphs import DecodeGraphs
+from asynctls_hf.prefill import ChunkedPrefill
 from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
 
 
@@ -59,6 +60,7 @@ def patch(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides) -
         for module in attention_modules:
             _replace_forward(module, family, state)
         _install_cache_builders(model, decoder, state)
+        _install_chunked_prefill(decoder, state)
         _install_decode_graphs(model, state)
     except BaseException:
         for restore in reversed(state.restorers):
@@ -132,6 +134,14 @@ def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState)
         return family.forward(module, cache, arguments["hidden_states"], arguments["position_embeddings"])
 
     _set_instance_attribute(module, attribute, forward, state)
+
+
+def _install_chunked_prefill(decoder: nn.Module, state: _PatchState) -> None:
+    """Run long prompts through the decoder in chunks of config.prefill_chunk_size tokens (asynctls_hf.prefill)."""
+    hooked = hasattr(decoder, "_hf_hook") and hasattr(decoder, "_old_forward")
+    attribute = "_old_forward" if hooked else "forward"
+    chunked = ChunkedPrefill(getattr(decoder, attribute), cache_argument(decoder), lambda: state.config)
+    _set_instance_attribute(decoder, attribute, chunked, state)
 
 
 def _install_decode_graphs(model: nn.Module, state: _PatchState) -> None:

@@ -43,7 +43,8 @@ class AsyncTLSConfig:
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
         where capture is impossible (beam search, a cache without max_length) decoding stays eager with a warning.
-    prefill_chunk_size: query tokens per dense attention chunk during prefill.
+    prefill_chunk_size: prompt tokens per prefill chunk: a longer prompt runs through the whole model one chunk at
+        a time (its attention dense over the cache so far), so activations scale with the chunk, not the prompt.
     """
 
     block_size: int = 64

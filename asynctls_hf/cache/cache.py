@@ -401,6 +401,18 @@ class AsyncTLSCache(Cache):
             query_length = query_length.shape[0]
         return self.get_seq_length(layer_idx) + query_length, 0
 
+    def defer_label_channels(self) -> None:
+        """For a prompt prefilled in chunks: until write_deferred_labels, layers that have not chosen their label
+        channels gather the statistics of every chunk instead of choosing them from the first."""
+        for layer in self.layers:
+            if layer.label_channels is None:
+                layer.defer_labels = True
+
+    def write_deferred_labels(self) -> None:
+        """After the last chunk: choose the label channels from the whole prompt and label every cached token."""
+        for layer in self.layers:
+            layer.write_deferred_labels(self.config.prefill_chunk_size)
+
     def reset(self) -> None:
         for layer in self.layers:
             layer.reset()

@@ -68,6 +68,10 @@ class AsyncTLSLayer(CacheLayerMixin):
         self.block_max = self.block_min = None
         self.label_codes = self.label_scale = self.label_zero = None
         self.label_channels = None
+        # While a prompt is prefilled in chunks: per row and group, sum |q_c| over its real queries and sum |k_c|
+        # over its real keys so far ([B, NG, Dk] float32 each); the channels and labels come after the last chunk.
+        self.channel_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.defer_labels = False
 
     # ---- storage -------------------------------------------------------------------------------------
 
@@ -226,6 +230,9 @@ class AsyncTLSLayer(CacheLayerMixin):
             self.offloaded.append(new_keys, None if value_states is None else value_states.to(self.dtype), row_start)
             self.length = end
             self._update_block_summaries_from(torch.cat([earlier, new_keys], dim=2), block_begin, begin, row_start)
+        if self.label_channels is None and self.defer_labels:
+            self._accumulate_channel_statistics(query, new_keys, row_start, begin)
+            return
         if self.label_channels is None:
             self.label_channels = self._choose_label_channels(query, row_start, begin)
         self._write_labels(new_keys, begin, end)
@@ -282,20 +289,61 @@ class AsyncTLSLayer(CacheLayerMixin):
             return self.keys[:, :, : self.length], self.values[:, :, : self.length]
         return self.offloaded.context()
 
-    def _choose_label_channels(
-        self, query: torch.Tensor, row_start: torch.Tensor, first_query_slot: int
-    ) -> torch.Tensor:
-        """Per row and group, the C channels with the largest mean |q_c| * mean |k_c| over real tokens."""
+    def _channel_terms(
+        self, query: torch.Tensor, keys: torch.Tensor, row_start: torch.Tensor, first_query_slot: int,
+        first_key_slot: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row and group, sum |q_c| over the real queries of query [B, NG * G, T, Dk] (slots from
+        first_query_slot) and sum |k_c| over the real keys of keys [B, NG, L, Dk] (slots from first_key_slot);
+        [B, NG, Dk] float32 each."""
         batch, heads, tokens, width = query.shape
         query_slots = torch.arange(first_query_slot, first_query_slot + tokens, device=query.device)
         real_query = (query_slots[None, :] >= row_start[:, None]).to(torch.float32)  # [B, T]
         query_abs = query.float().abs().view(batch, self.num_groups, heads // self.num_groups, tokens, width)
-        query_mean = torch.einsum("bghtd,bt->bgd", query_abs, real_query)
-        key_slots = torch.arange(self.length, device=query.device)
+        query_sum = torch.einsum("bghtd,bt->bgd", query_abs, real_query)
+        key_slots = torch.arange(first_key_slot, first_key_slot + keys.shape[2], device=query.device)
         real_key = (key_slots[None, :] >= row_start[:, None]).to(torch.float32)  # [B, L]
-        key_mean = torch.einsum("bgld,bl->bgd", self.context_kv()[0].float().abs(), real_key)
-        importance = query_mean * key_mean
-        return importance.topk(self.num_label_channels, dim=-1).indices.sort(dim=-1).values
+        key_sum = torch.einsum("bgld,bl->bgd", keys.float().abs(), real_key)
+        return query_sum, key_sum
+
+    def _top_channels(self, query_sum: torch.Tensor, key_sum: torch.Tensor) -> torch.Tensor:
+        """The C channels with the largest mean |q_c| * mean |k_c| (the sums' product ranks them alike),
+        [B, NG, C] int64, ascending."""
+        return (query_sum * key_sum).topk(self.num_label_channels, dim=-1).indices.sort(dim=-1).values
+
+    def _choose_label_channels(
+        self, query: torch.Tensor, row_start: torch.Tensor, first_query_slot: int
+    ) -> torch.Tensor:
+        """Per row and group, the C channels with the largest mean |q_c| * mean |k_c| over real tokens: the
+        queries of this forward, every cached key."""
+        return self._top_channels(*self._channel_terms(query, self.context_kv()[0], row_start, first_query_slot, 0))
+
+    def _accumulate_channel_statistics(
+        self, query: torch.Tensor, new_keys: torch.Tensor, row_start: torch.Tensor, begin: int
+    ) -> None:
+        """Add one prefill chunk's queries and keys (slots from `begin`) to the channel statistics."""
+        query_sum, key_sum = self._channel_terms(query, new_keys, row_start, begin, begin)
+        if self.channel_statistics is None:
+            self.channel_statistics = (query_sum, key_sum)
+        else:
+            self.channel_statistics[0].add_(query_sum)
+            self.channel_statistics[1].add_(key_sum)
+
+    def write_deferred_labels(self, chunk_tokens: int) -> None:
+        """After a chunked prefill: choose the label channels from the whole prompt's statistics (as one forward
+        over it would) and write the labels of every cached token, reading the keys `chunk_tokens` at a time."""
+        self.defer_labels = False
+        statistics, self.channel_statistics = self.channel_statistics, None
+        if statistics is None or self.label_channels is not None:
+            return
+        self.label_channels = self._top_channels(*statistics)
+        for begin in range(0, self.length, chunk_tokens):
+            end = min(begin + chunk_tokens, self.length)
+            if self.offloaded is None:
+                keys = self.keys[:, :, begin:end]
+            else:
+                keys = self.offloaded.store.read_tokens(begin, end, self.device)[0]
+            self._write_labels(keys.to(self.dtype), begin, end)
 
     def _labels_of(self, new_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Labels (codes [B, NG, T, W], scale and zero [B, NG, T]) of keys new_keys [B, NG, T, Dk]."""
@@ -352,6 +400,8 @@ class AsyncTLSLayer(CacheLayerMixin):
         """Forget every token and the channel choice, keeping the storage."""
         self.length = 0
         self.label_channels = None
+        self.channel_statistics = None
+        self.defer_labels = False
         if self.offloaded is not None:
             self.offloaded.reset()
 

@@ -1,0 +1,80 @@
+"""Chunked prefill: a prompt longer than prefill_chunk_size runs through the whole model one chunk at a time, with
+the same result as one forward over it."""
+
+import pytest
+import torch
+from helpers import assert_same_generation, greedy, left_padded_batch, tiny_glm4_moe_lite, tiny_qwen3
+
+import asynctls_hf
+
+LENGTHS = [150, 97, 131]  # left-padded, odd sizes
+BUDGET_COVERS = dict(token_budget=512, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=64)
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=8)
+OFFLOADED = dict(SPARSE, offload=True, prefetch_lag=0)  # exact: the same result as resident
+MODELS = {"qwen3": tiny_qwen3, "glm4_moe_lite": tiny_glm4_moe_lite}
+
+
+def mlp_token_counts(model) -> list[int]:
+    """Records how many tokens per row each call of the first decoder layer's MLP sees (filled as the model runs)."""
+    counts = []
+    model.model.layers[0].mlp.register_forward_hook(lambda module, args, output: counts.append(args[0].shape[1]))
+    return counts
+
+
+@pytest.mark.parametrize("family", MODELS)
+@pytest.mark.parametrize(
+    "settings, chunked_settings",
+    [(BUDGET_COVERS, BUDGET_COVERS), (SPARSE, SPARSE), (SPARSE, OFFLOADED)],
+    ids=["budget-covers", "sparse", "sparse-offloaded"],
+)
+def test_generation_in_chunks_equals_one_prefill(family, settings, chunked_settings):
+    """Chunks of 33 tokens give the tokens and logits of one prefill (resident); the label channels chosen from
+    the whole prompt, the offloaded store's keys labelled after the last chunk."""
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = MODELS[family]()
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=4096, **settings)
+        whole = greedy(model, input_ids, attention_mask, steps=6)
+        asynctls_hf.patch(model, prefill_chunk_size=33, **chunked_settings)
+        counts = mlp_token_counts(model)
+        chunked = greedy(model, input_ids, attention_mask, steps=6)
+    assert counts == [33, 33, 33, 33, 18, 1, 1, 1, 1, 1], "prefill in chunks of 33, then one token per step"
+    assert_same_generation(whole, chunked, atol=1e-4)
+
+
+def test_forward_returns_every_token_and_layer_state_of_the_prompt():
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = tiny_qwen3()
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=4096, **BUDGET_COVERS)
+        whole = model(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        asynctls_hf.patch(model, prefill_chunk_size=40, **BUDGET_COVERS)
+        chunked = model(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    real = attention_mask.bool()
+    assert chunked.logits.shape == whole.logits.shape
+    torch.testing.assert_close(chunked.logits[real], whole.logits[real], atol=2e-5, rtol=0)
+    assert len(chunked.hidden_states) == len(whole.hidden_states)
+    for got, expected in zip(chunked.hidden_states, whole.hidden_states, strict=True):
+        torch.testing.assert_close(got[real], expected[real], atol=2e-5, rtol=0)
+
+
+def test_unpatch_restores_the_decoder_forward():
+    model = tiny_qwen3()
+    asynctls_hf.patch(model, prefill_chunk_size=16)
+    assert "forward" in vars(model.model)
+    asynctls_hf.unpatch(model)
+    assert "forward" not in vars(model.model)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", MODELS)
+def test_chunked_prefill_on_the_gpu_offloaded_equals_one_prefill_resident(family):
+    """The same on CUDA: Triton kernels, the pinned store written on the copy stream, decode graphs."""
+    input_ids, attention_mask = (tensor.cuda() for tensor in left_padded_batch(LENGTHS))
+    model = MODELS[family]().cuda()
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=4096, **SPARSE)
+        whole = greedy(model, input_ids, attention_mask, steps=6)
+        asynctls_hf.patch(model, prefill_chunk_size=33, **OFFLOADED)
+        chunked = greedy(model, input_ids, attention_mask, steps=6)
+    assert_same_generation(whole, chunked, atol=1e-4)
