@@ -13,8 +13,8 @@ from transformers.cache_utils import DynamicCache
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.graphs import DecodeGraphs
-from asynctls_hf.prefill import ChunkedPrefill
 from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
+from asynctls_hf.prefill import ChunkedPrefill
 
 
 @dataclass

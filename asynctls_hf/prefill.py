@@ -62,7 +62,7 @@ class ChunkedPrefill:
             cache.write_deferred_labels()  # the label channels from the whole prompt, as one forward chooses them
         output.last_hidden_state = hidden
         if layer_states:
-            output.hidden_states = tuple(torch.cat(parts, dim=1) for parts in zip(*layer_states))
+            output.hidden_states = tuple(torch.cat(parts, dim=1) for parts in zip(*layer_states, strict=True))
         return output
 
 
