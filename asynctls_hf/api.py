@@ -14,7 +14,7 @@ from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.graphs import DecodeGraphs
 from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
-from asynctls_hf.prefill import ChunkedPrefill
+from asynctls_hf.prefill import ChunkedPrefill, prefill_working_bytes
 
 
 @dataclass
@@ -199,6 +199,20 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
     original_prepare = model._prepare_cache_for_generation
     prepare_signature = inspect.signature(original_prepare)
 
+    text_config = model.config.get_text_config(decoder=True)
+
+    def _prefill_bytes(batch, tokens, dtype, devices) -> dict[torch.device, int]:
+        """Per device, the chunked prefill's working memory (asynctls_hf.prefill.prefill_working_bytes)."""
+        if tokens is None:
+            return {}
+        per_chunk, hidden_states = prefill_working_bytes(
+            text_config.hidden_size, text_config.intermediate_size, batch, tokens, state.config.prefill_chunk_size,
+            dtype,
+        )
+        needs = dict.fromkeys(devices, per_chunk)
+        needs[devices[-1]] += hidden_states
+        return needs
+
     def prepare_cache_for_generation(*args, **kwargs):
         arguments = prepare_signature.bind(*args, **kwargs).arguments
         generation_config, model_kwargs = arguments["generation_config"], arguments["model_kwargs"]
@@ -207,14 +221,14 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
         if user_cache is None and generation_config.cache_implementation in (None, "dynamic"):
             for key in ("cache", "past_key_values"):
                 if type(model_kwargs.get(key)) is DynamicCache:
-                    cache = AsyncTLSCache(state.geometry, state.config, max_length=arguments.get("max_cache_length"))
+                    max_length = arguments.get("max_cache_length")
+                    cache = AsyncTLSCache(state.geometry, state.config, max_length=max_length)
                     expansion = max(generation_config.num_beams or 1, generation_config.num_return_sequences or 1)
+                    batch = arguments["batch_size"] * expansion
                     attention = [layer.self_attn for layer in decoder.layers]
-                    cache.plan_placement(
-                        arguments["batch_size"] * expansion,
-                        next(attention[0].parameters()).dtype,
-                        [next(module.parameters()).device for module in attention],
-                    )
+                    dtype = next(attention[0].parameters()).dtype
+                    devices = [next(module.parameters()).device for module in attention]
+                    cache.plan_placement(batch, dtype, devices, _prefill_bytes(batch, max_length, dtype, devices))
                     model_kwargs[key] = cache
         return result
 

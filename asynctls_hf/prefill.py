@@ -66,6 +66,22 @@ class ChunkedPrefill:
         return output
 
 
+def prefill_working_bytes(
+    hidden_size: int, intermediate_size: int, batch: int, tokens: int, chunk: int, dtype: torch.dtype
+) -> tuple[int, int]:
+    """GPU bytes a chunked prefill of `tokens` tokens per row needs beside the weights and the cache, as
+    (on every device holding layers, one chunk's working memory; on the device of the last layer, the prompt's
+    last hidden states [B, T, H] that the decoder returns). A chunk of c tokens: its MLP's gate, up and their
+    product [B, c, I] each, about eight hidden-sized tensors [B, c, H] (residual stream, norms, attention input
+    and output), and its attention's mask over the context [B, c, T], boolean and as the additive bias PyTorch's
+    attention makes of it (ops.causal_prefill_attention). On the H200 (Qwen3-8B, 96k, batch 8, offloaded by tokens,
+    2026-11-29) the generation's peak was 49.9 GiB; weights, the planned cache and this estimate make 51.8 GiB."""
+    chunk_tokens = min(chunk, tokens)
+    activations = batch * chunk_tokens * (3 * intermediate_size + 8 * hidden_size) * dtype.itemsize
+    attention_mask = batch * chunk_tokens * tokens * (1 + dtype.itemsize)
+    return activations + attention_mask, batch * tokens * hidden_size * dtype.itemsize
+
+
 def _chunk_arguments(kwargs: dict, begin: int, end: int, past: int) -> dict:
     """The forward's arguments for prompt tokens [begin, end): sequence inputs sliced, the attention mask
     [B, 1, 1, past + T] cut after the chunk, cache_position [T] sliced."""

@@ -137,22 +137,35 @@ class AsyncTLSCache(Cache):
     def offloaded(self) -> bool:
         return any(layer.offload for layer in self.layers)
 
-    def plan_placement(self, batch: int, dtype: torch.dtype, layer_devices: list[torch.device]) -> Placement:
+    def plan_placement(
+        self,
+        batch: int,
+        dtype: torch.dtype,
+        layer_devices: list[torch.device],
+        prefill_bytes: dict[torch.device, int] | None = None,
+    ) -> Placement:
         """Decide, before anything is allocated, where the cache of `batch` rows of up to `max_length` slots (K/V in
         `dtype`, layer i on layer_devices[i]) goes under config.offload, place the layers accordingly, and return
-        the placement. Raises CacheMemoryError, naming what is needed, what is free and which setting to change,
-        when it does not fit the devices' free memory or the available host memory."""
+        the placement. `prefill_bytes`: per device, the prefill's working memory beside the cache
+        (asynctls_hf.prefill.prefill_working_bytes); an offloaded layer's prefill attention also reads its whole
+        context onto the device, counted here. Raises CacheMemoryError, naming what is needed, what is free and
+        which setting to change, when it does not fit the devices' free memory or the available host memory."""
         if self.max_length is None:
             raise ValueError("plan_placement needs the cache's max_length")
-        resident: dict[torch.device, int] = {}
-        offloaded: dict[torch.device, int] = {}
+        resident = dict(prefill_bytes or {})
+        offloaded = dict(prefill_bytes or {})
+        context_copy: dict[torch.device, int] = {}  # the largest offloaded layer context read for prefill attention
         host = 0
         for layer, device in zip(self.layers, layer_devices, strict=True):
             resident[device] = resident.get(device, 0) + layer.storage_bytes(batch, self.max_length, dtype)
             offloaded[device] = offloaded.get(device, 0) + layer.storage_bytes(
                 batch, self.max_length, dtype, offload=True
             )
-            host += layer.host_bytes(batch, self.max_length, dtype)
+            layer_host = layer.host_bytes(batch, self.max_length, dtype)
+            context_copy[device] = max(context_copy.get(device, 0), 2 * layer_host)  # read, then concatenated
+            host += layer_host
+        for device, copy_bytes in context_copy.items():
+            offloaded[device] += copy_bytes
         placement = plan_placement(
             resident, offloaded, host, self.config.offload,
             what=f"the AsyncTLS cache for {batch} sequence(s) of up to {self.max_length} tokens ({dtype})",

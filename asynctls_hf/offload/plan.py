@@ -75,7 +75,8 @@ def plan_placement(
 ) -> Placement:
     """Decide resident or offloaded and check that it fits.
 
-    resident_bytes / offloaded_bytes: per device, what a resident / offloaded cache allocates there;
+    resident_bytes / offloaded_bytes: per device, what a resident / offloaded cache allocates there, with the
+    prefill's working memory;
     offloaded_host_bytes: the pinned host memory an offloaded cache takes; device_free: free bytes per device
     (None: no check, a CPU device); `what` names the cache in messages ("the KV cache for 4 sequence(s) of up to
     N tokens"). offload="auto" offloads only when the resident cache would leave a device less than its reserve.
@@ -89,8 +90,9 @@ def plan_placement(
             free = device_free[device]
             if free is not None and needed > free:
                 raise CacheMemoryError(
-                    f"{what} needs {_gib(needed)} on {device} (K/V plus its index), but only {_gib(free)} is free: "
-                    "generate with a smaller batch, a shorter prompt or fewer max_new_tokens, use offload=True or "
+                    f"{what} needs {_gib(needed)} on {device} (K/V, its index and the prefill's working memory), but "
+                    f"only {_gib(free)} is free: generate with a smaller batch, a shorter prompt, fewer "
+                    "max_new_tokens or a smaller prefill_chunk_size, use offload=True or "
                     "offload='auto' (the full K/V then goes to pinned host memory), or place layers on more devices "
                     "(device_map)"
                 )
@@ -100,8 +102,9 @@ def plan_placement(
         if free is not None and needed > free:
             raise CacheMemoryError(
                 f"{what}, offloaded (offload={offload!r}), still needs {_gib(needed)} on {device} for labels, block "
-                f"summaries, the local window and the top_blocks resident slots, but only {_gib(free)} is free: use "
-                "a smaller top_blocks, a smaller batch, or fewer max_new_tokens"
+                "summaries, the local window, the top_blocks resident slots and the prefill's working memory, but "
+                f"only {_gib(free)} is free: use a smaller top_blocks, a smaller batch, fewer max_new_tokens or a "
+                "smaller prefill_chunk_size"
             )
     if offloaded_host_bytes > host_usable(host_free):
         resident_fits = all(

@@ -9,6 +9,7 @@ from asynctls_hf.cache import AsyncTLSCache, CacheMemoryError, LayerGeometry
 from asynctls_hf.cache import cache as cache_module
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload.plan import GIB, host_available_memory
+from asynctls_hf.prefill import prefill_working_bytes
 
 QWEN3_8B = [LayerGeometry(8, 128, 128)] * 36
 GLM_FLASH = [LayerGeometry(1, 576, 512, values_in_keys=True)] * 47
@@ -27,6 +28,20 @@ def plan(
     placement = cache.plan_placement(batch, torch.bfloat16, [GPU] * len(geometry))
     assert all(layer.offload == placement.offload for layer in cache.layers)
     return placement
+
+
+def test_prefill_working_memory_is_counted_before_prefill(monkeypatch):
+    """Qwen3-8B at 96k, batch 8: the resident cache (114.8 GiB) alone fit 123 GiB free, but with the chunked
+    prefill's working memory (a chunk's MLP and attention mask, the prompt's 6 GiB of last hidden states) it ran
+    out of GPU memory in the prefill on the H200 (2026-11-29); the check now refuses it before any allocation."""
+    per_chunk, hidden_states = prefill_working_bytes(4096, 12288, 8, CONTEXT, 2048, torch.bfloat16)
+    assert hidden_states == 6 * GIB
+    monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 123 * GIB)
+    monkeypatch.setattr(cache_module, "host_available_memory", lambda: 500 * GIB)
+    cache = AsyncTLSCache(QWEN3_8B, AsyncTLSConfig(offload=False), max_length=CONTEXT)
+    assert not cache.plan_placement(8, torch.bfloat16, [GPU] * 36).offload
+    with pytest.raises(CacheMemoryError, match=r"prefill's working memory.* smaller prefill_chunk_size"):
+        cache.plan_placement(8, torch.bfloat16, [GPU] * 36, {GPU: per_chunk + hidden_states})
 
 
 def test_qwen3_8b_at_96k_batch_8_offloads_with_80_gib_and_stays_resident_with_140(monkeypatch):
@@ -93,5 +108,6 @@ def test_layers_on_two_devices_are_planned_and_checked_per_device(monkeypatch):
     cache = AsyncTLSCache(QWEN3_8B, AsyncTLSConfig(offload="auto"), max_length=CONTEXT)
     placement = cache.plan_placement(8, torch.bfloat16, gpus)
     assert placement.offload, "one device short of room offloads the cache"
-    per_layer = placement.device_bytes[torch.device("cuda:0")] / 20
-    assert placement.device_bytes[torch.device("cuda:1")] == 16 * per_layer
+    context_copy = 2 * 8 * 8 * CONTEXT * 256 * 2  # one offloaded layer's context read for prefill attention
+    per_layer = (placement.device_bytes[torch.device("cuda:0")] - context_copy) / 20
+    assert placement.device_bytes[torch.device("cuda:1")] == 16 * per_layer + context_copy
