@@ -14,7 +14,7 @@ from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.graphs import DecodeGraphs
 from asynctls_hf.patches import ModelFamily, UnsupportedModelError, family_for
-from asynctls_hf.prefill import ChunkedPrefill, prefill_working_bytes
+from asynctls_hf.prefill import ChunkedPrefill, LastTokensHint, prefill_working_bytes
 
 
 @dataclass
@@ -60,7 +60,7 @@ def patch(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides) -
         for module in attention_modules:
             _replace_forward(module, family, state)
         _install_cache_builders(model, decoder, state)
-        _install_chunked_prefill(decoder, state)
+        _install_chunked_prefill(model, decoder, state)
         _install_decode_graphs(model, state)
     except BaseException:
         for restore in reversed(state.restorers):
@@ -121,8 +121,7 @@ def _set_instance_attribute(obj, name: str, value, state: _PatchState) -> None:
 
 
 def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState) -> None:
-    hooked = hasattr(module, "_hf_hook") and hasattr(module, "_old_forward")
-    attribute = "_old_forward" if hooked else "forward"
+    attribute = _forward_attribute(module)
     original = getattr(module, attribute)
     signature = inspect.signature(original)
 
@@ -136,18 +135,33 @@ def _replace_forward(module: nn.Module, family: ModelFamily, state: _PatchState)
     _set_instance_attribute(module, attribute, forward, state)
 
 
-def _install_chunked_prefill(decoder: nn.Module, state: _PatchState) -> None:
-    """Run long prompts through the decoder in chunks of config.prefill_chunk_size tokens (asynctls_hf.prefill)."""
-    hooked = hasattr(decoder, "_hf_hook") and hasattr(decoder, "_old_forward")
-    attribute = "_old_forward" if hooked else "forward"
+def _install_chunked_prefill(model: nn.Module, decoder: nn.Module, state: _PatchState) -> None:
+    """Run long prompts through the decoder in chunks of config.prefill_chunk_size tokens, and let a causal LM's
+    call that reads only its last positions' logits have only those positions' hidden states (asynctls_hf.prefill)."""
+    attribute = _forward_attribute(decoder)
     chunked = ChunkedPrefill(getattr(decoder, attribute), cache_argument(decoder), lambda: state.config)
     _set_instance_attribute(decoder, attribute, chunked, state)
+    if _head_takes_logits_to_keep(model, decoder):
+        attribute = _forward_attribute(model)
+        output_hidden_states = bool(getattr(model.config, "output_hidden_states", False))
+        hint = LastTokensHint(getattr(model, attribute), chunked, output_hidden_states)
+        _set_instance_attribute(model, attribute, hint, state)
+
+
+def _head_takes_logits_to_keep(model: nn.Module, decoder: nn.Module) -> bool:
+    """Whether `model` is a causal LM around `decoder` whose forward computes logits for its last positions only
+    when asked (logits_to_keep, which generate() sets to 1)."""
+    return model is not decoder and "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+def _forward_attribute(module: nn.Module) -> str:
+    """Where a module's forward is replaced: accelerate's `_old_forward` where its hook wraps the module."""
+    return "_old_forward" if hasattr(module, "_hf_hook") and hasattr(module, "_old_forward") else "forward"
 
 
 def _install_decode_graphs(model: nn.Module, state: _PatchState) -> None:
     """Replay the model's decode steps from CUDA graphs where they can be (asynctls_hf.graphs)."""
-    hooked = hasattr(model, "_hf_hook") and hasattr(model, "_old_forward")
-    attribute = "_old_forward" if hooked else "forward"
+    attribute = _forward_attribute(model)
     _set_instance_attribute(model, attribute, DecodeGraphs(model, getattr(model, attribute)), state)
 
 
@@ -200,6 +214,9 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
     prepare_signature = inspect.signature(original_prepare)
 
     text_config = model.config.get_text_config(decoder=True)
+    # generate() asks a causal LM for its last token's logits (logits_to_keep=1): LastTokensHint then keeps the
+    # prefill from returning every prompt position's hidden state.
+    returns_last_token = _head_takes_logits_to_keep(model, decoder)
 
     def _prefill_bytes(batch, tokens, dtype, devices) -> dict[torch.device, int]:
         """Per device, the chunked prefill's working memory (asynctls_hf.prefill.prefill_working_bytes)."""
@@ -207,7 +224,7 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
             return {}
         per_chunk, hidden_states = prefill_working_bytes(
             text_config.hidden_size, text_config.intermediate_size, batch, tokens, state.config.prefill_chunk_size,
-            dtype,
+            dtype, returned_tokens=1 if returns_last_token else None,
         )
         needs = dict.fromkeys(devices, per_chunk)
         needs[devices[-1]] += hidden_states

@@ -106,7 +106,7 @@ class DecodeGraphs:
         self.forward = forward
         # generate() reads the forward's signature to decide which inputs it passes (position_ids, cache_position):
         # the wrapper must show the model's own.
-        functools.update_wrapper(self, forward)
+        functools.update_wrapper(self, forward, updated=())  # not the wrapped object's __dict__
 
     def __call__(self, *args, **kwargs):
         cache = _cache_of(kwargs)

@@ -58,12 +58,30 @@ def test_forward_returns_every_token_and_layer_state_of_the_prompt():
         torch.testing.assert_close(got[real], expected[real], atol=2e-5, rtol=0)
 
 
-def test_unpatch_restores_the_decoder_forward():
+@pytest.mark.parametrize("family", MODELS)
+def test_a_call_for_the_last_logits_gets_only_their_hidden_states(family):
+    """generate() asks for the last token's logits (logits_to_keep=1): the chunked prefill then returns [B, 1, H]
+    instead of every prompt position's hidden state; logits_to_keep=k gives the whole prefill's last k logits."""
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = MODELS[family]()
+    returned = []
+    model.model.register_forward_hook(lambda module, args, output: returned.append(output.last_hidden_state.shape[1]))
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=40, **BUDGET_COVERS)
+        greedy(model, input_ids, attention_mask, steps=2)
+        assert returned == [1, 1]
+        whole = model(input_ids, attention_mask=attention_mask).logits
+        last = model(input_ids, attention_mask=attention_mask, logits_to_keep=3).logits
+    assert returned[2:] == [150, 3]
+    torch.testing.assert_close(last, whole[:, -3:], atol=2e-5, rtol=0)
+
+
+def test_unpatch_restores_the_decoder_and_model_forward():
     model = tiny_qwen3()
     asynctls_hf.patch(model, prefill_chunk_size=16)
-    assert "forward" in vars(model.model)
+    assert "forward" in vars(model.model) and "forward" in vars(model)
     asynctls_hf.unpatch(model)
-    assert "forward" not in vars(model.model)
+    assert "forward" not in vars(model.model) and "forward" not in vars(model)
 
 
 @pytest.mark.gpu
