@@ -2,8 +2,8 @@
 # Next H200 run (written 2026-11-29, not yet run): every GPU test (the chunked prefill's GPU test and the
 # page-locked store's are new), the prefill attention check (masked SDPA against per-row lower-right causal SDPA at
 # the Qwen3-8B and GLM latent shapes, 96k, batch 8), then generate() at 96k: Qwen3-8B resident at batch 8 (the plan
-# now counts the prefill's working memory and generate's prefill returns one hidden state per row: refused or run),
-# and GLM-4.7-Flash offloaded by tokens at batch 8 against stock at batch 4. Results under $OUT.
+# now counts the prefill's working memory and generate's prefill returns one hidden state per row: refused before
+# the prefill, or run). GLM-4.7-Flash at 96k end to end needs its own call. Results under $OUT.
 # Usage (repo root): OUT=dir bash benchmarks/scripts/next_prefill_h200.sh
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
