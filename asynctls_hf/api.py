@@ -219,14 +219,16 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
     returns_last_token = _head_takes_logits_to_keep(model, decoder)
 
     def _prefill_bytes(batch, tokens, dtype, devices) -> dict[torch.device, int]:
-        """Per device, the chunked prefill's working memory (asynctls_hf.prefill.prefill_working_bytes)."""
+        """Per device, the chunked prefill's working memory (asynctls_hf.prefill.prefill_working_bytes) and what one
+        layer's prefill attention allocates (ModelFamily.prefill_attention_bytes)."""
         if tokens is None:
             return {}
         per_chunk, hidden_states = prefill_working_bytes(
             text_config.hidden_size, text_config.intermediate_size, batch, tokens, state.config.prefill_chunk_size,
             dtype, returned_tokens=1 if returns_last_token else None,
         )
-        needs = dict.fromkeys(devices, per_chunk)
+        attention = state.family.prefill_attention_bytes(text_config, batch, tokens, dtype)
+        needs = dict.fromkeys(devices, per_chunk + attention)
         needs[devices[-1]] += hidden_states
         return needs
 

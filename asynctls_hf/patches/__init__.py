@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from asynctls_hf.cache import LayerGeometry
@@ -22,13 +23,17 @@ class ModelFamily:
     layer_geometry(text_config) -> what each decoder layer caches;
     check_attention(module, config) raises UnsupportedModelError when a module is not the expected kind;
     forward(module, cache, hidden_states, position_embeddings, **kwargs) -> (output, None) is the replacement
-    forward, called only when the cache is an AsyncTLSCache.
+    forward, called only when the cache is an AsyncTLSCache;
+    prefill_attention_bytes(text_config, batch, tokens, dtype) -> the transient GPU bytes one layer's dense
+    prefill attention allocates beside the cache over a context of `tokens` tokens per row (0: it reads the cache
+    as it is stored).
     """
 
     model_type: str
     layer_geometry: Callable[[object], list[LayerGeometry]]
     check_attention: Callable[[nn.Module, AsyncTLSConfig], None]
     forward: Callable
+    prefill_attention_bytes: Callable[[object, int, int, torch.dtype], int] = lambda *_: 0
 
 
 def _registry() -> dict[str, ModelFamily]:

@@ -7,8 +7,9 @@ import torch
 from helpers import returned_cache, tiny_glm4_moe_lite, tiny_qwen3
 
 import asynctls_hf
-from asynctls_hf import AsyncTLSConfig, CacheMemoryError
+from asynctls_hf import AsyncTLSCache, AsyncTLSConfig, CacheMemoryError
 from asynctls_hf.cache import cache as cache_module
+from asynctls_hf.prefill import prefill_working_bytes
 
 CONFIG = AsyncTLSConfig(block_size=16, top_blocks=4, token_budget=48, sink_tokens=4, local_tokens=16)
 
@@ -49,3 +50,31 @@ def test_enough_free_memory_generates(monkeypatch):
     model = asynctls_hf.patch(tiny_qwen3(), CONFIG)
     monkeypatch.setattr(cache_module, "free_device_memory", lambda device: 2**30)
     assert generate(model).sequences.shape == (2, 75)
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
+def test_generate_plans_the_prefill_working_memory(monkeypatch, build):
+    """The plan generate() checks includes the chunked prefill's working memory, one hidden state per row (the
+    head reads the last token's logits only) and, for MLA, the prefill attention's keys and values expanded from
+    the latent."""
+    model = asynctls_hf.patch(build(), CONFIG)
+    planned = []
+    plan = AsyncTLSCache.plan_placement
+
+    def recording_plan(cache, batch, dtype, devices, prefill_bytes=None):
+        planned.append((cache.max_length, prefill_bytes))
+        return plan(cache, batch, dtype, devices, prefill_bytes)
+
+    monkeypatch.setattr(AsyncTLSCache, "plan_placement", recording_plan)
+    generate(model)
+    [(tokens, prefill_bytes)] = planned
+    text = model.config
+    per_chunk, last_hidden = prefill_working_bytes(
+        text.hidden_size, text.intermediate_size, 2, tokens, CONFIG.prefill_chunk_size, torch.float32, 1
+    )
+    attention = 0
+    if build is tiny_glm4_moe_lite:
+        widths = 2 * text.qk_nope_head_dim + text.qk_rope_head_dim + 2 * text.v_head_dim
+        attention = 2 * tokens * text.num_attention_heads * widths * 4
+    assert last_hidden == 2 * text.hidden_size * 4
+    assert prefill_bytes == {torch.device("cpu"): per_chunk + attention + last_hidden}
