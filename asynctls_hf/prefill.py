@@ -47,8 +47,6 @@ class ChunkedPrefill:
         chunk = self.config_of().prefill_chunk_size
         if args or not isinstance(cache, AsyncTLSCache) or inputs is None or inputs.shape[1] <= chunk:
             return self.forward(*args, **kwargs)
-        if kwargs.get("output_attentions"):
-            raise ValueError("AsyncTLS does not return attention weights; call without output_attentions")
         tokens = inputs.shape[1]
         past = cache.get_seq_length()
         first_returned = tokens - min(self.returned_tokens or tokens, tokens)  # positions before it are not returned
