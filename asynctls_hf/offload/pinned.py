@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import sys
 
 import torch
 
@@ -41,7 +42,7 @@ class PageLockedMapping(mmap.mmap):
         self.registered_address = address
 
     def __del__(self) -> None:
-        if self.registered_address is not None:
+        if self.registered_address is not None and not sys.is_finalizing():  # at exit the driver frees it
             for device in range(torch.cuda.device_count()):
                 torch.cuda.synchronize(device)
             torch.cuda.cudart().cudaHostUnregister(self.registered_address)
