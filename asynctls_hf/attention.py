@@ -155,6 +155,7 @@ def asynctls_attention(
             values,
             first_slot,
             cache.row_start.to(query.device),
+            cache.row_start_host,
             scaling,
             cache.config.prefill_chunk_size,
         )

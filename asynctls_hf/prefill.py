@@ -110,7 +110,8 @@ def prefill_working_bytes(
     states [B, k, H] that the decoder returns: k = returned_tokens, or every token). A chunk of c tokens: its
     MLP's gate, up and their product [B, c, I] each, about eight hidden-sized tensors [B, c, H] (residual stream,
     norms, attention input and output), and its attention's mask over the context [B, c, T], boolean and as the
-    additive bias PyTorch's attention makes of it (ops.causal_prefill_attention). On the H200 (Qwen3-8B, 96k,
+    additive bias PyTorch's attention makes of it (ops.causal_prefill_attention's masked form; its per-row flash
+    form builds none, so the estimate is conservative there). On the H200 (Qwen3-8B, 96k,
     batch 8, offloaded by tokens, 2026-11-29, every hidden state returned) the generation's peak was 49.9 GiB;
     weights, the planned cache and this estimate make 51.8 GiB."""
     chunk_tokens = min(chunk, tokens)

@@ -6,6 +6,7 @@ import torch
 from helpers import assert_same_generation, greedy, left_padded_batch, tiny_glm4_moe_lite, tiny_qwen3
 
 import asynctls_hf
+from asynctls_hf.ops import prefill_attention
 
 LENGTHS = [150, 97, 131]  # left-padded, odd sizes
 BUDGET_COVERS = dict(token_budget=512, sink_tokens=4, local_tokens=8, block_size=8, top_blocks=64)
@@ -96,3 +97,18 @@ def test_chunked_prefill_on_the_gpu_offloaded_equals_one_prefill_resident(family
         asynctls_hf.patch(model, prefill_chunk_size=33, **OFFLOADED)
         chunked = greedy(model, input_ids, attention_mask, steps=6)
     assert_same_generation(whole, chunked, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", MODELS)
+def test_the_mask_free_per_row_prefill_attention_gives_the_same_generation(family, monkeypatch):
+    """The per-row lower-right causal form (what CUDA runs where flash takes the shapes), forced on the CPU, in
+    a chunked, left-padded prefill: the generation of the masked one-prefill form."""
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = MODELS[family]()
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=4096, **SPARSE)
+        masked = greedy(model, input_ids, attention_mask, steps=6)
+        monkeypatch.setattr(prefill_attention, "flash_takes", lambda *shapes: True)
+        asynctls_hf.patch(model, prefill_chunk_size=33, **SPARSE)
+        per_row = greedy(model, input_ids, attention_mask, steps=6)
+    assert_same_generation(masked, per_row, atol=1e-4)

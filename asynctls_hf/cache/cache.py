@@ -188,6 +188,11 @@ class AsyncTLSCache(Cache):
 
     # ---- padding -------------------------------------------------------------------------------------
 
+    @property
+    def row_start_host(self) -> list[int]:
+        """row_start on the host: each row's first real slot (read without a device synchronization)."""
+        return self._row_start_host
+
     def observe_attention_mask(
         self, attention_mask: torch.Tensor | None, batch_size: int, new_tokens: int, device: torch.device
     ) -> None:

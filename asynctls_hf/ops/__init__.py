@@ -21,7 +21,8 @@ import warnings
 import torch
 
 from asynctls_hf.ops import naive
-from asynctls_hf.ops.naive import causal_prefill_attention, dense_decode_attention, dequantize_labels
+from asynctls_hf.ops.naive import dense_decode_attention, dequantize_labels
+from asynctls_hf.ops.prefill_attention import causal_prefill_attention
 from asynctls_hf.ops.triton_common import TritonUnsupportedError, interpreting
 
 BACKENDS = ("auto", "torch", "triton")

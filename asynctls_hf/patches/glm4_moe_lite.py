@@ -186,6 +186,7 @@ def expanded_prefill_attention(
         values,
         first_slot,
         cache.row_start.to(query.device),
+        cache.row_start_host,
         module.scaling,
         cache.config.prefill_chunk_size,
     )

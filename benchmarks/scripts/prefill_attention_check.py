@@ -1,11 +1,13 @@
 """What does one prefill chunk's attention cost at 96k, and would a per-row causal SDPA without a mask be better?
 
-ops.causal_prefill_attention (one SDPA call over the batch with a materialized [B, 1, c, L] boolean mask, enable_gqa)
-against a per-row call with torch's lower-right CausalBias (no mask; flash where SDPA allows it), at the Qwen3-8B
-attention shape (32 query heads, 8 groups, head dim 128) and GLM-4.7-Flash's latent prefill shape (20 heads, one
-group, keys 576 and values 512 wide), batch 8, a 2048-token chunk ending at slot 96k, rows left-padded by 0-7k
-tokens. Prints the median of 5 timed calls after 2 (CUDA events), the peak memory above the inputs, and the largest
-difference of the per-row output from the masked one on real queries. Run on the H200:
+The masked reference (naive.causal_prefill_attention: one SDPA call over the batch with a [B, 1, c, L] boolean mask,
+enable_gqa) against the per-row form (ops.causal_prefill_attention(per_row=True): one lower-right causal SDPA per
+row, no mask; flash where SDPA allows it; the default picks it where flash takes the shapes), at the Qwen3-8B
+attention shape (32 query heads, 8 groups, head dim 128), GLM-4.7-Flash's prefill over K/V expanded from the latent
+(20 heads, width 256) and over the latent itself (20 heads, one group, keys 576 and values 512 wide), batch 8, a
+2048-token chunk ending at slot 96k, rows left-padded by 0-7k tokens. Prints whether flash takes the per-row form,
+the median of 5 timed calls after 2 (CUDA events), the peak memory above the inputs, and the largest difference of
+the per-row output from the masked one on real queries. Run on the H200:
     PYTHONPATH=. python benchmarks/scripts/prefill_attention_check.py
 """
 
@@ -13,30 +15,16 @@ import functools
 import statistics
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention.bias import causal_lower_right
 
 from asynctls_hf import ops
+from asynctls_hf.ops import naive
 
 BATCH, CHUNK, CONTEXT = 8, 2048, 96 * 1024
-SHAPES = {"qwen3-8b": (32, 8, 128, 128), "glm-4.7-flash latent": (20, 1, 576, 512)}
-
-
-def per_row_lower_right(query, keys, values, first_query_slot, row_start, scaling):
-    """Each row's real queries attend to its real keys up to themselves (lower-right causal); a pad query gets
-    its own value (it attends to itself only, as in ops.causal_prefill_attention)."""
-    heads, groups = query.shape[1], keys.shape[1]
-    out = values[:, :, first_query_slot:].repeat_interleave(heads // groups, dim=1).to(query.dtype).clone()
-    for row, start in enumerate(row_start.tolist()):
-        skipped = max(start - first_query_slot, 0)
-        row_query = query[row : row + 1, :, skipped:]
-        row_keys = keys[row : row + 1, :, start:]
-        row_values = values[row : row + 1, :, start:]
-        bias = causal_lower_right(row_query.shape[2], row_keys.shape[2])
-        out[row : row + 1, :, skipped:] = F.scaled_dot_product_attention(
-            row_query, row_keys, row_values, attn_mask=bias, scale=scaling, enable_gqa=heads != groups
-        )
-    return out
+SHAPES = {  # heads, groups, key width, value width
+    "qwen3-8b": (32, 8, 128, 128),
+    "glm-4.7-flash expanded": (20, 20, 256, 256),  # what its prefill attends: K/V expanded from the latent
+    "glm-4.7-flash latent": (20, 1, 576, 512),  # an absorbed prefill over the latent, for comparison
+}
 
 
 def measure(function) -> tuple[float, float, torch.Tensor]:
@@ -64,10 +52,12 @@ def compare(name: str, heads: int, groups: int, key_width: int, value_width: int
     keys = torch.randn(BATCH, groups, CONTEXT, key_width, device="cuda", dtype=torch.bfloat16)
     values = keys[..., :value_width] if key_width != value_width else torch.randn_like(keys)
     arguments = (query, keys, values, first_query_slot, row_start, key_width**-0.5)
+    per_row_arguments = (*arguments[:5], row_start.tolist(), key_width**-0.5, CHUNK)
+    print(f"{name}: flash takes the per-row form: {ops.prefill_attention.flash_takes(query, keys, values)}")
     reference = None
     for method, function in (
-        ("masked (ops)", functools.partial(ops.causal_prefill_attention, *arguments, CHUNK)),
-        ("per-row lower-right", functools.partial(per_row_lower_right, *arguments)),
+        ("masked (reference)", functools.partial(naive.causal_prefill_attention, *arguments, CHUNK)),
+        ("per-row lower-right", functools.partial(ops.causal_prefill_attention, *per_row_arguments, per_row=True)),
     ):
         try:
             ms, peak, output = measure(function)
