@@ -47,6 +47,14 @@ def integer_list(text: str) -> list[int]:
     return counts
 
 
+def token_count(text: str) -> int:
+    """One positive integer, a `k` suffix meaning 1024: '16k' -> 16384."""
+    counts = integer_list(text)
+    if len(counts) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer such as 16384 or 16k, got {text!r}")
+    return counts[0]
+
+
 def add_device_arguments(parser: argparse.ArgumentParser, default_device: str = "auto") -> None:
     """--device and --dtype, as load_model takes them."""
     parser.add_argument("--device", default=default_device,

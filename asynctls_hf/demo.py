@@ -18,6 +18,7 @@ from asynctls_hf.cli_options import (
     config_from_args,
     load_checkpoint,
     max_positions,
+    token_count,
 )
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.eval import ruler
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="local checkpoint directory of a supported model (default: the shipped Qwen3 probe)")
     add_device_arguments(parser, default_device="cpu")
-    parser.add_argument("--context", type=int, default=None,
+    parser.add_argument("--context", type=token_count, default=None,
                         help=f"tokens of prompt plus answer room (default: {DEFAULT_CONTEXT}, or the model's "
                              "max_position_embeddings when smaller)")
     parser.add_argument("--max-new-tokens", type=int, default=TASK.max_new_tokens,

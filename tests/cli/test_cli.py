@@ -136,6 +136,17 @@ def test_integer_lists_take_k_suffixes_and_reject_garbage():
             integer_list(bad)
 
 
+def test_a_token_count_takes_a_k_suffix_and_one_value():
+    import argparse
+
+    from asynctls_hf.cli_options import token_count
+
+    assert token_count("16k") == 16384 and token_count("999") == 999
+    for bad in ("16k,32k", "abc", "0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            token_count(bad)
+
+
 def test_cache_too_large_for_the_device_is_one_line(probe_checkpoint, prompt_file, monkeypatch, capsys):
     from asynctls_hf.cache import cache as cache_module
 
