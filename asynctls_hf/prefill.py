@@ -52,7 +52,7 @@ class ChunkedPrefill:
         first_returned = tokens - min(self.returned_tokens or tokens, tokens)  # positions before it are not returned
         hidden = None  # [B, T - first_returned, H], written in place chunk by chunk (no concatenation copy)
         layer_states = []  # per chunk, the per-layer hidden states when output_hidden_states asked for them
-        cache.defer_label_channels()
+        cache.begin_chunked_prefill(past + tokens)
         try:
             for begin in range(0, tokens, chunk):
                 end = min(begin + chunk, tokens)
@@ -66,7 +66,7 @@ class ChunkedPrefill:
                 if output.get("hidden_states") is not None:
                     layer_states.append(output.hidden_states)
         finally:
-            cache.write_deferred_labels()  # the label channels from the whole prompt, as one forward chooses them
+            cache.end_chunked_prefill()  # the label channels from the whole prompt, as one forward chooses them
         output.last_hidden_state = hidden
         if layer_states:
             output.hidden_states = tuple(torch.cat(parts, dim=1) for parts in zip(*layer_states, strict=True))

@@ -3,9 +3,19 @@ the same result as one forward over it."""
 
 import pytest
 import torch
-from helpers import assert_same_generation, greedy, left_padded_batch, tiny_glm4_moe_lite, tiny_qwen3
+from helpers import (
+    assert_same_generation,
+    assert_same_scores_exactly,
+    greedy,
+    left_padded_batch,
+    returned_cache,
+    tiny_glm4_moe_lite,
+    tiny_qwen3,
+)
 
 import asynctls_hf
+from asynctls_hf.cache import cache as cache_module
+from asynctls_hf.offload.plan import DEVICE_RESERVE_MIN_BYTES
 from asynctls_hf.ops import prefill_attention
 
 LENGTHS = [150, 97, 131]  # left-padded, odd sizes
@@ -112,3 +122,28 @@ def test_the_mask_free_per_row_prefill_attention_gives_the_same_generation(famil
         asynctls_hf.patch(model, prefill_chunk_size=33, **SPARSE)
         per_row = greedy(model, input_ids, attention_mask, steps=6)
     assert_same_generation(masked, per_row, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", MODELS)
+def test_offloaded_layers_keep_the_prompt_on_the_device_as_far_as_free_memory_goes(family, monkeypatch):
+    """During a chunked prefill offloaded layers keep the prompt's K/V on their device too, in layer order, while
+    the free memory beyond the planned placement (less its reserve) lasts: those read nothing back from the host
+    store for prefill attention. The generation is the same whichever layers hold it."""
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = asynctls_hf.patch(MODELS[family](), prefill_chunk_size=33, **OFFLOADED)
+    with torch.no_grad():
+        reading = greedy(model, input_ids, attention_mask, steps=6)  # on the CPU no free memory is known: none held
+    cache = returned_cache(reading)
+    layers = len(cache.layers)
+    read_by_all = cache.stats()["context_read_bytes"]
+    assert read_by_all > 0
+    placement, batch, dtype, _ = cache.planned
+    planned = placement.device_bytes[torch.device("cpu")]
+    per_layer = cache.layers[0].kv_bytes(batch, input_ids.shape[1], dtype)
+    for held_layers in (1, layers):
+        free = planned + int((held_layers + 0.5) * per_layer) + DEVICE_RESERVE_MIN_BYTES
+        monkeypatch.setattr(cache_module, "free_device_memory", lambda device, free=free: free)
+        with torch.no_grad():
+            holding = greedy(model, input_ids, attention_mask, steps=6)
+        assert returned_cache(holding).stats()["context_read_bytes"] == read_by_all * (layers - held_layers) // layers
+        assert_same_scores_exactly(reading, holding)

@@ -12,7 +12,7 @@ from asynctls_hf.cache.layer import AsyncTLSLayer
 from asynctls_hf.cache.offloaded import window_positions
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
-from asynctls_hf.offload.plan import CacheMemoryError, free_device_memory, host_available_memory
+from asynctls_hf.offload.plan import CacheMemoryError, device_usable, free_device_memory, host_available_memory
 
 __all__ = ["AsyncTLSCache", "CacheMemoryError", "DecodePlan", "LayerGeometry", "free_device_memory"]
 
@@ -120,6 +120,8 @@ class AsyncTLSCache(Cache):
         self.graph_fallback_reason: str | None = None
         self.graph_fallback_warned = False
         self.decode_graphs: dict = {}  # asynctls_hf.graphs' captured steps of this cache, by batch and inputs
+        # What plan_placement decided for: (the placement, its batch, K/V dtype and each layer's device).
+        self.planned: tuple[Placement, int, torch.dtype, list[torch.device]] | None = None
         if self.config.offload is True:
             self._place_layers(True)
         self.reset_stats()
@@ -173,6 +175,7 @@ class AsyncTLSCache(Cache):
             host_free=host_available_memory(),
         )
         self._place_layers(placement.offload)
+        self.planned = (placement, batch, dtype, list(layer_devices))
         return placement
 
     @classmethod
@@ -333,8 +336,9 @@ class AsyncTLSCache(Cache):
 
         attended_tokens: mean tokens attended per KV group (so per head) per layer and decode step;
         offloaded: whether the K/V lives in host memory; h2d_bytes: bytes the offload engines copied host to
-        device; hit_rate: share of wanted blocks (tokens, with offload_granularity "token") already on the device
-        (1.0 when the cache is resident);
+        device; context_read_bytes: bytes read back from the host store for prefill attention and dense steps
+        (none for an offloaded layer that kept its prompt on the device, begin_chunked_prefill); hit_rate: share
+        of wanted blocks (tokens, with offload_granularity "token") already on the device (1.0 when resident);
         copy_wait_seconds: time the compute stream waited on copies; graph_replays: decode steps replayed from
         a CUDA graph (asynctls_hf.graphs; 0 when eager); memory_bytes: device storage of all layers;
         host_memory_bytes: pinned host storage; layers (offloaded only): each layer's OffloadEngine.stats().
@@ -352,6 +356,9 @@ class AsyncTLSCache(Cache):
             "sparse_layer_steps": self._decode_calls["sparse"],
             "offloaded": self.offloaded,
             "h2d_bytes": sum(engine["copied_bytes"] for engine in engines),
+            "context_read_bytes": sum(
+                layer.offloaded.context_read_bytes for layer in initialized if layer.offloaded is not None
+            ),
             "hit_rate": sum(engine["hit_blocks"] for engine in engines) / wanted if wanted else 1.0,
             "copy_wait_seconds": sum(engine["wait_seconds"] for engine in engines),
             "memory_bytes": sum(layer.memory_bytes() for layer in initialized),
@@ -419,17 +426,34 @@ class AsyncTLSCache(Cache):
             query_length = query_length.shape[0]
         return self.get_seq_length(layer_idx) + query_length, 0
 
-    def defer_label_channels(self) -> None:
-        """For a prompt prefilled in chunks: until write_deferred_labels, layers that have not chosen their label
-        channels gather the statistics of every chunk instead of choosing them from the first."""
+    def begin_chunked_prefill(self, tokens: int) -> None:
+        """Before a prompt is prefilled in chunks (asynctls_hf.prefill), the cache then holding `tokens` tokens per
+        row: layers that have not chosen their label channels gather the statistics of every chunk instead of
+        choosing them from the first; offloaded layers keep the prompt's K/V on their device too, in layer order as
+        far as the free memory beyond the planned placement goes (less its reserve), so that prefill attention
+        reads its context there instead of from the host store. end_chunked_prefill undoes both."""
         for layer in self.layers:
             if layer.label_channels is None:
                 layer.defer_labels = True
+        if self.planned is None or not self.planned[0].offload:
+            return
+        placement, batch, dtype, devices = self.planned
+        spare = {}
+        for device, planned_bytes in placement.device_bytes.items():
+            free = free_device_memory(device)
+            spare[device] = 0 if free is None else device_usable(free) - planned_bytes
+        for layer, device in zip(self.layers, devices, strict=True):
+            needed = layer.kv_bytes(batch, tokens, dtype)
+            if layer.length == 0 and needed <= spare[device]:
+                layer.prefill_context_tokens = tokens
+                spare[device] -= needed
 
-    def write_deferred_labels(self) -> None:
-        """After the last chunk: choose the label channels from the whole prompt and label every cached token."""
+    def end_chunked_prefill(self) -> None:
+        """After the last chunk: choose the label channels from the whole prompt, label every cached token, and
+        drop the prompt's K/V kept on the devices."""
         for layer in self.layers:
             layer.write_deferred_labels(self.config.prefill_chunk_size)
+            layer.release_prefill_context()
 
     def reset(self) -> None:
         for layer in self.layers:

@@ -72,6 +72,9 @@ class AsyncTLSLayer(CacheLayerMixin):
         # over its real keys so far ([B, NG, Dk] float32 each); the channels and labels come after the last chunk.
         self.channel_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
         self.defer_labels = False
+        # Offloaded, during a chunked prefill of this many tokens where the device has room: keep them on the
+        # device as well (OffloadedKV.hold_prefill_context, from the first append).
+        self.prefill_context_tokens: int | None = None
 
     # ---- storage -------------------------------------------------------------------------------------
 
@@ -164,8 +167,13 @@ class AsyncTLSLayer(CacheLayerMixin):
 
     def host_bytes(self, batch: int, slots: int, dtype: torch.dtype) -> int:
         """Pinned host bytes this layer's store takes, offloaded, for `batch` rows of `slots` slots in `dtype`."""
+        return self.kv_bytes(batch, self._preallocated_capacity(slots), dtype)
+
+    def kv_bytes(self, batch: int, tokens: int, dtype: torch.dtype) -> int:
+        """Bytes of the keys and values (once, for MLA's values inside the keys) of `tokens` tokens of `batch`
+        rows in `dtype`."""
         widths = self.key_width + (0 if self.values_in_keys else self.value_width)
-        return batch * self.num_groups * self._preallocated_capacity(slots) * widths * dtype.itemsize
+        return batch * self.num_groups * tokens * widths * dtype.itemsize
 
     def _label_width(self) -> int:
         channels = self.num_label_channels
@@ -225,6 +233,9 @@ class AsyncTLSLayer(CacheLayerMixin):
                 backend=self.config.backend,
             )
         else:
+            if self.prefill_context_tokens is not None:
+                self.offloaded.hold_prefill_context(self.prefill_context_tokens)
+                self.prefill_context_tokens = None
             block_begin = begin // self.config.block_size * self.config.block_size
             earlier = self.offloaded.recent_keys(block_begin, begin).clone()  # read before the ring moves on
             self.offloaded.append(new_keys, None if value_states is None else value_states.to(self.dtype), row_start)
@@ -339,11 +350,14 @@ class AsyncTLSLayer(CacheLayerMixin):
         self.label_channels = self._top_channels(*statistics)
         for begin in range(0, self.length, chunk_tokens):
             end = min(begin + chunk_tokens, self.length)
-            if self.offloaded is None:
-                keys = self.keys[:, :, begin:end]
-            else:
-                keys = self.offloaded.store.read_tokens(begin, end, self.device)[0]
+            keys = self.keys[:, :, begin:end] if self.offloaded is None else self.offloaded.stored_keys(begin, end)
             self._write_labels(keys.to(self.dtype), begin, end)
+
+    def release_prefill_context(self) -> None:
+        """End of a chunked prefill: drop the device copy of an offloaded layer's prompt (hold_prefill_context)."""
+        self.prefill_context_tokens = None
+        if self.offloaded is not None:
+            self.offloaded.release_prefill_context()
 
     def _labels_of(self, new_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Labels (codes [B, NG, T, W], scale and zero [B, NG, T]) of keys new_keys [B, NG, T, Dk]."""
@@ -402,6 +416,7 @@ class AsyncTLSLayer(CacheLayerMixin):
         self.label_channels = None
         self.channel_statistics = None
         self.defer_labels = False
+        self.prefill_context_tokens = None
         if self.offloaded is not None:
             self.offloaded.reset()
 

@@ -80,6 +80,10 @@ class OffloadedKV:
         self._last_chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
         self._sinks_row_start: torch.Tensor | None = None
         self._sinks_end = 0
+        # During a chunked prefill, where the device has room: every appended token's keys [B, NG, T, Dk] and
+        # values [B, NG, T, Dv] (None when inside the keys) on the device too (hold_prefill_context).
+        self._held: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.context_read_bytes = 0  # read back from the host store for prefill attention and dense steps
 
     @property
     def store(self) -> HostBlockStore:
@@ -98,13 +102,38 @@ class OffloadedKV:
     def values(self) -> torch.Tensor:
         return self.engine.value_buffer
 
+    def hold_prefill_context(self, tokens: int) -> None:
+        """Keep the next `tokens` appended tokens (from the first: only on an empty layer) on the device as well as
+        in the host store, until release_prefill_context: prefill attention then reads its context there."""
+        if self.length:
+            return
+        store = self.store
+        shape = (store.batch, store.num_groups, tokens)
+        keys = torch.empty((*shape, store.key_width), dtype=store.dtype, device=self.device)
+        values = None
+        if not store.values_in_keys:
+            values = torch.empty((*shape, store.value_width), dtype=store.dtype, device=self.device)
+        self._held = (keys, values)
+
+    def release_prefill_context(self) -> None:
+        self._held = None
+
     def append(self, keys: torch.Tensor, values: torch.Tensor | None, row_start: torch.Tensor) -> None:
         """Write T tokens: keys [B, NG, T, Dk], values [B, NG, T, Dv] (None when inside the keys), on the device;
-        row_start [B]. They go to the host store and, where they are sinks or recent, to the window."""
+        row_start [B]. They go to the host store and, where they are sinks or recent, to the window (and to the
+        held prefill context, while there is one)."""
         begin = self.length
         self.engine.append(keys, values)
         end = self.length
         self._last_chunk = (begin, keys, values)
+        if self._held is not None:
+            held_keys, held_values = self._held
+            if end > held_keys.shape[2]:
+                self._held = None
+            else:
+                held_keys[:, :, begin:end] = keys
+                if held_values is not None:
+                    held_values[:, :, begin:end] = values
         ring_begin = max(begin, end - self.ring_tokens)
         ring_index = self.sink_tokens + torch.arange(ring_begin, end, device=self.device) % self.ring_tokens
         self.keys.index_copy_(2, ring_index, keys[:, :, ring_begin - begin :])
@@ -175,16 +204,34 @@ class OffloadedKV:
         return self.keys[:, :, first : first + end - begin]
 
     def context(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys [B, NG, length, Dk] and values [B, NG, length, Dv] of every cached token on the device: the
-        older ones copied from the host store, the last appended chunk as it came (for prefill attention and for
-        dense decode steps, whose contexts fit the token budget)."""
+        """Keys [B, NG, length, Dk] and values [B, NG, length, Dv] of every cached token on the device (for prefill
+        attention and for dense decode steps, whose contexts fit the token budget): views of the held prefill
+        context, or the older tokens copied from the host store followed by the last appended chunk as it came."""
+        if self._held is not None:
+            keys = self._held[0][:, :, : self.length]
+            values = self._held[1]
+            return keys, keys[..., : self.store.value_width] if values is None else values[:, :, : self.length]
         begin, keys, values = self._last_chunk
         if values is None:
             values = keys[..., : self.store.value_width]
         if begin == 0:
             return keys, values
-        old_keys, old_values = self.store.read_tokens(0, begin, self.device)
+        old_keys, old_values = self._read(0, begin)
         return torch.cat([old_keys, keys], dim=2), torch.cat([old_values, values], dim=2)
+
+    def stored_keys(self, begin: int, end: int) -> torch.Tensor:
+        """Keys of tokens [begin, end) on the device, [B, NG, end - begin, Dk]: from the held prefill context, or
+        read from the host store."""
+        if self._held is not None:
+            return self._held[0][:, :, begin:end]
+        return self._read(begin, end)[0]
+
+    def _read(self, begin: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """store.read_tokens(begin, end) onto the device, counted in context_read_bytes."""
+        store = self.store
+        token_bytes = store.block_bytes // store.block_size
+        self.context_read_bytes += store.batch * store.num_groups * (end - begin) * token_bytes
+        return store.read_tokens(begin, end, self.device)
 
     # ---- batch and length changes --------------------------------------------------------------------
 
@@ -193,12 +240,14 @@ class OffloadedKV:
         self.engine.select_rows(rows)
         self._last_chunk = None
         self._sinks_row_start = None
+        self._held = None
 
     def crop(self, length: int) -> None:
         """Keep the first `length` tokens, refilling the ring with the newest of them from the host store."""
         self.engine.crop(length)
         self._last_chunk = None
         self._sinks_row_start = None
+        self._held = None
         ring_begin = max(0, length - self.ring_tokens)
         if length > ring_begin:
             ring_index = self.sink_tokens + torch.arange(ring_begin, length, device=self.device) % self.ring_tokens
@@ -211,13 +260,16 @@ class OffloadedKV:
         self.engine.reset()
         self._last_chunk = None
         self._sinks_row_start = None
+        self._held = None
 
     def memory_bytes(self) -> tuple[int, int]:
         """(device bytes, host bytes) held: the window and slot buffers and the resident set's maps (its step and
-        counters, a few words, left out), the pinned store."""
+        counters, a few words, left out) and, during a chunked prefill, the held context; the pinned store."""
         resident = self.engine.resident
         buffers = [self.engine.key_buffer, resident.slot_block, resident.slot_last_wanted, resident.block_slot]
         if self.engine.separate_value_buffer is not None:
             buffers.append(self.engine.separate_value_buffer)
+        if self._held is not None:
+            buffers.extend(tensor for tensor in self._held if tensor is not None)
         device = sum(tensor.numel() * tensor.element_size() for tensor in buffers)
         return device, self.store.memory_bytes()
