@@ -97,16 +97,21 @@ def test_unpatch_restores_the_decoder_and_model_forward():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("family", MODELS)
-def test_chunked_prefill_on_the_gpu_offloaded_equals_one_prefill_resident(family):
-    """The same on CUDA: Triton kernels, the pinned store written on the copy stream, decode graphs."""
+@pytest.mark.parametrize("prompt_on_gpu", [True, False], ids=["prompt-held", "prompt-read-back"])
+def test_chunked_prefill_on_the_gpu_offloaded_equals_one_prefill_resident(family, prompt_on_gpu, monkeypatch):
+    """The same on CUDA: Triton kernels, the pinned store written on the copy stream and read back by a kernel
+    (no free memory beyond the plan) or the prompt held on the GPU, decode graphs."""
     input_ids, attention_mask = (tensor.cuda() for tensor in left_padded_batch(LENGTHS))
     model = MODELS[family]().cuda()
     with torch.no_grad():
         asynctls_hf.patch(model, prefill_chunk_size=4096, **SPARSE)
         whole = greedy(model, input_ids, attention_mask, steps=6)
+        if not prompt_on_gpu:  # no memory to spare beyond the plan: no room to hold the prompt
+            monkeypatch.setattr(cache_module, "device_usable", lambda free: 0)
         asynctls_hf.patch(model, prefill_chunk_size=33, **OFFLOADED)
         chunked = greedy(model, input_ids, attention_mask, steps=6)
     assert_same_generation(whole, chunked, atol=1e-4)
+    assert (returned_cache(chunked).stats()["context_read_bytes"] == 0) == prompt_on_gpu
 
 
 @pytest.mark.parametrize("family", MODELS)
