@@ -11,7 +11,8 @@ eager (asynctls with cuda_graph=False). For every context length and run it gene
 `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
 tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
 first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the tokens/s it
-gives (the steady state of a longer generation), and the peak GPU memory. A run that does not fit (CacheMemoryError
+gives (the steady state of a longer generation), the peak GPU memory, and the bytes an offloaded cache read back
+from pinned host memory for prefill attention (stats' context_read_bytes). A run that does not fit (CacheMemoryError
 before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random weights: speed does not
 depend on their values.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 import asynctls_hf
+from asynctls_hf.api import returned_cache
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.timing import DecodeClock
@@ -48,6 +50,7 @@ COLUMNS = [
     ("median_step_ms", "median step ms", "{:.1f}"),
     ("steady_tokens_per_s", "steady tokens/s", "{:.1f}"),
     ("peak_gib", "peak GPU GiB", "{:.1f}"),
+    ("context_read_gb", "prefill host reads GB", "{:.1f}"),
     ("status", "status", "{}"),
 ]
 
@@ -97,21 +100,23 @@ def generate_once(model, method: str, batch: int, context: int, new_tokens: int,
         with (asynctls_hf.patched(model, config.replace(**patch)) if patch is not None else contextlib.nullcontext()):
             started = time.perf_counter()
             with DecodeClock(model) as clock, torch.no_grad():
-                model.generate(
+                output = model.generate(
                     input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=new_tokens,
-                    min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                    min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, return_dict_in_generate=True,
                 )
     except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
         return {**row, "prefill_s": 0.0, "step_ms": 0.0, "tokens_per_s": 0.0, "median_step_ms": 0.0,
                 "steady_tokens_per_s": 0.0,
-                "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+                "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "context_read_gb": 0.0,
                 "status": "does not fit: " + str(error).split(":")[0][:80]}
+    cache = returned_cache(output)
+    context_read = cache.stats()["context_read_bytes"] if isinstance(cache, asynctls_hf.AsyncTLSCache) else 0
     tokens_per_s = clock.tokens_per_second(batch)
     median_step = statistics.median(after - before for before, after in itertools.pairwise(clock.stamps))
     return {**row, "prefill_s": clock.stamps[0] - started, "step_ms": batch / tokens_per_s * 1e3,
             "tokens_per_s": tokens_per_s, "median_step_ms": median_step * 1e3,
             "steady_tokens_per_s": batch / median_step, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
-            "status": "ok"}
+            "context_read_gb": context_read / 1e9, "status": "ok"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
