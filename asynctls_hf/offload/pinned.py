@@ -56,7 +56,7 @@ def page_locked_empty(shape: tuple[int, ...], dtype: torch.dtype, *, register: b
     for size in shape:
         numel *= size
     nbytes = max(numel * dtype.itemsize, 1)
-    mapping = PageLockedMapping(-1, nbytes)
+    mapping = PageLockedMapping(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as malloc's own
     if register:
         mapping.register()
     return torch.frombuffer(mapping, dtype=torch.uint8)[: numel * dtype.itemsize].view(dtype).view(shape)
