@@ -152,3 +152,16 @@ def test_offloaded_layers_keep_the_prompt_on_the_device_as_far_as_free_memory_go
             holding = greedy(model, input_ids, attention_mask, steps=6)
         assert returned_cache(holding).stats()["context_read_bytes"] == read_by_all * (layers - held_layers) // layers
         assert_same_scores_exactly(reading, holding)
+
+
+@pytest.mark.parametrize("settings", [SPARSE, OFFLOADED], ids=["resident", "offloaded"])
+def test_beam_search_after_a_chunked_prefill(settings):
+    """generate() expands the prompt to batch * beams before the prefill; chunked, it gives the same beams."""
+    input_ids, attention_mask = left_padded_batch(LENGTHS)
+    model = tiny_qwen3()
+    with torch.no_grad():
+        asynctls_hf.patch(model, prefill_chunk_size=4096, **settings)
+        whole = greedy(model, input_ids, attention_mask, steps=5, num_beams=2)
+        asynctls_hf.patch(model, prefill_chunk_size=33, **settings)
+        chunked = greedy(model, input_ids, attention_mask, steps=5, num_beams=2)
+    assert torch.equal(whole.sequences, chunked.sequences)
