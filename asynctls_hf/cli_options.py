@@ -18,8 +18,8 @@ CONFIG_OPTIONS = {
     "label_bits": "bits per label channel: 4, 8 or 16",
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
-    "prefetch_lag": "with offload: 1 attends over the previous step's resident blocks while copying, 0 is exact",
-    "offload_granularity": "with offload: block (whole blocks, prefetched) or token (selected tokens, exact, lag 0)",
+    "prefetch_lag": "with offload: 1 attends over what the previous step made resident while copying, 0 is exact",
+    "offload_granularity": "with offload: block (whole blocks) or token (only the selected tokens a step lacks)",
     "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }
 BOOLEAN_CHOICES = {"false": False, "true": True}

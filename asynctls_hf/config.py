@@ -36,9 +36,11 @@ class AsyncTLSConfig:
         t-1 that are resident, while the blocks chosen at step t are copied for step t+1) or 0 (exact: the
         misses are copied before token selection; the results equal offload=False).
     offload_granularity: with offload, what the device slots hold and the copies move: "block" (the paper's
-        protocol above: whole blocks, top_blocks slots per group) or "token" (exact, needs prefetch_lag=0: the
-        tokens token selection picked are copied after it, each step's misses only, into top_blocks * block_size
-        token slots per group, taken first in, first out; a fraction of the bytes of whole blocks).
+        protocol above: whole blocks, top_blocks slots per group) or "token" (top_blocks * block_size token
+        slots per group, taken first in, first out: token selection picks among every wanted block's tokens,
+        and only the picked tokens a step lacks are copied, a fraction of the bytes of whole blocks; with
+        prefetch_lag=0 before the step's attention, with 1 for the next step while this one attends over the
+        picked tokens already resident).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
@@ -94,11 +96,6 @@ class AsyncTLSConfig:
         if self.offload_granularity not in _OFFLOAD_GRANULARITY_CHOICES:
             raise ValueError(
                 f"offload_granularity must be one of {_OFFLOAD_GRANULARITY_CHOICES}, got {self.offload_granularity!r}"
-            )
-        if self.offload_granularity == "token" and self.prefetch_lag != 0:
-            raise ValueError(
-                "offload_granularity='token' copies the tokens a step selects before its attention (exact): "
-                "set prefetch_lag=0 with it, or use offload_granularity='block' for the one-step-lag prefetch"
             )
         if not isinstance(self.cuda_graph, bool):
             raise ValueError(f"cuda_graph must be True or False, got {self.cuda_graph!r}")

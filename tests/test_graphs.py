@@ -81,13 +81,13 @@ def test_replayed_decode_equals_eager_decode(family, lengths):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("family", sorted(MODELS))
-@pytest.mark.parametrize("lag", [0, 1])
-def test_replayed_offloaded_decode_equals_eager_offloaded_decode(family, lag):
+@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (1, "token")])
+def test_replayed_offloaded_decode_equals_eager_offloaded_decode(family, lag, granularity):
     """Copies on the side stream are captured in the graph; lag 0 also equals the resident cache."""
     make_model, atol = MODELS[family]
     model = make_model()
     input_ids, attention_mask = _inputs([150, 131, 97], "cuda")
-    offload = dict(offload=True, prefetch_lag=lag)
+    offload = dict(offload=True, prefetch_lag=lag, offload_granularity=granularity)
     with asynctls_hf.patched(model, **SPARSE, **offload, cuda_graph=False):
         eager = greedy(model, input_ids, attention_mask, STEPS)
     with asynctls_hf.patched(model, **SPARSE, **offload), warnings.catch_warnings():

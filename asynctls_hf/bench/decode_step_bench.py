@@ -2,14 +2,17 @@
 from a CUDA graph, and graphed with the cache offloaded, in one run.
 
     asynctls-hf bench decode-step [--model qwen3-8b|glm-4.7-flash] [--context-lengths 1k,48k,96k]
-        [--batches 1,4,8] [--methods stock,eager,graphed,graphed-offload,graphed-offload-token,stock-compiled]
+        [--batches 1,4,8]
+        [--methods stock,eager,graphed,graphed-offload,graphed-offload-token,graphed-offload-token-lag1,stock-compiled]
         [--steps 32] [--warmup 4]
         [--out DIR] [AsyncTLS settings]
 
 Methods: stock (the unpatched model, sdpa, DynamicCache), eager (AsyncTLS, cuda_graph=False), graphed (AsyncTLS, the
 default: the decode forward replayed from a CUDA graph), graphed-offload (the same with offload=True; the prefetch
 lag and granularity as the AsyncTLS settings say, by default lag 1 over whole blocks), graphed-offload-token
-(offloaded, exact, fetching the selected tokens: prefetch_lag=0, offload_granularity="token"), and
+(offloaded, exact, fetching the selected tokens: prefetch_lag=0, offload_granularity="token"),
+graphed-offload-token-lag1 (the selected tokens a step lacks fetched for the next step: prefetch_lag=1,
+offload_granularity="token"), and
 stock-compiled (the unpatched model with a StaticCache of the generation's length, its forward compiled as
 generate() compiles it for cache_implementation="static": transformers' get_compiled_call, torch.compile in
 "reduce-overhead" mode, which replays CUDA graphs).
@@ -45,11 +48,14 @@ from asynctls_hf.cli_options import add_config_arguments, config_from_args, inte
 
 DTYPE = torch.bfloat16
 FILL_CHUNK = 8192
-METHODS = ("stock", "eager", "graphed", "graphed-offload", "graphed-offload-token", "stock-compiled")
+METHODS = ("stock", "eager", "graphed", "graphed-offload", "graphed-offload-token", "graphed-offload-token-lag1",
+           "stock-compiled")
 ASYNCTLS_SETTINGS = {"eager": dict(cuda_graph=False, offload=False), "graphed": dict(cuda_graph=True, offload=False),
                      "graphed-offload": dict(cuda_graph=True, offload=True),
                      "graphed-offload-token": dict(cuda_graph=True, offload=True, prefetch_lag=0,
-                                                   offload_granularity="token")}
+                                                   offload_granularity="token"),
+                     "graphed-offload-token-lag1": dict(cuda_graph=True, offload=True, prefetch_lag=1,
+                                                        offload_granularity="token")}
 HBM_BYTES_PER_S = 4.25e12
 COLUMNS = [
     ("method", "method", "{}"),

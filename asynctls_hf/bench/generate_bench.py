@@ -7,6 +7,7 @@ and offloaded, each at the batch sizes given, in one run.
 Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched,
 resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1),
 offload-token (offloaded, exact, only the selected tokens copied: prefetch_lag 0, offload_granularity "token"),
+offload-token-lag1 (the selected tokens a step lacks copied for the next step: prefetch_lag 1, granularity "token"),
 eager (asynctls with cuda_graph=False). For every context length and run it generates
 `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
 tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
@@ -39,6 +40,7 @@ from asynctls_hf.timing import DecodeClock
 
 METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1),
            "offload-token": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
+           "offload-token-lag1": dict(offload=True, prefetch_lag=1, offload_granularity="token"),
            "eager": dict(offload=False, cuda_graph=False)}
 COLUMNS = [
     ("method", "method", "{}"),
@@ -127,8 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--context-lengths", type=integer_list, default=[49152, 98304],
                         help="prompt tokens; k = 1024 (default: 48k,96k)")
     parser.add_argument("--runs", type=parse_runs, default=parse_runs("stock:4,asynctls:4,asynctls:7,offload:4"),
-                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload, offload-token, eager "
-                        "(default: stock:4,asynctls:4,asynctls:7,offload:4)")
+                        help="METHOD:BATCH list, METHOD in stock, asynctls, offload, offload-token, "
+                        "offload-token-lag1, eager (default: stock:4,asynctls:4,asynctls:7,offload:4)")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per row (default: 32)")
     parser.add_argument("--out", type=Path, default=Path("generate_results"),
                         help="folder for generate.json and generate.md")

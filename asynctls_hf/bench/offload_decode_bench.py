@@ -2,11 +2,11 @@
 memory (prefetch_lag 0 and 1 over blocks, or the selected tokens), in one run.
 
     asynctls-hf bench offload-decode [--attention gqa|mla] [--layers N] [--batch 2] [--context-lengths 48k,64k,96k]
-        [--steps 64] [--warmup 8] [--drift 0.05] [--placements resident,lag0,lag1,tokens] [--dense-layer]
+        [--steps 64] [--warmup 8] [--drift 0.05] [--placements resident,lag0,lag1,tokens,tokens-lag1] [--dense-layer]
         [--copy-stream-priority 0] [--copy-programs 0] [--out DIR] [AsyncTLS settings]
 
-For each placement (resident, offloaded lag 0, offloaded lag 1, offloaded by tokens: exact, the selected tokens
-fetched, offload_granularity "token") it builds an AsyncTLSCache of `--layers` layers of
+For each placement (resident, offloaded lag 0, offloaded lag 1, offloaded by tokens: offload_granularity "token",
+the selected tokens a step lacks fetched before its attention (exact) or, tokens-lag1, for the next step) it builds an AsyncTLSCache of `--layers` layers of
 the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
 GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers) and fills it with the same random keys up to
 each context length in turn. A decode step appends one token to every layer and runs its attention
@@ -56,9 +56,10 @@ DEFAULT_LAYERS = {"gqa": 36, "mla": 47}
 FILL_CHUNK = 8192
 PLACEMENTS = {"resident": dict(offload=False), "offload lag 0": dict(offload=True, prefetch_lag=0),
               "offload lag 1": dict(offload=True, prefetch_lag=1),
-              "offload tokens": dict(offload=True, prefetch_lag=0, offload_granularity="token")}
+              "offload tokens": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
+              "offload tokens lag 1": dict(offload=True, prefetch_lag=1, offload_granularity="token")}
 PLACEMENT_CHOICES = {"resident": "resident", "lag0": "offload lag 0", "lag1": "offload lag 1",
-                     "tokens": "offload tokens"}
+                     "tokens": "offload tokens", "tokens-lag1": "offload tokens lag 1"}
 # The Qwen3-8B layer's dense shapes (--dense-layer): hidden size, query and key/value projection widths, MLP width.
 QWEN3_8B_DENSE = dict(hidden=4096, query=32 * 128, key_value=8 * 128, intermediate=12288)
 COLUMNS = [
@@ -267,7 +268,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("offload_decode_results"),
                         help="folder for offload_decode.json and offload_decode.md")
     parser.add_argument("--placements", type=placement_list, default=list(PLACEMENTS),
-                        help="comma-separated, of resident, lag0, lag1, tokens (default: all four)")
+                        help="comma-separated, of resident, lag0, lag1, tokens, tokens-lag1 (default: all)")
     parser.add_argument("--dense-layer", action="store_true",
                         help="run the Qwen3-8B layer's projections and MLP around each layer's attention (gqa)")
     parser.add_argument("--copy-stream-priority", type=int, default=0,

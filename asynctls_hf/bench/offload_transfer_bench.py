@@ -116,7 +116,7 @@ def measure(shape: ModelShape, store: HostBlockStore, misses: int, device: torch
     def engine_step():
         resident, wanted = runs.pop()
         plan = resident.plan(wanted, row_tokens=store.block_size)
-        transport.wait(transport.copy_blocks(plan, store, slots, value_slots))
+        transport.wait(transport.copy_blocks(lambda: plan, (), store, slots, value_slots))
 
     nbytes = batch * groups * misses * store.block_bytes
     plans = [
@@ -144,7 +144,7 @@ def copy_only_ms(transport, plans: list, store: HostBlockStore, slots: torch.Ten
     """Median time of the copy alone (copy_blocks and its wait, the plan made beforehand): CUDA events around it on
     the compute stream, so it is the GPU time from issue to landing; wall time on the CPU."""
     def copy(plan):
-        transport.wait(transport.copy_blocks(plan, store, slots, value_slots))
+        transport.wait(transport.copy_blocks(lambda: plan, (), store, slots, value_slots))
 
     if device.type != "cuda":
         return median_wall_ms(lambda: copy(plans.pop()), len(plans) - 1, lambda: None)

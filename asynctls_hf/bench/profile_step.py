@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--context", type=int, default=98304, help="cached tokens (default: 98304)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     parser.add_argument("--method", choices=("stock", *ASYNCTLS_SETTINGS), default="graphed",
-                        help="stock (unpatched), eager or graphed AsyncTLS, graphed-offload (default: graphed)")
+                        help="stock (unpatched) or an AsyncTLS method of bench decode-step (default: graphed)")
     parser.add_argument("--steps", type=int, default=10, help="profiled steps (default: 10)")
     parser.add_argument("--top", type=int, default=40, help="kernel names printed (default: 40)")
     add_config_arguments(parser)

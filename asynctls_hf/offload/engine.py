@@ -40,12 +40,16 @@ class OffloadEngine:
     `wanted` and starts their copies, for use at the next step; the transport orders them after this step's
     reads. A step with no previous one (the first after prefill, reset or crop) is served as in exact mode.
 
-    granularity="token" (exact, prefetch_lag 0): the slots hold single tokens (`num_slots` of them per row and
-    group, thousands) and steps 3 and 5 become one, after token selection among the tokens of all wanted blocks:
-      3'. buffer_positions, resident = fetch_tokens(positions): the selected tokens that are not resident are
-          copied into slots taken first in, first out (ResidentSet's circular policy, skipping the tokens selected
-          now), the compute stream waits for them, and the positions are translated as in step 5 (every selected
-          token is resident then).
+    granularity="token": the slots hold single tokens (`num_slots` of them per row and group, thousands) and steps
+    3 and 5 become one, after token selection among the tokens of all wanted blocks (their labels are on the
+    device):
+      3'. buffer_positions, resident = fetch_tokens(positions): the positions translated as in step 5.
+          prefetch_lag=0 (exact): first the selected tokens that are not resident are copied into slots taken
+          first in, first out (ResidentSet's circular policy, skipping the tokens selected now) and the compute
+          stream waits for them, so every selected token is resident. prefetch_lag=1: the compute stream waits for
+          the copies started at the previous step, attention reads the selected tokens that are resident (those
+          selected at an earlier step and not evicted since), and end_step copies the missing ones for the next
+          step, as the block protocol does.
     Only the tokens attention reads cross the bus, a fraction of their blocks' bytes.
 
     prefill: append each chunk as it is written (nothing is fetched). select_rows, crop and reset first make
@@ -67,8 +71,6 @@ class OffloadEngine:
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
         if granularity not in ("block", "token"):
             raise ValueError(f"granularity must be 'block' or 'token', got {granularity!r}")
-        if granularity == "token" and prefetch_lag != 0:
-            raise ValueError("granularity='token' is exact: it needs prefetch_lag=0")
         if window_tokens % store.block_size:
             raise ValueError(f"window_tokens ({window_tokens}) must be a multiple of block_size ({store.block_size})")
         self.store = store
@@ -131,7 +133,8 @@ class OffloadEngine:
         store's length; see store.token_written): count it and forget the device copy of its block, whose host data
         changed; no host int reaches a kernel (CUDA-graph capturable)."""
         self.store.token_written()
-        self.resident.invalidate_from(slot // self.unit)
+        if self.granularity == "block":  # a token slot never holds the new token's id: nothing else is stale
+            self.resident.invalidate_from(slot // self.unit)
 
     def begin_step(self, wanted: torch.Tensor) -> torch.Tensor:
         """Step start, after block filtering: wanted [B, NG, K] int64 block ids (-1: none, ids unique per row and
@@ -140,7 +143,7 @@ class OffloadEngine:
         if self.granularity != "block":
             raise RuntimeError("begin_step is the block protocol's; an engine of granularity 'token' uses fetch_tokens")
         if self.prefetch_lag == 0 or not self._has_previous:
-            self._copy(self._plan(wanted))
+            self._copy_planned(self._plan(wanted))
             self._wait_pending()
             self._remember(wanted)
             return wanted
@@ -160,27 +163,33 @@ class OffloadEngine:
     def fetch_tokens(
         self, positions: torch.Tensor, valid: torch.Tensor, fixed: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Granularity "token": make the selected tokens resident and translate them. positions [B, NG, T] int64,
-        the first `fixed` of them buffer positions already (the window), the rest store positions, unique per row
-        and group where `valid` [B, NG, T] bool; T - fixed <= num_slots. Returns translate()'s (buffer positions,
-        resident), resident equal to `valid`: the misses are copied, and the compute stream waits, before it
-        returns."""
+        """Granularity "token": translate the selected tokens into buffer positions, fetching those not resident.
+        positions [B, NG, T] int64, the first `fixed` of them buffer positions already (the window), the rest store
+        positions, unique per row and group where `valid` [B, NG, T] bool; T - fixed <= num_slots. Returns
+        translate()'s (buffer positions, resident). Exact (prefetch_lag 0, and the first step of lag 1): the misses
+        are copied, and the compute stream waits, before it returns: resident equals `valid`. Lag 1: resident marks
+        the valid tokens already on the device; end_step copies the others for the next step."""
         if self.granularity != "token":
             raise RuntimeError("fetch_tokens is the token protocol's; an engine of granularity 'block' uses begin_step")
-        # In position order: which slot a token takes, so which token leaves when, does not depend on the order
-        # token selection lists them in (it differs between backends), and the host rows are read in order.
-        wanted = torch.where(valid[..., fixed:], positions[..., fixed:], -1).sort(dim=-1).values
-        self._copy(self._plan(wanted))
+        selected = torch.where(valid[..., fixed:], positions[..., fixed:], -1)
+        if self.prefetch_lag == 0 or not self._has_previous:
+            self._copy_tokens(selected)
+            self._has_previous = True
+        else:
+            self._to_prefetch = selected
         self._wait_pending()
         return self.translate(positions, valid, fixed)
 
     def end_step(self) -> None:
         """Step end, after the step's attention has been issued: with lag 1, start fetching this step's wanted
-        blocks for the next step."""
+        blocks (selected tokens) for the next step."""
         if self._to_prefetch is not None:
-            self._copy(self._plan(self._to_prefetch))
-            self._remember(self._to_prefetch)
-            self._to_prefetch = None
+            wanted, self._to_prefetch = self._to_prefetch, None
+            if self.granularity == "block":
+                self._copy_planned(self._plan(wanted))
+                self._remember(wanted)
+            else:
+                self._copy_tokens(wanted)
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         while not capturing and self._wait_timers and self._wait_timers[0].done():
             self._wait_seconds += self._wait_timers.popleft().seconds()
@@ -206,8 +215,23 @@ class OffloadEngine:
         """Drop the pending copy without waiting: its stream has been joined (the end of a captured step)."""
         self._pending = None
 
-    def _copy(self, plan: CopyPlan) -> None:
-        self._pending = self.transport.copy_blocks(plan, self.store, self.key_buffer, self.separate_value_buffer)
+    def _copy_planned(self, plan: CopyPlan) -> None:
+        """Copy the blocks of a plan made on the current stream (the block protocol: the next step's append
+        forgets stale blocks on the current stream, so the plan must come before it there)."""
+        self._pending = self.transport.copy_blocks(
+            lambda: plan, (), self.store, self.key_buffer, self.separate_value_buffer
+        )
+
+    def _copy_tokens(self, selected: torch.Tensor) -> None:
+        """Plan and copy the selected tokens [B, NG, T] int64 (-1: none), the plan made where the copies run (the
+        copy stream): the current stream neither writes nor reads the token resident set until it waits for them
+        (no token id at or past the length is ever resident, so the appended token makes none stale). In position
+        order: which slot a token takes, so which token leaves when, does not depend on the order token selection
+        lists them in (it differs between backends), and the host rows are read in order."""
+        self._pending = self.transport.copy_blocks(
+            lambda: self._plan(selected.sort(dim=-1).values), (selected,), self.store, self.key_buffer,
+            self.separate_value_buffer,
+        )
 
     def _wait_pending(self) -> None:
         if self._pending is None:
@@ -216,6 +240,12 @@ class OffloadEngine:
         if timer is not None:
             self._wait_timers.append(timer)
         self._pending = None
+
+    def _join_pending(self) -> None:
+        """Make the current stream wait for the pending copy without counting it as a step's stall."""
+        if self._pending is not None:
+            self.transport.wait(self._pending)
+            self._pending = None
 
     # ---- batch and length changes --------------------------------------------------------------------
 
@@ -251,7 +281,8 @@ class OffloadEngine:
 
     def reset_stats(self) -> None:
         """Zero the counters (the resident set's, which every plan adds to on the device), in place: a captured
-        decode step adds to that very tensor."""
+        decode step adds to that very tensor; after the pending plan, which may add to them on the copy stream."""
+        self._join_pending()
         self.resident.counters.zero_()
         self._wait_seconds = 0.0
         self._wait_timers: deque[WaitTimer] = deque()
@@ -264,6 +295,7 @@ class OffloadEngine:
         copied_bytes: host-to-device copies issued; wait_seconds: time the compute stream stalled on copies
         (CUDA transport; 0 for the synchronous one). With granularity "token" the counts are of tokens.
         """
+        self._join_pending()  # the pending plan may still be counting on the copy stream
         while self._wait_timers:
             self._wait_timers[0].end.synchronize()
             self._wait_seconds += self._wait_timers.popleft().seconds()

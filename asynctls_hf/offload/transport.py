@@ -8,6 +8,7 @@ that layer's engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,11 +45,19 @@ class Transport(Protocol):
     stream: torch.cuda.Stream | None  # the side stream the copies run on (None: the current stream)
 
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
+        self,
+        make_plan: Callable[[], CopyPlan],
+        reads: tuple[torch.Tensor, ...],
+        store: HostBlockStore,
+        key_buffer: torch.Tensor,
+        value_buffer: torch.Tensor | None,
     ) -> PendingCopy:
-        """Start copying plan's blocks from `store` into key_buffer [B, NG, (R + S) * block_size, Dk] and
-        value_buffer [B, NG, (R + S) * block_size, Dv] (None when the values are inside the keys). Must be called
-        after every read of the slots it overwrites has been issued on the current stream."""
+        """Start copying the blocks of the plan `make_plan()` returns from `store` into key_buffer
+        [B, NG, (R + S) * block_size, Dk] and value_buffer [B, NG, (R + S) * block_size, Dv] (None when the values
+        are inside the keys). make_plan runs where the copies run, ordered after everything issued so far on the
+        current stream: a plan made there costs the current stream nothing (a plan already made is returned by
+        it). `reads`: the current stream's tensors make_plan reads. Must be called after every read of the slots
+        it overwrites has been issued on the current stream."""
 
     def wait(self, pending: PendingCopy) -> WaitTimer | None:
         """Make the current stream wait until `pending` has landed; returns a timer of the stall, if measured."""
@@ -88,9 +97,14 @@ class SyncTransport:
     stream = None
 
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
+        self,
+        make_plan: Callable[[], CopyPlan],
+        reads: tuple[torch.Tensor, ...],
+        store: HostBlockStore,
+        key_buffer: torch.Tensor,
+        value_buffer: torch.Tensor | None,
     ) -> PendingCopy:
-        BlockCopies.of(plan).run(store, key_buffer, value_buffer, backend="torch")
+        BlockCopies.of(make_plan()).run(store, key_buffer, value_buffer, backend="torch")
         return PendingCopy()
 
     def wait(self, pending: PendingCopy) -> None:
@@ -101,11 +115,12 @@ class CudaStreamTransport:
     """Copies on a side CUDA stream by a kernel that reads the pinned store through its mapped address
     (ops.copy_rows), ordered by events; the host never waits for the device.
 
-    copy_blocks, per layer and step: (1) record `issued` on the current (compute) stream, which is after the plan,
-    after the store's writes of the step (themselves kernels on that stream) and after every read of the slots
-    issued so far, and make the copy stream wait on it, so no slot is overwritten while a step still reads it;
-    (2) on the copy stream, one copy_rows launch for the keys (and one for the values unless they are inside the
-    keys) that moves each planned block from the store into its slot, and the `ready` event. wait(pending) makes
+    copy_blocks, per layer and step: (1) record `issued` on the current (compute) stream, which is after what the
+    plan reads (or the plan itself), after the store's writes of the step (themselves kernels on that stream) and
+    after every read of the slots issued so far, and make the copy stream wait on it, so no slot is overwritten
+    while a step still reads it; (2) on the copy stream, the plan (unless made already), one copy_rows launch for
+    the keys (and one for the values unless they are inside the keys) that moves each planned block from the store
+    into its slot, and the `ready` event. wait(pending) makes
     the current stream wait on `ready` before the slots are read, between two timing events that measure the stall.
     The store must be pinned (HostBlockStore(pin_memory=True)).
 
@@ -135,17 +150,24 @@ class CudaStreamTransport:
             self.forked_in_capture = False
 
     def copy_blocks(
-        self, plan: CopyPlan, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None
+        self,
+        make_plan: Callable[[], CopyPlan],
+        reads: tuple[torch.Tensor, ...],
+        store: HostBlockStore,
+        key_buffer: torch.Tensor,
+        value_buffer: torch.Tensor | None,
     ) -> PendingCopy:
         if not store.pin_memory:
             raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
-        copies = BlockCopies.of(plan)
         pending = PendingCopy()
         issued = torch.cuda.Event()
         issued.record()
         self.forked_in_capture |= torch.cuda.is_current_stream_capturing()
+        for tensor in reads:
+            tensor.record_stream(self.stream)
         with torch.cuda.stream(self.stream):
             self.stream.wait_event(issued)
+            copies = BlockCopies.of(make_plan())
             copies.run(store, key_buffer, value_buffer, backend="triton", programs=self.copy_programs)
             pending.ready = torch.cuda.Event()
             pending.ready.record(self.stream)

@@ -18,11 +18,13 @@ from asynctls_hf.ops import naive
 
 def flash_takes(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> bool:
     """Whether SDPA's flash kernel runs lower-right causal attention of one row of these shapes and dtypes (GQA
-    included) on their device: never on the CPU; on CUDA as torch's own dispatcher decides."""
+    included) on their device: never on the CPU; on CUDA as torch's own dispatch of a causal_lower_right bias
+    decides: it asks with is_causal False (with is_causal, the check refuses query and key lengths that differ),
+    then runs flash's own causal mode, which is lower-right."""
     if query.device.type != "cuda":
         return False
     gqa = query.shape[1] != keys.shape[1]
-    params = torch.backends.cuda.SDPAParams(query[:1], keys[:1], values[:1], None, 0.0, True, gqa)
+    params = torch.backends.cuda.SDPAParams(query[:1], keys[:1], values[:1], None, 0.0, False, gqa)
     return torch.backends.cuda.can_use_flash_attention(params)
 
 

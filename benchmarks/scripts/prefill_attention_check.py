@@ -4,7 +4,7 @@ The masked reference (naive.causal_prefill_attention: one SDPA call over the bat
 enable_gqa) against the per-row form (ops.causal_prefill_attention(per_row=True): one lower-right causal SDPA per
 row, no mask; flash where SDPA allows it; the default picks it where flash takes the shapes), at the Qwen3-8B
 attention shape (32 query heads, 8 groups, head dim 128), GLM-4.7-Flash's prefill over K/V expanded from the latent
-(20 heads, width 256) and over the latent itself (20 heads, one group, keys 576 and values 512 wide), batch 8, a
+(20 heads, width 256), batch 8, a
 2048-token chunk ending at slot 96k, rows left-padded by 0-7k tokens. Prints whether flash takes the per-row form,
 the median of 5 timed calls after 2 (CUDA events), the peak memory above the inputs, and the largest difference of
 the per-row output from the masked one on real queries. Run on the H200:
@@ -23,7 +23,6 @@ BATCH, CHUNK, CONTEXT = 8, 2048, 96 * 1024
 SHAPES = {  # heads, groups, key width, value width
     "qwen3-8b": (32, 8, 128, 128),
     "glm-4.7-flash expanded": (20, 20, 256, 256),  # what its prefill attends: K/V expanded from the latent
-    "glm-4.7-flash latent": (20, 1, 576, 512),  # an absorbed prefill over the latent, for comparison
 }
 
 

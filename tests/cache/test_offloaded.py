@@ -21,6 +21,7 @@ from helpers import (
 
 import asynctls_hf
 from asynctls_hf import attention
+from asynctls_hf.offload import ResidentSet
 
 SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
 LENGTHS = [150, 131, 97]
@@ -49,14 +50,40 @@ class LaggedSelection:
         )
 
 
+class LaggedTokenSelection:
+    """Reference of prefetch_lag=1 with offload_granularity "token" on a resident cache: token selection at step t
+    picks among the tokens of every block kept at step t, and attention keeps those of the picked tokens that a
+    set of top_blocks * block_size token slots holds, each step's picks added after the step, first in, first out
+    (a ResidentSet, tested against the plain policy in tests/offload); the first sparse step keeps every pick."""
+
+    def __init__(self):
+        self.select = attention.select_tokens  # the resident selection, before this object replaces it
+        self.slots: dict[int, ResidentSet] = {}
+
+    def __call__(self, query, layer, plan, config, *, on_kept_blocks=None):
+        slots, valid = self.select(query, layer, plan, config)
+        fixed = plan.fixed_slots.shape[1]
+        picked = torch.where(valid[..., fixed:], slots[..., fixed:], -1).sort(dim=-1).values
+        held = self.slots.get(id(layer))
+        if held is None:
+            held = self.slots[id(layer)] = ResidentSet(
+                *slots.shape[:2], config.top_blocks * config.block_size, plan.length, slots.device, circular=True
+            )
+        else:
+            valid = valid & held.translate(slots, 1, valid, fixed)[1]
+        held.ensure_block_capacity(plan.length)
+        held.plan(picked, row_tokens=1)
+        return slots, valid
+
+
 def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "block", **generate_kwargs):
     """(resident reference, offloaded) greedy generations of a left-padded batch, offloaded with `granularity`;
-    with lag 1 the reference selects as LaggedSelection does."""
+    with lag 1 the reference selects as LaggedSelection (LaggedTokenSelection) does."""
     input_ids, attention_mask = (tensor.to(device) for tensor in left_padded_batch(LENGTHS))
     with asynctls_hf.patched(model, **SPARSE):
         if lag:
             original = attention.select_tokens
-            attention.select_tokens = LaggedSelection()
+            attention.select_tokens = LaggedSelection() if granularity == "block" else LaggedTokenSelection()
             try:
                 reference = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
             finally:
@@ -68,7 +95,7 @@ def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "
     return reference, offloaded
 
 
-@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token")])
+@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token"), (1, "token")])
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
 def test_offloaded_generation_equals_resident_exactly(build, lag, granularity):
     reference, offloaded = generate_pair(build(), "cpu", 30, lag, granularity)

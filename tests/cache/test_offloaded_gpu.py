@@ -1,6 +1,6 @@
 """The offloaded cache on a CUDA device: pinned host store, copies on the side stream, Triton kernels. prefetch_lag=0
 gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals the reference of
-lagged selection; random delays injected on the copy stream (block copies and the prefill's store writes) and on the
+lagged selection (of blocks or of tokens); random delays injected on the copy stream (block copies and the prefill's store writes) and on the
 compute stream change nothing (the events order every slot read and write). Eager decoding unless a test says
 otherwise: the reference selection is Python state a CUDA graph would not replay (tests/test_graphs.py compares
 replayed steps to eager ones).
@@ -12,7 +12,7 @@ import random
 
 import pytest
 import torch
-from cache.test_offloaded import LaggedSelection
+from cache.test_offloaded import LaggedSelection, LaggedTokenSelection
 from helpers import (
     assert_same_scores_exactly,
     greedy,
@@ -74,22 +74,27 @@ def test_exact_mode_with_a_high_priority_stream_and_a_capped_copy_grid_equals_re
     assert transport.copy_programs == 3 and transport.stream.priority < 0
 
 
+LAGGED_REFERENCE = {"block": LaggedSelection, "token": LaggedTokenSelection}
+
+
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_lag_1_equals_the_lagged_selection_reference(build):
+@pytest.mark.parametrize("granularity", ["block", "token"])
+def test_lag_1_equals_the_lagged_selection_reference(build, granularity):
     model = build().cuda()
-    reference = generate(model, 64, reference_selection=LaggedSelection())
-    offloaded = generate(model, 64, offload=True, prefetch_lag=1)
+    reference = generate(model, 64, reference_selection=LAGGED_REFERENCE[granularity]())
+    offloaded = generate(model, 64, offload=True, prefetch_lag=1, offload_granularity=granularity)
     assert_same_scores_exactly(reference, offloaded)
 
 
-@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token")])
+@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token"), (1, "token")])
 def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag, granularity):
     """Sleep a random while on the copy stream before each upload and on the compute stream before each step's
     selection: a missing event would let attention read a slot before its copy lands, or a copy overwrite a slot
     a step still reads."""
     model = tiny_qwen3().cuda()
     reference = (
-        generate(model, 48) if lag == 0 else generate(model, 48, reference_selection=LaggedSelection())
+        generate(model, 48) if lag == 0
+        else generate(model, 48, reference_selection=LAGGED_REFERENCE[granularity]())
     )
     rng = random.Random(0)
     copy_blocks = CudaStreamTransport.copy_blocks

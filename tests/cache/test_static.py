@@ -29,7 +29,9 @@ def _generate(model, monkeypatch, static: bool):
 
 @pytest.mark.parametrize("make_model", [tiny_qwen3, tiny_glm4_moe_lite])
 @pytest.mark.parametrize("settings", [dict(label_bits=4), dict(label_bits=16), dict(offload=True, prefetch_lag=0),
-                                      dict(offload=True, prefetch_lag=1)], ids=["4bit", "16bit", "lag0", "lag1"])
+                                      dict(offload=True, prefetch_lag=1),
+                                      dict(offload=True, prefetch_lag=1, offload_granularity="token")],
+                         ids=["4bit", "16bit", "lag0", "lag1", "tokens-lag1"])
 def test_static_decode_path_equals_dynamic_one(make_model, settings, monkeypatch):
     model = make_model()
     with asynctls_hf.patched(model, **SPARSE, **settings):

@@ -219,16 +219,19 @@ def test_cuda_stream_transport_under_random_delays_reads_what_sync_reads(lag, va
     assert synchronous.stats() | {"wait_seconds": 0} == engine.stats() | {"wait_seconds": 0}
 
 
+@pytest.mark.parametrize("lag", [0, 1])
 @pytest.mark.parametrize("values_in_keys", [False, True])
-def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
+def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys, lag):
     """A scripted decode with granularity "token": each step selects random tokens (most of them selected before,
-    as temporal locality makes them), fetch_tokens makes them resident, and what attention reads through the
-    buffer equals the tokens; the window's fixed entries pass through; the counts are of tokens; rows reordered
-    and a crop keep it consistent."""
+    as temporal locality makes them); what attention reads through the buffer equals the tokens; the window's
+    fixed entries pass through; the counts are of tokens; rows reordered and a crop keep it consistent. Lag 0
+    makes every selected token resident. Lag 1 (and its first step, and the first after a crop, exact) makes
+    resident the tokens selected at the previous step, never one not selected before, and copies the rest for
+    the next step."""
     window, slots, picks = 2 * BLOCK_SIZE, 24, 10
     store = HostBlockStore(BATCH, 2, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32,
                            values_in_keys=values_in_keys, pin_memory=False)
-    engine = OffloadEngine(store, slots, SyncTransport(), "cpu", prefetch_lag=0, window_tokens=window,
+    engine = OffloadEngine(store, slots, SyncTransport(), "cpu", prefetch_lag=lag, window_tokens=window,
                            granularity="token")
     assert engine.key_buffer.shape[2] == window + slots
     assert engine.resident.cursor is not None, "thousands of token slots: the circular policy, not a full ranking"
@@ -237,16 +240,21 @@ def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
     values = keys[..., :VALUE_WIDTH] if values_in_keys else torch.randn(BATCH, 2, 120, VALUE_WIDTH, generator=generator)
     engine.append(keys[:, :, :60], None if values_in_keys else values[:, :, :60])
     length, selected, wanted_total = 60, None, 0
+    seen = torch.zeros(BATCH, 2, 120, dtype=torch.bool)  # (row, group, token) selected at some step
+    previous = torch.zeros_like(seen)  # selected (and valid) at the previous step
+    lagged_misses = 0  # selected tokens a lag-1 step attended without (copied for the next step)
     for step in range(30):
         if step == 12:
             rows = torch.tensor([1, 1, 0])
             engine.select_rows(rows)
             keys, values, selected = keys[rows], values[rows], selected[rows]
+            seen, previous = seen[rows], previous[rows]
         if step == 20:
             length -= 5
             engine.crop(length)
             keys = torch.cat([keys[:, :, :length], torch.randn_like(keys[:, :, length:])], dim=2)
             values = keys[..., :VALUE_WIDTH] if values_in_keys else values
+            seen[..., length:] = False  # the crop forgets the tokens it drops; the others stay resident
         engine.append(keys[:, :, length : length + 1], None if values_in_keys else values[:, :, length : length + 1])
         length += 1
         fresh = torch.stack([torch.randperm(length - 8, generator=generator)[:picks] for _ in range(BATCH * 2)])
@@ -266,16 +274,26 @@ def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
         positions = torch.cat([fixed, selected], dim=2)
         all_valid = torch.cat([torch.ones_like(fixed, dtype=torch.bool), valid], dim=2)
         buffer_positions, resident = engine.fetch_tokens(positions, all_valid, fixed=3)
-        assert torch.equal(resident, all_valid)
-        assert torch.equal(buffer_positions[..., :3], fixed)
+        assert torch.equal(buffer_positions[..., :3], fixed) and resident[..., :3].all()
+        held = resident[..., 3:]
+        if lag == 0 or step in (0, 20):
+            assert torch.equal(held, valid), f"step {step}: an exact step holds every selected token"
+        else:
+            assert not (held & ~valid).any()
+            assert torch.equal(held & previous.gather(2, selected), valid & previous.gather(2, selected))
+            assert not (held & ~seen.gather(2, selected)).any(), f"step {step}: a token never selected is resident"
+            lagged_misses += int((valid & ~held).sum())
         index = buffer_positions[..., 3:, None]
         read_keys = engine.key_buffer.gather(2, index.expand(-1, -1, -1, KEY_WIDTH))
         read_values = engine.value_buffer.gather(2, index.expand(-1, -1, -1, VALUE_WIDTH))
         expected_keys = keys.gather(2, selected[..., None].expand(-1, -1, -1, KEY_WIDTH))
         expected_values = values.gather(2, selected[..., None].expand(-1, -1, -1, VALUE_WIDTH))
-        assert torch.equal(read_keys[valid], expected_keys[valid]), f"step {step}"
-        assert torch.equal(read_values[valid], expected_values[valid]), f"step {step}"
+        assert torch.equal(read_keys[held], expected_keys[held]), f"step {step}"
+        assert torch.equal(read_values[held], expected_values[held]), f"step {step}"
         engine.end_step()
+        previous = torch.zeros_like(seen).scatter_(2, selected, valid)
+        seen |= previous
+    assert (lagged_misses > 0) == (lag == 1)
     stats = engine.stats()
     assert stats["wanted_blocks"] == wanted_total and stats["hit_blocks"] + stats["copied_blocks"] == wanted_total
     assert 0.3 < stats["hit_rate"] < 1
@@ -285,8 +303,6 @@ def test_token_granularity_fetches_the_selected_tokens_it_lacks(values_in_keys):
 
 def test_each_granularity_keeps_to_its_protocol():
     store = HostBlockStore(1, 1, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32, pin_memory=False)
-    with pytest.raises(ValueError, match="needs prefetch_lag=0"):
-        OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=1, granularity="token")
     with pytest.raises(ValueError, match="granularity must be"):
         OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=0, granularity="page")
     by_token = OffloadEngine(store, 8, SyncTransport(), "cpu", prefetch_lag=0, granularity="token")

@@ -29,7 +29,7 @@ def test_offload_decode_bench_runs_on_cpu(tmp_path):
     rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
     assert [(row["placement"], row["context"]) for row in rows] == [
         (placement, context)
-        for placement in ("resident", "offload lag 0", "offload lag 1", "offload tokens")
+        for placement in ("resident", "offload lag 0", "offload lag 1", "offload tokens", "offload tokens lag 1")
         for context in (700, 1100)
     ]
     for row in rows:

@@ -198,7 +198,6 @@ def test_unsupported_model_type_names_supported_types():
         ("offload", "sometimes", "offload"),
         ("prefetch_lag", 2, "prefetch_lag"),
         ("offload_granularity", "page", "offload_granularity"),
-        ("offload_granularity", "token", "set prefetch_lag=0 with it"),
         ("prefill_chunk_size", 0, "prefill_chunk_size"),
         ("no_such_option", 1, "no_such_option"),
     ],
