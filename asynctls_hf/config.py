@@ -32,15 +32,15 @@ class AsyncTLSConfig:
     local_tokens: most recent tokens, always attended.
     offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto": when
         the resident cache would not leave a reserve for activations free on the GPU).
-    prefetch_lag: with offload, 1 (the paper's asynchronous mode: step t attends over the blocks chosen at step
-        t-1 that are resident, while the blocks chosen at step t are copied for step t+1) or 0 (exact: the
-        misses are copied before token selection; the results equal offload=False).
-    offload_granularity: with offload, what the device slots hold and the copies move: "block" (the paper's
-        protocol above: whole blocks, top_blocks slots per group) or "token" (top_blocks * block_size token
-        slots per group, taken first in, first out: token selection picks among every wanted block's tokens,
-        and only the picked tokens a step lacks are copied, a fraction of the bytes of whole blocks; with
-        prefetch_lag=0 before the step's attention, with 1 for the next step while this one attends over the
-        picked tokens already resident).
+    prefetch_lag: with offload, 1 (the paper's asynchronous mode: step t attends over what the steps before it
+        made resident, while what step t chose and lacks is copied for step t+1) or 0 (exact: the misses are
+        copied before they are used; the results equal offload=False).
+    offload_granularity: with offload, what the device slots hold and the copies move: "token" (top_blocks *
+        block_size token slots per group, taken first in, first out: token selection picks among every wanted
+        block's tokens, and only the picked tokens a step lacks are copied, a fraction of the bytes of whole
+        blocks; with prefetch_lag=0 before the step's attention, with 1 for the next step while this one attends
+        over the picked tokens already resident; the fastest on the H200, BENCHMARKS.md) or "block" (the paper's
+        protocol above: whole blocks, top_blocks slots per group).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
@@ -58,7 +58,7 @@ class AsyncTLSConfig:
     local_tokens: int = 64
     offload: bool | str = False
     prefetch_lag: int = 1
-    offload_granularity: str = "block"
+    offload_granularity: str = "token"
     backend: str = "auto"
     cuda_graph: bool = True
     prefill_chunk_size: int = 2048

@@ -8,14 +8,12 @@ from a CUDA graph, and graphed with the cache offloaded, in one run.
         [--out DIR] [AsyncTLS settings]
 
 Methods: stock (the unpatched model, sdpa, DynamicCache), eager (AsyncTLS, cuda_graph=False), graphed (AsyncTLS, the
-default: the decode forward replayed from a CUDA graph), graphed-offload (the same with offload=True; the prefetch
-lag and granularity as the AsyncTLS settings say, by default lag 1 over whole blocks), graphed-offload-token
-(offloaded, exact, fetching the selected tokens: prefetch_lag=0, offload_granularity="token"),
-graphed-offload-token-lag1 (the selected tokens a step lacks fetched for the next step: prefetch_lag=1,
-offload_granularity="token"), and
-stock-compiled (the unpatched model with a StaticCache of the generation's length, its forward compiled as
-generate() compiles it for cache_implementation="static": transformers' get_compiled_call, torch.compile in
-"reduce-overhead" mode, which replays CUDA graphs).
+default: the decode forward replayed from a CUDA graph), graphed-offload (the same with offload=True, whole blocks,
+lag 1: the paper's protocol), graphed-offload-token (offloaded, exact, fetching the selected tokens: prefetch_lag=0,
+offload_granularity="token"), graphed-offload-token-lag1 (the selected tokens a step lacks fetched for the next
+step: prefetch_lag=1, offload_granularity="token"), and stock-compiled (the unpatched model with a StaticCache of
+the generation's length, its forward compiled as generate() compiles it for cache_implementation="static":
+transformers' get_compiled_call, torch.compile in "reduce-overhead" mode, which replays CUDA graphs).
 
 The cache is filled with random keys and values up to the context length (no prefill: the step's cost does not
 depend on how the cache was filled), then each step is one model forward of one token per row, the next token the
@@ -51,7 +49,8 @@ FILL_CHUNK = 8192
 METHODS = ("stock", "eager", "graphed", "graphed-offload", "graphed-offload-token", "graphed-offload-token-lag1",
            "stock-compiled")
 ASYNCTLS_SETTINGS = {"eager": dict(cuda_graph=False, offload=False), "graphed": dict(cuda_graph=True, offload=False),
-                     "graphed-offload": dict(cuda_graph=True, offload=True),
+                     "graphed-offload": dict(cuda_graph=True, offload=True, prefetch_lag=1,
+                                             offload_granularity="block"),
                      "graphed-offload-token": dict(cuda_graph=True, offload=True, prefetch_lag=0,
                                                    offload_granularity="token"),
                      "graphed-offload-token-lag1": dict(cuda_graph=True, offload=True, prefetch_lag=1,

@@ -4,19 +4,18 @@ and offloaded, each at the batch sizes given, in one run.
     asynctls-hf bench generate [--model qwen3-8b|glm-4.7-flash] [--context-lengths 48k,96k]
         [--runs stock:4,asynctls:4,asynctls:7,offload:4] [--new-tokens 32] [--out DIR] [AsyncTLS settings]
 
-Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched,
-resident cache, decode replayed from a CUDA graph), offload (the same with offload=True, prefetch_lag 1),
-offload-token (offloaded, exact, only the selected tokens copied: prefetch_lag 0, offload_granularity "token"),
-offload-token-lag1 (the selected tokens a step lacks copied for the next step: prefetch_lag 1, granularity "token"),
-eager (asynctls with cuda_graph=False). For every context length and run it generates
-`--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time, the decode
-tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which include the
-first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the tokens/s it
-gives (the steady state of a longer generation), the peak GPU memory, and the bytes an offloaded cache read back
-from pinned host memory for prefill attention (stats' context_read_bytes). A run that does not fit (CacheMemoryError
-before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random weights: speed does not
-depend on their values.
-"""
+Each run is METHOD:BATCH, METHOD one of stock (the unpatched model, sdpa, DynamicCache), asynctls (patched, resident
+cache, decode replayed from a CUDA graph), offload (the same with offload=True, whole blocks, prefetch_lag 1: the
+paper's protocol), offload-token (offloaded, exact, only the selected tokens copied: prefetch_lag 0,
+offload_granularity "token"), offload-token-lag1 (the selected tokens a step lacks copied for the next step:
+prefetch_lag 1, granularity "token"), eager (asynctls with cuda_graph=False). For every context length and run it
+generates `--new-tokens` tokens greedily from `batch` random prompts of that length and reports the prefill time,
+the decode tokens/s (all rows; the prefill left out, asynctls_hf.timing.DecodeClock) and the mean step time, which
+include the first steps' one-time costs (kernel compilation, CUDA-graph capture), the median step time and the
+tokens/s it gives (the steady state of a longer generation), the peak GPU memory, and the bytes an offloaded cache
+read back from pinned host memory for prefill attention (stats' context_read_bytes). A run that does not fit
+(CacheMemoryError before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random
+weights: speed does not depend on their values. """
 
 from __future__ import annotations
 
@@ -38,7 +37,8 @@ from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.timing import DecodeClock
 
-METHODS = {"stock": None, "asynctls": dict(offload=False), "offload": dict(offload=True, prefetch_lag=1),
+METHODS = {"stock": None, "asynctls": dict(offload=False),
+           "offload": dict(offload=True, prefetch_lag=1, offload_granularity="block"),
            "offload-token": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
            "offload-token-lag1": dict(offload=True, prefetch_lag=1, offload_granularity="token"),
            "eager": dict(offload=False, cuda_graph=False)}

@@ -6,9 +6,10 @@ memory (prefetch_lag 0 and 1 over blocks, or the selected tokens), in one run.
         [--copy-stream-priority 0] [--copy-programs 0] [--out DIR] [AsyncTLS settings]
 
 For each placement (resident, offloaded lag 0, offloaded lag 1, offloaded by tokens: offload_granularity "token",
-the selected tokens a step lacks fetched before its attention (exact) or, tokens-lag1, for the next step) it builds an AsyncTLSCache of `--layers` layers of
-the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of 128 + 128, 36 layers by default; mla: the
-GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers) and fills it with the same random keys up to
+the selected tokens a step lacks fetched before its attention (exact) or, tokens-lag1, for the next step) it builds
+an AsyncTLSCache of `--layers` layers of the ops benchmark's shapes (gqa: the Qwen3-8B layer, 8 groups of
+128 + 128, 36 layers by default; mla: the GLM-4.7-Flash layer, one 576-wide latent holding its values, 47 layers)
+and fills it with the same random keys up to
 each context length in turn. A decode step appends one token to every layer and runs its attention
 (`asynctls_hf.attention.decode_attention`: block filtering, the offload engine's protocol, token selection, sparse
 attention); on CUDA the step is replayed from a CUDA graph (as a patched model's decode step is; `--cuda-graph

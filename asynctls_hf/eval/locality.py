@@ -11,7 +11,7 @@ Only consecutive sparse steps are compared: while the context fits the token bud
 no blocks. Writes `OUT/MODEL/locality_TASK_budget-B.json` and a markdown table (layers x context lengths) beside it.
 
 `--offload-traffic` also decodes the same samples with the cache offloaded in each of OFFLOAD_MODES (whole blocks
-with prefetch lag 1 and 0, and the selected tokens) and reports the offload engine's hit rate and the bytes it
+or the selected tokens, with prefetch lag 1 and 0) and reports the offload engine's hit rate and the bytes it
 copies per layer and decode step for one sequence: what the locality costs the bus on this model (multiply by the
 layers and the batch for a step).
 """
@@ -130,7 +130,8 @@ def measure_locality(model, tokenizer, samples: list[dict], config: AsyncTLSConf
 OFFLOAD_MODES = {
     "blocks, lag 1": dict(offload=True, prefetch_lag=1, offload_granularity="block"),
     "blocks, lag 0": dict(offload=True, prefetch_lag=0, offload_granularity="block"),
-    "tokens": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
+    "tokens, lag 0": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
+    "tokens, lag 1": dict(offload=True, prefetch_lag=1, offload_granularity="token"),
 }
 
 

@@ -1,9 +1,9 @@
 """The offloaded cache on a CUDA device: pinned host store, copies on the side stream, Triton kernels. prefetch_lag=0
 gives tokens and logits identical to offload=False over 256 decode steps at batch 4; lag 1 equals the reference of
-lagged selection (of blocks or of tokens); random delays injected on the copy stream (block copies and the prefill's store writes) and on the
-compute stream change nothing (the events order every slot read and write). Eager decoding unless a test says
-otherwise: the reference selection is Python state a CUDA graph would not replay (tests/test_graphs.py compares
-replayed steps to eager ones).
+lagged selection (of blocks or of tokens); random delays injected on the copy stream (block copies and the prefill's
+store writes) and on the compute stream change nothing (the events order every slot read and write). Eager decoding
+unless a test says otherwise: the reference selection is Python state a CUDA graph would not replay
+(tests/test_graphs.py compares replayed steps to eager ones).
 """
 
 from __future__ import annotations

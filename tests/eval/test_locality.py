@@ -139,6 +139,6 @@ def test_offload_traffic_is_measured_for_every_mode(tiny_checkpoint, tmp_path):
     traffic = written["results"][0]["offload_traffic"]
     assert list(traffic) == list(locality.OFFLOAD_MODES)
     assert all(mode["sparse_layer_steps"] == 5 * 2 and 0 < mode["hit_rate"] < 1 for mode in traffic.values())
-    assert 0 < traffic["tokens"]["bytes_per_layer_step"] < traffic["blocks, lag 0"]["bytes_per_layer_step"]
+    assert 0 < traffic["tokens, lag 0"]["bytes_per_layer_step"] < traffic["blocks, lag 0"]["bytes_per_layer_step"]
     table = (tmp_path / "tiny-qwen3" / "locality_niah_single_1_budget-64.md").read_text()
     assert all(f"| {mode} | " in table for mode in locality.OFFLOAD_MODES)
