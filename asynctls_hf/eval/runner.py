@@ -4,8 +4,9 @@
         --context-lengths 4096,8192 --budgets 512,1024 --samples 20 --out eval_results
 
 Each result is keyed by (task, model, method, budget, length) and written to one JSON file,
-`OUT/MODEL/TASK/METHOD_budget-B_len-L.json` (`budget-all` for full attention); a key whose file exists is not
-run again. The run's settings go to `OUT/MODEL/config.json`; at the end `results.md` (one table per context
+`OUT/MODEL/TASK/METHOD_budget-B_len-L.json` (`budget-all` for full attention), with the device, dtype and torch
+version it ran with; a key whose file exists is not run again. The settings of the last run that generated
+something go to `OUT/MODEL/config.json`; at the end `results.md` (one table per context
 length) and `accuracy_vs_budget.png` summarize every key of the run. All methods of a (task, length) see the
 same samples. Decoding is greedy; scores are 0-100, from the generated text decoded with the tokenizer.
 """
@@ -112,8 +113,6 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
         "fidelity_steps": fidelity_steps, "dtype": str(model.dtype), "device": str(model.device),
         "torch": torch.__version__,
     }  # fmt: skip
-    (run_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
-
     keys = run_keys(model_name, methods, tasks, context_lengths, budgets)
     pending = [key for key in keys if not key.path(out_dir).exists()]
     width = key_width(model)
@@ -144,6 +143,9 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
                     config = configs.get((key.method, key.budget))
                     result = _run_key(model, tokenizer, key, task, task_samples, config, seed, max_new_tokens,
                                       fidelity_steps, bar)
+                    # Written with the first result: a run that generates nothing (it only summarizes results
+                    # made elsewhere) leaves their settings as they were.
+                    _write_json(run_dir / "config.json", settings)
                     _write_json(key.path(out_dir), result)
                     bar.update(samples - len(task_samples))
 
@@ -180,6 +182,9 @@ def _run_key(model, tokenizer, key: ResultKey, task: Task, task_samples: list[di
         "seed": seed,
         "config": None if config is None else dataclasses.asdict(config),
         "attended_tokens": sum(attended) / len(attended) if attended else None,
+        "device": str(model.device),
+        "dtype": str(model.dtype),
+        "torch": torch.__version__,
     }
     if fidelity_steps and config is not None:
         input_ids = tokenizer(task_samples[0]["input"], return_tensors="pt")["input_ids"].to(model.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from asynctls_hf import cli
 from asynctls_hf.eval import runner
@@ -44,6 +45,7 @@ def test_harness_end_to_end(tiny_checkpoint, tmp_path, monkeypatch):
         "niah_single_1", "tiny-qwen3", "full", None, 512
     )
     assert full["config"] is None and full["attended_tokens"] is None and "attention_recall" not in full
+    assert (full["device"], full["dtype"], full["torch"]) == ("cpu", "torch.float32", torch.__version__)
     assert sparse["config"]["token_budget"] == 64 and sparse["attended_tokens"] == 64
     assert len(sparse["attention_recall"]["per_layer"]) == 2
     assert 0 < sparse["attention_recall"]["mean"] < 1
@@ -69,8 +71,10 @@ def test_harness_end_to_end(tiny_checkpoint, tmp_path, monkeypatch):
         raise AssertionError("a present result was run again")
 
     monkeypatch.setattr(runner, "greedy_generate", must_not_generate)
+    (run_dir / "config.json").write_text('{"device": "where the results were made"}')
     assert run(tiny_checkpoint, out, *options) == 0
     assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*_len-*.json")} == before
+    assert json.loads((run_dir / "config.json").read_text()) == {"device": "where the results were made"}
     assert "| asynctls @ 64 |" in (run_dir / "results.md").read_text()
 
 
