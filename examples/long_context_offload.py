@@ -1,15 +1,15 @@
 """Decode a long prompt with the KV cache offloaded to host memory, and compare with the cache on the device.
 
 Offloaded, each layer's full K/V lives in pinned host memory; the device keeps the block summaries, the labels,
-the sinks, the recent tokens and a resident set of top_blocks blocks per KV group. With prefetch lag 1 a step
-attends over the blocks chosen at the step before while the blocks it chose are copied on a side CUDA stream;
-lag 0 copies the misses first and gives exactly the resident cache's tokens. --granularity token keeps single
-tokens in the device slots and copies only the selected tokens they lack (exact, lag 0; a fraction of the bytes).
-Runs offline on a CPU (synchronous copies) with the shipped Qwen3 probe; --model PATH --device cuda runs your own
-checkpoint on a GPU.
+the sinks, the recent tokens and slots for top_blocks * block_size tokens per KV group. --granularity token (the
+default) keeps single tokens in the slots and copies only the selected tokens they lack; block keeps whole blocks.
+With prefetch lag 1 (the default) a step attends over what is resident while what it selected and lacks is copied
+on a side CUDA stream for the next step; lag 0 copies the misses first and gives exactly the resident cache's
+tokens. Runs offline on a CPU (synchronous copies) with the shipped Qwen3 probe; --model PATH --device cuda runs
+your own checkpoint on a GPU.
 
-    python examples/long_context_offload.py --context 16384 --budget 1024 --lag 1
-    python examples/long_context_offload.py --context 16384 --budget 1024 --granularity token
+    python examples/long_context_offload.py --context 16384 --budget 1024
+    python examples/long_context_offload.py --context 16384 --budget 1024 --granularity block --lag 0
 """
 
 import argparse
@@ -32,10 +32,9 @@ def main():
     parser.add_argument("--new-tokens", type=int, default=32, help="most tokens generated")
     parser.add_argument("--budget", type=int, default=1024, help="AsyncTLS token budget")
     parser.add_argument("--lag", type=int, choices=(0, 1), default=1, help="prefetch lag (0: exact)")
-    parser.add_argument("--granularity", choices=("block", "token"), default="block",
-                        help="what the device slots hold: blocks, or the selected tokens (exact: lag 0)")
+    parser.add_argument("--granularity", choices=("token", "block"), default="token",
+                        help="what the device slots hold: the selected tokens, or whole blocks")
     args = parser.parse_args()
-    lag = 0 if args.granularity == "token" else args.lag
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model, tokenizer = load_model(args.model, device) if args.model else load_probe("qwen3", device)
@@ -45,7 +44,7 @@ def main():
     prompt_tokens = inputs["input_ids"].shape[1]
     print(f"prompt {prompt_tokens} tokens, budget {args.budget}; the answer is {sample['outputs'][0]}")
     for offload in (False, True):
-        asynctls_hf.patch(model, token_budget=args.budget, offload=offload, prefetch_lag=lag,
+        asynctls_hf.patch(model, token_budget=args.budget, offload=offload, prefetch_lag=args.lag,
                           offload_granularity=args.granularity)
         with torch.no_grad(), DecodeClock(model) as clock:
             output = model.generate(**inputs, max_new_tokens=args.new_tokens, do_sample=False,
@@ -53,7 +52,7 @@ def main():
         stats = returned_cache(output).stats()
         answer = tokenizer.decode(output.sequences[0, prompt_tokens:], skip_special_tokens=True)
         verdict = "right" if task.score_sample(answer, sample) == 1 else "wrong"
-        name = f"offloaded ({args.granularity}s, lag {lag})" if offload else "on the device"
+        name = f"offloaded ({args.granularity}s, lag {args.lag})" if offload else "on the device"
         print(f"{name:<26} {clock.tokens_per_second() or float('nan'):7.1f} tokens/s  answer ({verdict}): "
               f"{answer.strip()!r}")
         print(f"{'':<26} device {stats['memory_bytes'] / 2**20:.1f} MiB, host {stats['host_memory_bytes'] / 2**20:.1f}"

@@ -52,7 +52,7 @@ def test_glm_mla_without_its_probe_says_what_to_do(monkeypatch, capsys, tmp_path
 
 
 @pytest.mark.parametrize(("granularity", "name"), [("block", "offloaded (blocks, lag 1) "),
-                                                   ("token", "offloaded (tokens, lag 0) ")])
+                                                   ("token", "offloaded (tokens, lag 1) ")])
 def test_long_context_offload(probe_checkpoint, monkeypatch, capsys, granularity, name):
     argv = ["--model", probe_checkpoint, "--device", "cpu", "--context", "1024", "--budget", "128", "--new-tokens", "4",
             "--granularity", granularity]
