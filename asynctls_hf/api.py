@@ -223,12 +223,15 @@ def _install_cache_builders(model: nn.Module, decoder: nn.Module, state: _PatchS
         layer's prefill attention allocates (ModelFamily.prefill_attention_bytes)."""
         if tokens is None:
             return {}
+        chunk = state.config.prefill_chunk_size
         per_chunk, hidden_states = prefill_working_bytes(
-            text_config.hidden_size, text_config.intermediate_size, batch, tokens, state.config.prefill_chunk_size,
-            dtype, returned_tokens=1 if returns_last_token else None,
+            text_config.hidden_size, text_config.intermediate_size, batch, tokens, chunk, dtype,
+            returned_tokens=1 if returns_last_token else None,
         )
-        attention = state.family.prefill_attention_bytes(text_config, batch, tokens, dtype)
-        needs = dict.fromkeys(devices, per_chunk + attention)
+        needs = {
+            device: per_chunk + state.family.prefill_attention_bytes(text_config, batch, tokens, chunk, dtype, device)
+            for device in dict.fromkeys(devices)
+        }
         needs[devices[-1]] += hidden_states
         return needs
 

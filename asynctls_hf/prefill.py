@@ -109,16 +109,11 @@ def prefill_working_bytes(
     (on every device holding layers, one chunk's working memory; on the device of the last layer, the last hidden
     states [B, k, H] that the decoder returns: k = returned_tokens, or every token). A chunk of c tokens: its
     MLP's gate, up and their product [B, c, I] each, about eight hidden-sized tensors [B, c, H] (residual stream,
-    norms, attention input and output), and its attention's mask over the context [B, c, T], boolean and as the
-    additive bias PyTorch's attention makes of it (ops.causal_prefill_attention's masked form; its per-row flash
-    form builds none, so the estimate is conservative there). On the H200 (Qwen3-8B, 96k,
-    batch 8, offloaded by tokens, 2026-11-29, every hidden state returned) the generation's peak was 49.9 GiB;
-    weights, the planned cache and this estimate make 51.8 GiB."""
-    chunk_tokens = min(chunk, tokens)
-    activations = batch * chunk_tokens * (3 * intermediate_size + 8 * hidden_size) * dtype.itemsize
-    attention_mask = batch * chunk_tokens * tokens * (1 + dtype.itemsize)
+    norms, attention input and output); what its attention allocates is the model family's
+    (ModelFamily.prefill_attention_bytes)."""
+    activations = batch * min(chunk, tokens) * (3 * intermediate_size + 8 * hidden_size) * dtype.itemsize
     returned = min(returned_tokens or tokens, tokens)
-    return activations + attention_mask, batch * returned * hidden_size * dtype.itemsize
+    return activations, batch * returned * hidden_size * dtype.itemsize
 
 
 def _chunk_arguments(kwargs: dict, begin: int, end: int, past: int) -> dict:

@@ -149,9 +149,10 @@ class AsyncTLSCache(Cache):
         """Decide, before anything is allocated, where the cache of `batch` rows of up to `max_length` slots (K/V in
         `dtype`, layer i on layer_devices[i]) goes under config.offload, place the layers accordingly, and return
         the placement. `prefill_bytes`: per device, the prefill's working memory beside the cache
-        (asynctls_hf.prefill.prefill_working_bytes); an offloaded layer's prefill attention also reads its whole
-        context onto the device, counted here. Raises CacheMemoryError, naming what is needed, what is free and
-        which setting to change, when it does not fit the devices' free memory or the available host memory."""
+        (asynctls_hf.prefill.prefill_working_bytes and ModelFamily.prefill_attention_bytes); an offloaded layer's
+        prefill attention also reads its whole context onto the device, counted here. Raises CacheMemoryError,
+        naming what is needed, what is free and which setting to change, when it does not fit the devices' free
+        memory or the available host memory."""
         if self.max_length is None:
             raise ValueError("plan_placement needs the cache's max_length")
         resident = dict(prefill_bytes or {})

@@ -28,6 +28,31 @@ def flash_takes(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -
     return torch.backends.cuda.can_use_flash_attention(params)
 
 
+def working_bytes(
+    heads: int,
+    groups: int,
+    key_width: int,
+    value_width: int,
+    batch: int,
+    chunk: int,
+    tokens: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+) -> int:
+    """GPU bytes causal_prefill_attention allocates beside its inputs and output for chunks of `chunk` queries over
+    up to `tokens` keys per row, with `heads` query heads over `groups` key/value heads of these widths: none of
+    note in the per-row flash form (where flash_takes these shapes on `device`); in the masked form, its mask
+    [B, c, T] (two boolean ones alive at once while it is built) and the additive bias SDPA makes of it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        def probe(count: int, width: int) -> torch.Tensor:
+            return torch.empty((1, count, 1, width), dtype=dtype, device=device)
+
+        if flash_takes(probe(heads, key_width), probe(groups, key_width), probe(groups, value_width)):
+            return 0
+    return batch * min(chunk, tokens) * tokens * (2 + dtype.itemsize)
+
+
 def causal_prefill_attention(
     query: torch.Tensor,
     keys: torch.Tensor,

@@ -24,16 +24,17 @@ class ModelFamily:
     check_attention(module, config) raises UnsupportedModelError when a module is not the expected kind;
     forward(module, cache, hidden_states, position_embeddings, **kwargs) -> (output, None) is the replacement
     forward, called only when the cache is an AsyncTLSCache;
-    prefill_attention_bytes(text_config, batch, tokens, dtype) -> the transient GPU bytes one layer's dense
-    prefill attention allocates beside the cache over a context of `tokens` tokens per row (0: it reads the cache
-    as it is stored).
+    prefill_attention_bytes(text_config, batch, tokens, chunk, dtype, device) -> the transient GPU bytes one
+    layer's dense prefill attention allocates on `device` beside the cache and its inputs, in chunks of `chunk`
+    queries over a context of `tokens` tokens per row (ops.prefill_attention.working_bytes for the attention
+    call, plus what the family builds for it, such as MLA's keys and values expanded from the latent).
     """
 
     model_type: str
     layer_geometry: Callable[[object], list[LayerGeometry]]
     check_attention: Callable[[nn.Module, AsyncTLSConfig], None]
     forward: Callable
-    prefill_attention_bytes: Callable[[object, int, int, torch.dtype], int] = lambda *_: 0
+    prefill_attention_bytes: Callable[[object, int, int, int, torch.dtype, torch.device], int]
 
 
 def _registry() -> dict[str, ModelFamily]:

@@ -192,12 +192,17 @@ def expanded_prefill_attention(
     )
 
 
-def prefill_attention_bytes(text_config, batch: int, tokens: int, dtype: torch.dtype) -> int:
+def prefill_attention_bytes(text_config, batch: int, tokens: int, chunk: int, dtype: torch.dtype, device) -> int:
     """What expanded_prefill_attention allocates over a context of `tokens` tokens per row: kv_b_proj's output
-    [B, T, H, qk_nope + v], the keys [B, H, T, qk_nope + qk_rope] and the values made contiguous [B, H, T, v]."""
+    [B, T, H, qk_nope + v], the keys [B, H, T, qk_nope + qk_rope] and the values made contiguous [B, H, T, v], and
+    the attention call's own working memory over them (ops.prefill_attention.working_bytes)."""
     nope, rope, value = text_config.qk_nope_head_dim, text_config.qk_rope_head_dim, text_config.v_head_dim
+    heads = text_config.num_attention_heads
     widths = (nope + value) + (nope + rope) + value
-    return batch * tokens * text_config.num_attention_heads * widths * dtype.itemsize
+    attention = ops.prefill_attention.working_bytes(
+        heads, heads, nope + rope, value, batch, chunk, tokens, dtype, device
+    )
+    return batch * tokens * heads * widths * dtype.itemsize + attention
 
 
 FAMILY = ModelFamily("glm4_moe_lite", layer_geometry, check_attention, forward, prefill_attention_bytes)

@@ -7,6 +7,7 @@ import sys
 import torch
 from torch import nn
 
+from asynctls_hf import ops
 from asynctls_hf.attention import asynctls_attention
 from asynctls_hf.cache import AsyncTLSCache, LayerGeometry
 from asynctls_hf.config import AsyncTLSConfig
@@ -15,10 +16,24 @@ from asynctls_hf.patches import ModelFamily, UnsupportedModelError
 _REQUIRED_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
+def _head_dim(text_config) -> int:
+    return getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+
+
 def layer_geometry(text_config) -> list[LayerGeometry]:
-    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+    head_dim = _head_dim(text_config)
     geometry = LayerGeometry(text_config.num_key_value_heads, head_dim, head_dim)
     return [geometry] * text_config.num_hidden_layers
+
+
+def prefill_attention_bytes(text_config, batch: int, tokens: int, chunk: int, dtype: torch.dtype, device) -> int:
+    """The prefill attention reads the cached keys and values as they are: only the attention call's own
+    (ops.prefill_attention.working_bytes)."""
+    head_dim = _head_dim(text_config)
+    return ops.prefill_attention.working_bytes(
+        text_config.num_attention_heads, text_config.num_key_value_heads, head_dim, head_dim, batch, chunk, tokens,
+        dtype, device,
+    )
 
 
 def check_attention(module: nn.Module, config: AsyncTLSConfig) -> None:
@@ -71,4 +86,4 @@ def forward(
     return module.o_proj(output), None
 
 
-FAMILY = ModelFamily("qwen3", layer_geometry, check_attention, forward)
+FAMILY = ModelFamily("qwen3", layer_geometry, check_attention, forward, prefill_attention_bytes)

@@ -72,9 +72,10 @@ def test_generate_plans_the_prefill_working_memory(monkeypatch, build):
     per_chunk, last_hidden = prefill_working_bytes(
         text.hidden_size, text.intermediate_size, 2, tokens, CONFIG.prefill_chunk_size, torch.float32, 1
     )
-    attention = 0
+    # On the CPU the prefill attention takes its masked form: two boolean masks and the float32 bias per chunk.
+    attention = 2 * min(CONFIG.prefill_chunk_size, tokens) * tokens * (2 + 4)
     if build is tiny_glm4_moe_lite:
         widths = 2 * text.qk_nope_head_dim + text.qk_rope_head_dim + 2 * text.v_head_dim
-        attention = 2 * tokens * text.num_attention_heads * widths * 4
+        attention += 2 * tokens * text.num_attention_heads * widths * 4
     assert last_hidden == 2 * text.hidden_size * 4
     assert prefill_bytes == {torch.device("cpu"): per_chunk + attention + last_hidden}

@@ -41,18 +41,30 @@ def test_per_row_equals_the_masked_reference(shape, past, tokens, row_starts):
 def test_the_cpu_runs_the_masked_reference():
     query, keys, values, row_start = inputs(*SHAPES["gqa"], 0, 5, [0, 2])
     assert not ops.prefill_attention.flash_takes(query, keys, values)
+    # Its working memory: per chunk of 64 queries over 1000 keys, two boolean masks and the float32 bias.
+    assert ops.prefill_attention.working_bytes(8, 2, 16, 16, 3, 64, 1000, torch.float32, "cpu") == 3 * 64 * 1000 * 6
+    assert ops.prefill_attention.working_bytes(8, 2, 16, 16, 3, 64, 50, torch.float32, "cpu") == 3 * 50 * 50 * 6
+
+
+@pytest.mark.gpu
+def test_the_flash_form_plans_no_mask_and_the_masked_one_does():
+    """Qwen3-8B's prefill attention shape at 96k, batch 8: bf16 runs per row on flash (no mask), float32 (which
+    flash does not take) the masked form."""
+    shape, sizes = (32, 8, 128, 128), (8, 2048, 96 * 1024)
+    assert ops.prefill_attention.working_bytes(*shape, *sizes, torch.bfloat16, "cuda") == 0
+    assert ops.prefill_attention.working_bytes(*shape, *sizes, torch.float32, "cuda") == 8 * 2048 * 96 * 1024 * 6
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", ["gqa", "mha"])
 def test_bf16_on_the_gpu_equals_the_masked_reference(shape):
-    """In bf16 at head width 128 the default picks the per-row flash form (for GQA where torch's flash takes
-    it); it matches the reference."""
+    """In bf16 at head width 128 the default picks the per-row flash form, GQA included; it matches the
+    reference."""
     heads, groups, _, _ = SHAPES[shape]
     query, keys, values, row_start = inputs(
         heads, groups, 128, 128, 1000, 301, [0, 77, 1200, 1301], device="cuda", dtype=torch.bfloat16
     )
-    assert ops.prefill_attention.flash_takes(query, keys, values) or groups != heads
+    assert ops.prefill_attention.flash_takes(query, keys, values)
     expected = naive.causal_prefill_attention(query, keys, values, 1000, row_start, 128**-0.5, 128)
     got = ops.causal_prefill_attention(query, keys, values, 1000, row_start, [0, 77, 1200, 1301], 128**-0.5, 128)
     torch.testing.assert_close(got, expected, atol=2e-2, rtol=0)
