@@ -18,7 +18,7 @@ CONFIG_OPTIONS = {
     "label_bits": "bits per label channel: 4, 8 or 16",
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
-    "prefetch_lag": "with offload: 1 attends over what the previous step made resident while copying, 0 is exact",
+    "prefetch_lag": "with offload: 0 is exact; 1 attends over what is resident while copying (faster, not exact)",
     "offload_granularity": "with offload: block (whole blocks) or token (only the selected tokens a step lacks)",
     "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }

@@ -32,15 +32,16 @@ class AsyncTLSConfig:
     local_tokens: most recent tokens, always attended.
     offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto": when
         the resident cache would not leave a reserve for activations free on the GPU).
-    prefetch_lag: with offload, 1 (the paper's asynchronous mode: step t attends over what the steps before it
-        made resident, while what step t chose and lacks is copied for step t+1) or 0 (exact: the misses are
-        copied before they are used; the results equal offload=False).
+    prefetch_lag: with offload, 0 (exact: the misses are copied before they are used; the results equal
+        offload=False) or 1 (the paper's asynchronous mode: step t attends over what the steps before it made
+        resident, while what step t chose and lacks is copied for step t+1; faster, and not exact: EVAL.md,
+        "Offloaded decoding with a one-step lag").
     offload_granularity: with offload, what the device slots hold and the copies move: "token" (top_blocks *
         block_size token slots per group, taken first in, first out: token selection picks among every wanted
         block's tokens, and only the picked tokens a step lacks are copied, a fraction of the bytes of whole
-        blocks; with prefetch_lag=0 before the step's attention, with 1 for the next step while this one attends
-        over the picked tokens already resident; the fastest on the H200, BENCHMARKS.md) or "block" (the paper's
-        protocol above: whole blocks, top_blocks slots per group).
+        blocks; with lag 1 a step attends over the picked tokens already resident) or "block" (the paper's
+        protocol above: whole blocks, top_blocks slots per group; with lag 1 token selection picks among the
+        blocks wanted at the step before that are resident).
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
@@ -57,7 +58,7 @@ class AsyncTLSConfig:
     sink_tokens: int = 16
     local_tokens: int = 64
     offload: bool | str = False
-    prefetch_lag: int = 1
+    prefetch_lag: int = 0
     offload_granularity: str = "token"
     backend: str = "auto"
     cuda_graph: bool = True

@@ -3,13 +3,13 @@
 Offloaded, each layer's full K/V lives in pinned host memory; the device keeps the block summaries, the labels,
 the sinks, the recent tokens and slots for top_blocks * block_size tokens per KV group. --granularity token (the
 default) keeps single tokens in the slots and copies only the selected tokens they lack; block keeps whole blocks.
-With prefetch lag 1 (the default) a step attends over what is resident while what it selected and lacks is copied
-on a side CUDA stream for the next step; lag 0 copies the misses first and gives exactly the resident cache's
-tokens. Runs offline on a CPU (synchronous copies) with the shipped Qwen3 probe; --model PATH --device cuda runs
-your own checkpoint on a GPU.
+Prefetch lag 0 (the default) copies the misses first and gives exactly the resident cache's tokens; with lag 1 a
+step attends over what is resident while what it selected and lacks is copied on a side CUDA stream for the next
+step (faster, not exact). Runs offline on a CPU (synchronous copies) with the shipped Qwen3 probe; --model PATH
+--device cuda runs your own checkpoint on a GPU.
 
     python examples/long_context_offload.py --context 16384 --budget 1024
-    python examples/long_context_offload.py --context 16384 --budget 1024 --granularity block --lag 0
+    python examples/long_context_offload.py --context 16384 --budget 1024 --granularity block --lag 1
 """
 
 import argparse
@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--context", type=int, default=16384, help="prompt tokens plus answer room")
     parser.add_argument("--new-tokens", type=int, default=32, help="most tokens generated")
     parser.add_argument("--budget", type=int, default=1024, help="AsyncTLS token budget")
-    parser.add_argument("--lag", type=int, choices=(0, 1), default=1, help="prefetch lag (0: exact)")
+    parser.add_argument("--lag", type=int, choices=(0, 1), default=0, help="prefetch lag (0: exact)")
     parser.add_argument("--granularity", choices=("token", "block"), default="token",
                         help="what the device slots hold: the selected tokens, or whole blocks")
     args = parser.parse_args()

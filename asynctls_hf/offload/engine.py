@@ -62,7 +62,7 @@ class OffloadEngine:
         num_slots: int,
         transport: Transport,
         device: torch.device | str,
-        prefetch_lag: int = 1,
+        prefetch_lag: int = 0,
         window_tokens: int = 0,
         backend: str = "auto",
         granularity: str = "block",

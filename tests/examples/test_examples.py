@@ -51,11 +51,11 @@ def test_glm_mla_without_its_probe_says_what_to_do(monkeypatch, capsys, tmp_path
         run_example("glm_mla.py", SMALL, monkeypatch, capsys)
 
 
-@pytest.mark.parametrize(("granularity", "name"), [("block", "offloaded (blocks, lag 1) "),
-                                                   ("token", "offloaded (tokens, lag 1) ")])
-def test_long_context_offload(probe_checkpoint, monkeypatch, capsys, granularity, name):
+@pytest.mark.parametrize(("options", "name"), [(["--granularity", "block", "--lag", "1"], "offloaded (blocks, lag 1) "),
+                                              ([], "offloaded (tokens, lag 0) ")])
+def test_long_context_offload(probe_checkpoint, monkeypatch, capsys, options, name):
     argv = ["--model", probe_checkpoint, "--device", "cpu", "--context", "1024", "--budget", "128", "--new-tokens", "4",
-            "--granularity", granularity]
+            *options]
     lines = run_example("long_context_offload.py", argv, monkeypatch, capsys).splitlines()
     assert ", budget 128; the answer is " in lines[0]
     assert lines[1].startswith("on the device ") and "hit rate 1.000, 0 KiB copied per step" in lines[2]
