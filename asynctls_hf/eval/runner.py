@@ -123,6 +123,7 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
         if key.budget is not None
     }
     skipped: dict[tuple[str, int], str] = {}
+    settings_written = False
     with tqdm(total=len(pending) * samples, desc="eval", unit="sample", disable=not progress) as bar:
         for task_name in tasks:
             task = TASKS[task_name]
@@ -143,9 +144,9 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
                     config = configs.get((key.method, key.budget))
                     result = _run_key(model, tokenizer, key, task, task_samples, config, seed, max_new_tokens,
                                       fidelity_steps, bar)
-                    # Written with the first result: a run that generates nothing (it only summarizes results
-                    # made elsewhere) leaves their settings as they were.
-                    _write_json(run_dir / "config.json", settings)
+                    if not settings_written:  # a run that generates nothing leaves the settings of the results
+                        _write_json(run_dir / "config.json", settings)  # it summarizes as they were
+                        settings_written = True
                     _write_json(key.path(out_dir), result)
                     bar.update(samples - len(task_samples))
 
