@@ -110,7 +110,8 @@ def select_offloaded_tokens(
     Block filtering names the blocks wanted (this step's with prefetch_lag 0, the next step's with lag 1); the
     engine makes the blocks token selection may use resident; the sinks and the local window come from the
     device window. With offload_granularity "token", token selection runs on every wanted block (their labels
-    are on the device) and the engine fetches the selected tokens it lacks. The caller calls
+    are on the device) and the engine fetches the selected tokens it lacks (with lag 1 also their successors up
+    to the candidates' bound, for the next step). The caller calls
     layer.offloaded.engine.end_step() once the step's attention is issued.
     """
     offloaded = layer.offloaded
@@ -120,7 +121,9 @@ def select_offloaded_tokens(
     kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
     if offloaded.engine.granularity == "token":
         slots, valid = select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, fixed_positions)
-        return offloaded.engine.fetch_tokens(slots, valid, fixed=fixed_positions.shape[1])
+        return offloaded.engine.fetch_tokens(
+            slots, valid, fixed=fixed_positions.shape[1], successor_limit=plan.candidate_high
+        )
     blocks = offloaded.engine.begin_step(torch.where(kept_valid, kept_blocks, -1))
     slots, valid = select_from_blocks(
         query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions

@@ -20,6 +20,7 @@ CONFIG_OPTIONS = {
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
     "prefetch_lag": "with offload: 0 is exact; 1 attends over what is resident while copying (faster, not exact)",
     "offload_granularity": "with offload: block (whole blocks) or token (only the selected tokens a step lacks)",
+    "prefetch_successors": "with offload by tokens and lag 1: tokens after each selected one also copied",
     "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }
 BOOLEAN_CHOICES = {"false": False, "true": True}

@@ -42,6 +42,10 @@ class AsyncTLSConfig:
         blocks; with lag 1 a step attends over the picked tokens already resident) or "block" (the paper's
         protocol above: whole blocks, top_blocks slots per group; with lag 1 token selection picks among the
         blocks wanted at the step before that are resident).
+    prefetch_successors: with offload by tokens and prefetch_lag 1, also copy for the next step this many tokens that
+        follow each selected one (a model copying a span from the context reads its tokens one step apart;
+        with 0 such a token is missing from the very step that first picks it: EVAL.md, "Offloaded decoding with a
+        one-step lag").
     backend: "torch" (reference ops), "triton" (kernels) or "auto" (Triton on CUDA, torch elsewhere).
     cuda_graph: on a CUDA device, capture the decode step (the whole model forward) in a CUDA graph once per
         batch size and replay it, when the cache is static (generate() builds it so: it knows the maximum length);
@@ -60,6 +64,7 @@ class AsyncTLSConfig:
     offload: bool | str = False
     prefetch_lag: int = 0
     offload_granularity: str = "token"
+    prefetch_successors: int = 1
     backend: str = "auto"
     cuda_graph: bool = True
     prefill_chunk_size: int = 2048
@@ -67,7 +72,7 @@ class AsyncTLSConfig:
     def __post_init__(self) -> None:
         for name in ("block_size", "top_blocks", "token_budget", "prefill_chunk_size"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("sink_tokens", "local_tokens"):
+        for name in ("sink_tokens", "local_tokens", "prefetch_successors"):
             _check_int(name, getattr(self, name), minimum=0)
         if self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of two, got {self.block_size}")
@@ -89,6 +94,13 @@ class AsyncTLSConfig:
                 f"top_blocks * block_size ({self.top_blocks} * {self.block_size}) must cover the "
                 f"{self.selected_tokens} tokens that token selection picks "
                 "(token_budget - sink_tokens - local_tokens); raise top_blocks"
+            )
+        if (self.offload is not False and self.offload_granularity == "token" and self.prefetch_lag == 1
+                and (1 + self.prefetch_successors) * self.selected_tokens > self.top_blocks * self.block_size):
+            raise ValueError(
+                f"offloaded by tokens with prefetch_lag=1, the {self.selected_tokens} selected tokens and their "
+                f"{self.prefetch_successors} successors each must fit the top_blocks * block_size "
+                f"({self.top_blocks} * {self.block_size}) token slots; lower prefetch_successors or raise top_blocks"
             )
         if not any(self.offload is choice for choice in _OFFLOAD_CHOICES):
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")

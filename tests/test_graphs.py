@@ -13,7 +13,8 @@ from helpers import CACHE_KWARG, greedy, left_padded_batch, returned_cache, tiny
 import asynctls_hf
 from asynctls_hf import AsyncTLSCache, GraphFallbackWarning
 
-SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
+# 5 * 16 token slots hold the 36 picks and their successors (offloaded by tokens, lag 1).
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=5)
 STEPS = 24
 
 

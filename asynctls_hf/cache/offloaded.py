@@ -75,6 +75,7 @@ class OffloadedKV:
         self.engine = OffloadEngine(
             store, offload_slots(config), transport, device, prefetch_lag=config.prefetch_lag,
             window_tokens=window_tokens, backend=config.backend, granularity=config.offload_granularity,
+            prefetch_successors=config.prefetch_successors,
         )
         self.device = device
         self._last_chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None

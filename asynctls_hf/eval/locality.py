@@ -11,9 +11,9 @@ Only consecutive sparse steps are compared: while the context fits the token bud
 no blocks. Writes `OUT/MODEL/locality_TASK_budget-B.json` and a markdown table (layers x context lengths) beside it.
 
 `--offload-traffic` also decodes the same samples with the cache offloaded in each of OFFLOAD_MODES (whole blocks
-or the selected tokens, with prefetch lag 1 and 0) and reports the offload engine's hit rate and the bytes it
-copies per layer and decode step for one sequence: what the locality costs the bus on this model (multiply by the
-layers and the batch for a step).
+or the selected tokens, with prefetch lag 1 and 0, and by tokens with lag 1 also without the successors) and
+reports the offload engine's hit rate and the bytes it copies per layer and decode step for one sequence: what the
+locality costs the bus on this model (multiply by the layers and the batch for a step).
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ OFFLOAD_MODES = {
     "blocks, lag 0": dict(offload=True, prefetch_lag=0, offload_granularity="block"),
     "tokens, lag 0": dict(offload=True, prefetch_lag=0, offload_granularity="token"),
     "tokens, lag 1": dict(offload=True, prefetch_lag=1, offload_granularity="token"),
+    "tokens, lag 1, no successors": dict(offload=True, prefetch_lag=1, offload_granularity="token",
+                                         prefetch_successors=0),
 }
 
 

@@ -49,7 +49,8 @@ class OffloadEngine:
           stream waits for them, so every selected token is resident. prefetch_lag=1: the compute stream waits for
           the copies started at the previous step, attention reads the selected tokens that are resident (those
           selected at an earlier step and not evicted since), and end_step copies the missing ones for the next
-          step, as the block protocol does.
+          step, as the block protocol does, together with the `prefetch_successors` tokens that follow each
+          selected one (below `successor_limit`): a model that copies a span reads its tokens one step apart.
     Only the tokens attention reads cross the bus, a fraction of their blocks' bytes.
 
     prefill: append each chunk as it is written (nothing is fetched). select_rows, crop and reset first make
@@ -66,6 +67,7 @@ class OffloadEngine:
         window_tokens: int = 0,
         backend: str = "auto",
         granularity: str = "block",
+        prefetch_successors: int = 0,
     ):
         if prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1, got {prefetch_lag!r}")
@@ -77,6 +79,7 @@ class OffloadEngine:
         self.transport = transport
         self.prefetch_lag = prefetch_lag
         self.granularity = granularity
+        self.prefetch_successors = prefetch_successors
         self.unit = store.block_size if granularity == "block" else 1  # tokens per slot and per resident id
         self.device = torch.device(device)
         self.window_tokens = window_tokens
@@ -97,6 +100,7 @@ class OffloadEngine:
         self._previous_wanted: torch.Tensor | None = None
         self._has_previous = False
         self._to_prefetch: torch.Tensor | None = None
+        self._successor_limit: torch.Tensor | None = None
         self.reset_stats()
 
     @property
@@ -161,22 +165,24 @@ class OffloadEngine:
         return self.resident.translate(positions, self.unit, valid, fixed)
 
     def fetch_tokens(
-        self, positions: torch.Tensor, valid: torch.Tensor, fixed: int = 0
+        self, positions: torch.Tensor, valid: torch.Tensor, fixed: int = 0, successor_limit: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Granularity "token": translate the selected tokens into buffer positions, fetching those not resident.
         positions [B, NG, T] int64, the first `fixed` of them buffer positions already (the window), the rest store
         positions, unique per row and group where `valid` [B, NG, T] bool; T - fixed <= num_slots. Returns
         translate()'s (buffer positions, resident). Exact (prefetch_lag 0, and the first step of lag 1): the misses
         are copied, and the compute stream waits, before it returns: resident equals `valid`. Lag 1: resident marks
-        the valid tokens already on the device; end_step copies the others for the next step."""
+        the valid tokens already on the device; end_step copies the others for the next step. With lag 1 the
+        `prefetch_successors` tokens after each selected one that lie below successor_limit [B] int64 (none
+        without it) are copied with them, on the first step too."""
         if self.granularity != "token":
             raise RuntimeError("fetch_tokens is the token protocol's; an engine of granularity 'block' uses begin_step")
         selected = torch.where(valid[..., fixed:], positions[..., fixed:], -1)
         if self.prefetch_lag == 0 or not self._has_previous:
-            self._copy_tokens(selected)
+            self._copy_tokens(selected, successor_limit if self.prefetch_lag == 1 else None)
             self._has_previous = True
         else:
-            self._to_prefetch = selected
+            self._to_prefetch, self._successor_limit = selected, successor_limit
         self._wait_pending()
         return self.translate(positions, valid, fixed)
 
@@ -189,7 +195,8 @@ class OffloadEngine:
                 self._copy_planned(self._plan(wanted))
                 self._remember(wanted)
             else:
-                self._copy_tokens(wanted)
+                self._copy_tokens(wanted, self._successor_limit)
+                self._successor_limit = None
         capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
         while not capturing and self._wait_timers and self._wait_timers[0].done():
             self._wait_seconds += self._wait_timers.popleft().seconds()
@@ -222,16 +229,32 @@ class OffloadEngine:
             lambda: plan, (), self.store, self.key_buffer, self.separate_value_buffer
         )
 
-    def _copy_tokens(self, selected: torch.Tensor) -> None:
-        """Plan and copy the selected tokens [B, NG, T] int64 (-1: none), the plan made where the copies run (the
-        copy stream): the current stream neither writes nor reads the token resident set until it waits for them
-        (no token id at or past the length is ever resident, so the appended token makes none stale). In position
-        order: which slot a token takes, so which token leaves when, does not depend on the order token selection
-        lists them in (it differs between backends), and the host rows are read in order."""
+    def _copy_tokens(self, selected: torch.Tensor, successor_limit: torch.Tensor | None = None) -> None:
+        """Plan and copy the selected tokens [B, NG, T] int64 (-1: none), and with successor_limit [B] their
+        successors (_with_successors), the plan made where the copies run (the copy stream): the current stream
+        neither writes nor reads the token resident set until it waits for them (no token id at or past the length
+        is ever resident, so the appended token makes none stale). In position order: which slot a token takes, so
+        which token leaves when, does not depend on the order token selection lists them in (it differs between
+        backends), and the host rows are read in order."""
+        reads = (selected,) if successor_limit is None else (selected, successor_limit)
         self._pending = self.transport.copy_blocks(
-            lambda: self._plan(selected.sort(dim=-1).values), (selected,), self.store, self.key_buffer,
-            self.separate_value_buffer,
+            lambda: self._plan(self._with_successors(selected, successor_limit)), reads, self.store,
+            self.key_buffer, self.separate_value_buffer,
         )
+
+    def _with_successors(self, selected: torch.Tensor, successor_limit: torch.Tensor | None) -> torch.Tensor:
+        """selected [B, NG, T] int64 token ids (-1: none, unique per row and group) -> [B, NG, T * (1 + n)] sorted,
+        each id once (repeats become -1): the selected ids and, with successor_limit [B], the n =
+        prefetch_successors ids after each of them that lie below its row's limit."""
+        if successor_limit is None or self.prefetch_successors == 0:
+            return selected.sort(dim=-1).values
+        limit = successor_limit.view(-1, 1, 1)
+        following = [torch.where((selected >= 0) & (selected + distance < limit), selected + distance, -1)
+                     for distance in range(1, self.prefetch_successors + 1)]
+        ids = torch.cat([selected, *following], dim=-1).sort(dim=-1).values
+        repeated = torch.zeros_like(ids, dtype=torch.bool)
+        repeated[..., 1:] = ids[..., 1:] == ids[..., :-1]
+        return torch.where(repeated, -1, ids)
 
     def _wait_pending(self) -> None:
         if self._pending is None:

@@ -53,8 +53,9 @@ class LaggedSelection:
 class LaggedTokenSelection:
     """Reference of prefetch_lag=1 with offload_granularity "token" on a resident cache: token selection at step t
     picks among the tokens of every block kept at step t, and attention keeps those of the picked tokens that a
-    set of top_blocks * block_size token slots holds, each step's picks added after the step, first in, first out
-    (a ResidentSet, tested against the plain policy in tests/offload); the first sparse step keeps every pick."""
+    set of top_blocks * block_size token slots holds, each step's picks and the prefetch_successors tokens after
+    each pick (below the step's candidate bound) added after the step, first in, first out (a ResidentSet, tested
+    against the plain policy in tests/offload); the first sparse step keeps every pick."""
 
     def __init__(self):
         self.select = attention.select_tokens  # the resident selection, before this object replaces it
@@ -72,15 +73,32 @@ class LaggedTokenSelection:
         else:
             valid = valid & held.translate(slots, 1, valid, fixed)[1]
         held.ensure_block_capacity(plan.length)
-        held.plan(picked, row_tokens=1)
+        held.plan(with_successors(picked, plan.candidate_high, config.prefetch_successors), row_tokens=1)
         return slots, valid
 
 
-def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "block", **generate_kwargs):
-    """(resident reference, offloaded) greedy generations of a left-padded batch, offloaded with `granularity`;
-    with lag 1 the reference selects as LaggedSelection (LaggedTokenSelection) does."""
+def with_successors(picked: torch.Tensor, limit: torch.Tensor, count: int) -> torch.Tensor:
+    """picked [B, NG, T] token ids (-1: none) -> each (row, group)'s ids and the `count` after each that lie below
+    limit[row], each once, ascending, padded with -1 to T * (1 + count)."""
+    width = picked.shape[-1] * (1 + count)
+    rows = []
+    for row, row_limit in zip(picked.tolist(), limit.tolist(), strict=True):
+        groups = []
+        for ids in row:
+            held = sorted({i + d for i in ids if i >= 0 for d in range(count + 1) if d == 0 or i + d < row_limit})
+            groups.append(held + [-1] * (width - len(held)))
+        rows.append(groups)
+    return torch.tensor(rows, dtype=torch.int64, device=picked.device)
+
+
+def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "block", settings: dict | None = None,
+                  **generate_kwargs):
+    """(resident reference, offloaded) greedy generations of a left-padded batch, offloaded with `granularity`,
+    both with SPARSE updated by `settings`; with lag 1 the reference selects as LaggedSelection
+    (LaggedTokenSelection) does."""
+    config = {**SPARSE, **(settings or {})}
     input_ids, attention_mask = (tensor.to(device) for tensor in left_padded_batch(LENGTHS))
-    with asynctls_hf.patched(model, **SPARSE):
+    with asynctls_hf.patched(model, **config):
         if lag:
             original = attention.select_tokens
             attention.select_tokens = LaggedSelection() if granularity == "block" else LaggedTokenSelection()
@@ -90,15 +108,22 @@ def generate_pair(model, device: str, steps: int, lag: int, granularity: str = "
                 attention.select_tokens = original
         else:
             reference = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
-    with asynctls_hf.patched(model, offload=True, prefetch_lag=lag, offload_granularity=granularity, **SPARSE):
+    with asynctls_hf.patched(model, offload=True, prefetch_lag=lag, offload_granularity=granularity, **config):
         offloaded = greedy(model, input_ids, attention_mask, steps, **generate_kwargs)
     return reference, offloaded
 
 
-@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token"), (1, "token")])
+# Offloaded by tokens with lag 1, the picks and their successors must fit the token slots: 2 * 36 <= 5 * 16.
+TOKEN_LAG1 = dict(top_blocks=5)
+
+
+@pytest.mark.parametrize(("lag", "granularity", "settings"), [
+    (0, "block", {}), (1, "block", {}), (0, "token", {}), (1, "token", TOKEN_LAG1),
+    (1, "token", dict(prefetch_successors=0)),
+])
 @pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite])
-def test_offloaded_generation_equals_resident_exactly(build, lag, granularity):
-    reference, offloaded = generate_pair(build(), "cpu", 30, lag, granularity)
+def test_offloaded_generation_equals_resident_exactly(build, lag, granularity, settings):
+    reference, offloaded = generate_pair(build(), "cpu", 30, lag, granularity, settings)
     assert_same_scores_exactly(reference, offloaded)
     cache = returned_cache(offloaded)
     stats = cache.stats()

@@ -12,7 +12,8 @@ import asynctls_hf
 from asynctls_hf import AsyncTLSCache
 from asynctls_hf.cache import AsyncTLSLayer
 
-SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
+# 5 * 16 token slots hold the 36 picks and their successors (offloaded by tokens, lag 1).
+SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=5)
 LENGTHS = [150, 131, 97]
 STEPS = 40  # crosses two block boundaries
 

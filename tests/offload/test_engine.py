@@ -311,3 +311,41 @@ def test_each_granularity_keeps_to_its_protocol():
     by_block = make_engine(1, False, 0)
     with pytest.raises(RuntimeError, match="uses begin_step"):
         by_block.fetch_tokens(torch.zeros(1, 1, 2, dtype=torch.long), torch.ones(1, 1, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_lag_one_also_fetches_the_tokens_after_each_selected_one(values_in_keys):
+    """With prefetch_successors=2 a lag-1 step finds resident the two tokens after each token an earlier step
+    selected (below that step's successor_limit), from the first (exact) step on, and reads them right; tokens
+    at or past the limit, and tokens never selected nor following a selected one, are not fetched."""
+    store = HostBlockStore(1, 1, KEY_WIDTH, VALUE_WIDTH, BLOCK_SIZE, torch.float32, values_in_keys=values_in_keys,
+                           pin_memory=False)
+    engine = OffloadEngine(store, 40, SyncTransport(), "cpu", prefetch_lag=1, granularity="token",
+                           prefetch_successors=2)
+    generator = torch.Generator().manual_seed(0)
+    keys = torch.randn(1, 1, 60, KEY_WIDTH, generator=generator)
+    values = keys[..., :VALUE_WIDTH] if values_in_keys else torch.randn(1, 1, 60, VALUE_WIDTH, generator=generator)
+
+    def step(length: int, picks: list[int], limit: int) -> list[bool]:
+        engine.append(keys[:, :, length - 1 : length], None if values_in_keys else values[:, :, length - 1 : length])
+        positions = torch.tensor([[picks]])
+        buffer_positions, resident = engine.fetch_tokens(
+            positions, torch.ones_like(positions, dtype=torch.bool), successor_limit=torch.tensor([limit])
+        )
+        index = buffer_positions[..., None]
+        held = resident[0, 0]
+        read_keys = engine.key_buffer.gather(2, index.expand(-1, -1, -1, KEY_WIDTH))[0, 0]
+        read_values = engine.value_buffer.gather(2, index.expand(-1, -1, -1, VALUE_WIDTH))[0, 0]
+        assert torch.equal(read_keys[held], keys[0, 0, positions[0, 0][held]])
+        assert torch.equal(read_values[held], values[0, 0, positions[0, 0][held]])
+        engine.end_step()
+        return held.tolist()
+
+    engine.append(keys[:, :, :48], None if values_in_keys else values[:, :, :48])
+    assert step(49, [5, 20, 30, 40], limit=42) == [True] * 4, "the first step is exact"
+    # Resident now: 5 6 7, 20 21 22, 30 31 32, 40 41 (42 is at the limit).
+    assert step(50, [6, 7, 8, 21, 41, 42, 12], limit=45) == [True, True, False, True, True, False, False]
+    # Planned for the next step: the picks and the two after each, below 45: 6-10, 12-14, 21-23, 41-44.
+    assert step(51, [9, 10, 13, 14, 42, 43, 44, 45, 23], limit=60) == [True] * 7 + [False, True]
+    # Each plan counts its ids once: 11 (5-7, 20-22, 30-32, 40-41), 15, then 17 (9-16, 23-25, 42-47).
+    assert engine.stats()["wanted_blocks"] == 11 + 15 + 17

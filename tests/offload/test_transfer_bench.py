@@ -24,7 +24,7 @@ def test_offload_transfer_bench_runs_on_cpu(tmp_path, capsys):
 def test_offload_decode_bench_runs_on_cpu(tmp_path):
     argv = ["bench", "offload-decode", "--device", "cpu", "--attention", "mla", "--layers", "2", "--batch", "2",
             "--context-lengths", "700,1100", "--steps", "3", "--warmup", "1", "--budget", "96", "--block-size", "16",
-            "--top-blocks", "8", "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--out", str(tmp_path)]
+            "--top-blocks", "10", "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--out", str(tmp_path)]
     assert cli.main(argv) == 0
     rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
     assert [(row["placement"], row["context"]) for row in rows] == [
@@ -42,7 +42,7 @@ def test_offload_decode_bench_runs_on_cpu(tmp_path):
 def test_offload_decode_bench_runs_a_chosen_placement_with_the_dense_layer_on_cpu(tmp_path):
     argv = ["bench", "offload-decode", "--device", "cpu", "--attention", "gqa", "--layers", "2", "--batch", "1",
             "--context-lengths", "700", "--steps", "2", "--warmup", "1", "--budget", "96", "--block-size", "16",
-            "--top-blocks", "8", "--sink-tokens", "4", "--local-tokens", "16", "--placements", "lag1",
+            "--top-blocks", "10", "--sink-tokens", "4", "--local-tokens", "16", "--placements", "lag1",
             "--dense-layer", "--out", str(tmp_path)]
     assert cli.main(argv) == 0
     result = json.loads((tmp_path / "offload_decode.json").read_text())

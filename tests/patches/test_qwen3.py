@@ -197,6 +197,7 @@ def test_unsupported_model_type_names_supported_types():
         ("backend", "cuda", "backend"),
         ("offload", "sometimes", "offload"),
         ("prefetch_lag", 2, "prefetch_lag"),
+        ("prefetch_successors", -1, "prefetch_successors"),
         ("offload_granularity", "page", "offload_granularity"),
         ("prefill_chunk_size", 0, "prefill_chunk_size"),
         ("no_such_option", 1, "no_such_option"),
@@ -207,6 +208,19 @@ def test_bad_config_values_leave_model_unpatched(option, value, message):
     with pytest.raises(ValueError, match=message):
         asynctls_hf.patch(model, **{**DENSE, option: value})
     assert is_unpatched(model)
+
+
+def test_successors_that_do_not_fit_the_token_slots_are_refused():
+    """Offloaded by tokens with lag 1, each step's picks and the tokens after them must fit the token slots."""
+    model = tiny_qwen3()
+    settings = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4, offload=True,
+                    prefetch_lag=1)
+    with pytest.raises(ValueError, match="36 selected tokens and their 1 successors .* lower prefetch_successors"):
+        asynctls_hf.patch(model, **settings)
+    assert is_unpatched(model)
+    asynctls_hf.patch(model, **settings, prefetch_successors=0)  # the picks alone fit
+    asynctls_hf.patch(model, **{**settings, "top_blocks": 5})  # 2 * 36 <= 5 * 16
+    asynctls_hf.patch(model, **{**settings, "prefetch_lag": 0})  # exact: successors are not fetched
 
 
 def test_unexpected_attention_module_is_rejected_and_nothing_is_patched():
