@@ -40,7 +40,7 @@ from transformers import DynamicCache, StaticCache
 
 import asynctls_hf
 from asynctls_hf.api import cache_argument
-from asynctls_hf.bench.generate_bench import model_config
+from asynctls_hf.bench.generate_bench import did_not_fit, model_config
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 
@@ -199,7 +199,7 @@ def measure(model, method: str, batch: int, context: int, args, config) -> dict:
     except (torch.OutOfMemoryError, asynctls_hf.CacheMemoryError) as error:
         return {**row, "step_ms": 0.0, "tokens_per_s": 0.0, "floor_ms": 0.0, "gbps": 0.0,
                 "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
-                "status": "does not fit: " + str(error).split(":")[0][:80]}
+                "status": did_not_fit(error)}
     finally:
         cache = None
     step_s = statistics.median(times)

@@ -57,6 +57,13 @@ COLUMNS = [
 ]
 
 
+def did_not_fit(error: Exception) -> str:
+    """A run's status when it does not fit the GPU: the error's first two sentences (CUDA's out-of-memory error:
+    what it tried to allocate)."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return "does not fit: " + ". ".join(first_line.split(". ")[:2])[:200]
+
+
 def model_config(name: str, max_positions: int):
     """The published architecture of `name`, with room for `max_positions` positions."""
     from transformers import Glm4MoeLiteConfig, Qwen3Config
@@ -110,7 +117,7 @@ def generate_once(model, method: str, batch: int, context: int, new_tokens: int,
         return {**row, "prefill_s": 0.0, "step_ms": 0.0, "tokens_per_s": 0.0, "median_step_ms": 0.0,
                 "steady_tokens_per_s": 0.0,
                 "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30, "context_read_gb": 0.0,
-                "status": "does not fit: " + str(error).split(":")[0][:80]}
+                "status": did_not_fit(error)}
     cache = returned_cache(output)
     context_read = cache.stats()["context_read_bytes"] if isinstance(cache, asynctls_hf.AsyncTLSCache) else 0
     tokens_per_s = clock.tokens_per_second(batch)

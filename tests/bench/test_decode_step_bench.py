@@ -1,5 +1,5 @@
 """The decode-step benchmark's stock caches: the StaticCache its stock-compiled method times holds what the
-DynamicCache of its stock method holds, so both time the same step."""
+DynamicCache of its stock method holds, so both time the same step. The status of a run that does not fit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench import decode_step_bench
+from asynctls_hf.bench.generate_bench import did_not_fit
 from tests.helpers import tiny_glm4_moe_lite, tiny_qwen3
 
 
@@ -28,3 +29,10 @@ def test_static_stock_cache_gives_the_dynamic_caches_logits(build, monkeypatch):
                             **{cache_argument(model): cache}).logits for cache in (dynamic, static)]
             torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
             input_ids = logits[0][:, -1].argmax(dim=-1, keepdim=True)
+
+
+def test_a_run_that_does_not_fit_keeps_what_it_tried_to_allocate():
+    error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 13.50 GiB. GPU 0 has a total capacity of "
+                                   "139.81 GiB of which 1.2 GiB is free.\nIncluding non-PyTorch memory ...")
+    assert did_not_fit(error) == "does not fit: CUDA out of memory. Tried to allocate 13.50 GiB"
+    assert did_not_fit(RuntimeError()) == "does not fit: RuntimeError"
