@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import statistics
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from transformers import DynamicCache, StaticCache
 import asynctls_hf
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench.generate_bench import did_not_fit, model_config
-from asynctls_hf.bench.offload_transfer_bench import markdown_table
+from asynctls_hf.bench.offload_transfer_bench import markdown_table, write_results
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 
 DTYPE = torch.bfloat16
@@ -245,17 +244,15 @@ def main(argv=None) -> int:
     environment = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": args.model,
                    "parameters": sum(p.numel() for p in model.parameters()), "config": dataclasses.asdict(config),
                    "date": time.strftime("%Y-%m-%d")}
+    heading = (f"# Decode step\n\n{environment['device']}, torch {environment['torch']}, {args.model}, "
+               f"{environment['date']}.\n\n")
     rows = []
     for context in args.context_lengths:
         for batch in args.batches:
             for method in args.methods:
                 rows.append(measure(model, method, batch, context, args, config))
                 print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "decode_step.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
-    heading = (f"# Decode step\n\n{environment['device']}, torch {environment['torch']}, {args.model}, "
-               f"{environment['date']}.\n\n")
-    (args.out / "decode_step.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
+                write_results(args.out, "decode_step", heading, environment, rows, COLUMNS)
     print(markdown_table(rows, COLUMNS))
     return 0
 

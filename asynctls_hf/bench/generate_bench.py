@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import gc
 import itertools
-import json
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 
 import asynctls_hf
 from asynctls_hf.api import returned_cache
-from asynctls_hf.bench.offload_transfer_bench import markdown_table
+from asynctls_hf.bench.offload_transfer_bench import markdown_table, write_results
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.timing import DecodeClock
 
@@ -160,15 +159,13 @@ def main(argv=None) -> int:
         "parameters": sum(p.numel() for p in model.parameters()), "new_tokens": args.new_tokens,
         "config": dataclasses.asdict(config),
     }
+    heading = f"# generate() end to end\n\n{environment['device']}, torch {environment['torch']}, {args.model}.\n\n"
     rows = []
     for context in args.context_lengths:
         for method, batch in args.runs:
             rows.append(generate_once(model, method, batch, context, args.new_tokens, config))
             print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "generate.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
-    heading = f"# generate() end to end\n\n{environment['device']}, torch {environment['torch']}, {args.model}.\n\n"
-    (args.out / "generate.md").write_text(heading + markdown_table(rows, COLUMNS) + "\n")
+            write_results(args.out, "generate", heading, environment, rows, COLUMNS)
     print(markdown_table(rows, COLUMNS))
     return 0
 

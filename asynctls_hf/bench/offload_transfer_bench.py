@@ -168,6 +168,15 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]] = COLUM
     return "\n".join(lines)
 
 
+def write_results(out: Path, name: str, heading: str, environment: dict, rows: list[dict],
+                  columns: list[tuple[str, str, str]]) -> None:
+    """OUT/NAME.json ({"environment", "rows"}) and OUT/NAME.md (`heading`, then the rows' table). A benchmark calls
+    it after every row, so a run cut short by a time limit keeps the rows it finished."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+    (out / f"{name}.md").write_text(heading + markdown_table(rows, columns) + "\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="asynctls-hf bench offload-transfer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -91,3 +91,18 @@ def test_offload_decode_bench_replays_a_graph_on_the_gpu(tmp_path):
     for row in rows:
         offloaded = row["placement"] != "resident"
         assert (row["copied_mb"] > 0) == offloaded and (row["hit_rate"] < 1) == offloaded
+
+
+def test_results_are_written_after_every_row(tmp_path):
+    """A benchmark cut short by a time limit keeps the rows it finished: each call rewrites both files."""
+    from asynctls_hf.bench.offload_transfer_bench import write_results
+
+    columns = [("method", "method", "{}"), ("step_ms", "step ms", "{:.2f}")]
+    rows = [{"method": "graphed", "step_ms": 9.9}]
+    write_results(tmp_path / "out", "decode_step", "# Decode step\n\n", {"device": "cpu"}, rows, columns)
+    rows.append({"method": "graphed-offload-token", "step_ms": 16.1})
+    write_results(tmp_path / "out", "decode_step", "# Decode step\n\n", {"device": "cpu"}, rows, columns)
+    written = json.loads((tmp_path / "out" / "decode_step.json").read_text())
+    assert written == {"environment": {"device": "cpu"}, "rows": rows}
+    table = (tmp_path / "out" / "decode_step.md").read_text()
+    assert table.startswith("# Decode step\n\n| method | step ms |") and "| graphed-offload-token | 16.10 |" in table
