@@ -8,7 +8,10 @@ Two kinds of training sequences, drawn with training seeds (which the eval never
 (`recall_sequence`: needles that restate earlier keys, then several RULER questions with their answers). The loss
 is the language-model loss on every token plus the loss on the answer tokens alone. Answer-only supervision of
 RULER prompts does not leave chance (DESIGN.md section 5); the restated needles give hundreds of retrieval
-targets per sequence, and the probe learns retrieval within a few hundred steps at 0.5-1k tokens.
+targets per sequence, and the probe learns retrieval within a few hundred steps at 0.5-1k tokens. `--list-recall`
+makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
+keys: RULER's multi-value and multi-query tasks, which the shipped probes mostly fail); the shipped probes were
+trained without it (0, the default).
 
 A curriculum over lengths: each stage draws prompts of `length/2 .. length` tokens with a fixed number of tokens
 per step. A stage ends when the teacher-forced answer accuracy over the last 50 steps passes `--advance-accuracy`,
@@ -82,6 +85,7 @@ class TrainSettings:
     workers: int = 8
     seed: int = 0
     init: str | None = None  # continue from this checkpoint's weights instead of a fresh model
+    list_recall: float = 0.0  # share of recall sequences that are list-recall ones (recall_sequence's list_share)
 
 
 def model_config(settings: TrainSettings, tokenizer):
@@ -156,7 +160,7 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int) -> Sequence:
     return prompt + answer, [False] * len(prompt) + [True] * len(answer)
 
 
-def recall_sequence(tokenizer, length: int, seed: int) -> Sequence:
+def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -164,59 +168,96 @@ def recall_sequence(tokenizer, length: int, seed: int) -> Sequence:
     answers: only retrieval by key predicts them), then several of RULER's questions, each with its answer and EOS.
     Keys and values are RULER's kinds (words, numbers, UUIDs), keys also single nouns (one token each: the
     easiest associative recall, which builds the retrieval circuit the longer keys reuse).
+
+    With probability `list_share` the sequence is a list-recall one instead, for RULER's multi-value and
+    multi-query tasks: RULER's plural frame, keys that get up to four values (each stated by its own needle), a
+    key with several values restated as the list of its values so far ("The special magic numbers for K mentioned
+    in the provided text are V1, V2." : finding a key's next value after the one just written, densely
+    supervised), and questions that ask for all values of one key or of two to four keys at once.
     """
     rng = random.Random(TRAIN_SEED_OFFSET + seed)
     encode = functools.lru_cache(maxsize=64)(lambda text: tuple(tokenizer(text)["input_ids"]))
+    listing = list_share > 0 and rng.random() < list_share
     key_type = rng.choices(["noun", "words", "numbers", "uuids"], [3, 3, 2, 1])[0]
     value_type = rng.choice(["numbers", "numbers", "words", "uuids"])
-    kind = value_type[:-1]
+    kind = value_type if listing else value_type[:-1]
+    max_values = rng.randint(2, 4) if listing else 1
     needle_share = rng.uniform(0.05, 0.5)
-    head, question = ruler.NIAH_TEMPLATE_ONE.split("{context}")
+    head, question = (ruler.NIAH_TEMPLATE if listing else ruler.NIAH_TEMPLATE_ONE).split("{context}")
+    prefix = ruler.NIAH_PREFIX if listing else ruler.NIAH_PREFIX_ONE
     tokens = list(encode(head.format(kind=kind)))
     answers = [False] * len(tokens)
-    stated: list[tuple[list[int], list[int]]] = []  # (key tokens, value tokens) of each key stated
+    stated: list[tuple[list[int], str, list[str]]] = []  # (key tokens, key text, values so far) of each key stated
+
+    def listed(values: list[str]) -> list[int]:
+        return tokenizer(" " + ", ".join(values) + ".")["input_ids"]
+
     questions = rng.randint(1, 4)
-    body_length = length - questions * 40
+    body_length = length - questions * (40 + 30 * (max_values - 1))
     while len(tokens) < body_length or not stated:
         if rng.random() < needle_share or not stated:
             repeat = bool(stated) and rng.random() < 0.5
             if repeat:
-                key, value = rng.choice(stated)
+                key_tokens, key_text, values = rng.choice(stated)
+                if len(values) > 1:  # the values of a key so far, as a list
+                    restated = list(encode(prefix.format(kind=value_type, query=key_text)))
+                    value = listed(values)
+                    tokens += restated + value
+                    answers += [False] * len(restated) + [True] * len(value)
+                    continue
+                value_text = values[0]
+            elif listing and stated and rng.random() < 0.5:  # another value of a key stated before, if it has room
+                key_tokens, key_text, values = rng.choice(stated)
+                if len(values) == max_values:
+                    continue
+                value_text = random_value(value_type, rng)
+                values.append(value_text)
             else:
                 key_text = rng.choice(NOUNS) if key_type == "noun" else random_value(key_type, rng)
-                key = tokenizer(key_text)["input_ids"]
-                value = tokenizer(random_value(value_type, rng) + ".")["input_ids"]
-                stated.append((key, value))
-            needle = [*encode(f"One of the special magic {value_type} for"), *key, *encode("is:")]
+                key_tokens = tokenizer(key_text)["input_ids"]
+                key_text = tokenizer.decode(key_tokens)
+                value_text = random_value(value_type, rng)
+                stated.append((key_tokens, key_text, [value_text]))
+            needle = [*encode(f"One of the special magic {value_type} for"), *key_tokens, *encode("is:")]
+            value = tokenizer(value_text + ".")["input_ids"]
             tokens += needle + value
             answers += [False] * len(needle) + [repeat] * len(value)
         else:
             sentence = encode(rng.choice(ruler.NOISE_SENTENCES))
             tokens += sentence
             answers += [False] * len(sentence)
-    for key, value in rng.sample(stated, min(questions, len(stated))):
-        key_text = tokenizer.decode(key)
-        asked = encode((question + ruler.NIAH_PREFIX_ONE).format(kind=kind, query=key_text))
-        answer = [*value, tokenizer.eos_token_id]
+    if listing:  # each question asks for one to four keys
+        asked_keys = [rng.sample(stated, min(rng.randint(1, 4), len(stated))) for _ in range(questions)]
+    else:  # distinct keys, one per question
+        asked_keys = [[key] for key in rng.sample(stated, min(questions, len(stated)))]
+    for keys in asked_keys:
+        query = keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
+        asked = encode((question + prefix).format(kind=kind, query=query))
+        if listing:
+            answer = listed([value for _, _, values in keys for value in values])
+        else:
+            answer = tokenizer(keys[0][2][0] + ".")["input_ids"]
+        answer = [*answer, tokenizer.eos_token_id]
         tokens += [*asked, *answer]
         answers += [False] * len(asked) + [True] * len(answer)
     return tokens, answers
 
 
-def make_sequence(task: str, length: int, seed: int, tokenizer=None) -> Sequence:
-    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens."""
+def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, tokenizer=None) -> Sequence:
+    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share as in
+    recall_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed)
+        return recall_sequence(tokenizer, length, seed, list_share)
     return ruler_sequence(tokenizer, task, length, seed)
 
 
-def _make_sequence_job(job: tuple[str, int, int]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float]) -> Sequence:
     return make_sequence(*job)
 
 
-def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int):
-    """Sample jobs for one step: (task, length, seed), lengths uniform in [max_length/2, max_length].
+def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0):
+    """Sample jobs for one step: (task, length, seed, list_share), lengths uniform in [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -226,7 +267,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs)))
+        jobs.append((task, length, next_seed + len(jobs), list_share))
         total += length
     return jobs
 
@@ -305,7 +346,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print) -
 
     def submit() -> None:
         nonlocal next_seed
-        jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed)
+        jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -393,14 +434,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=defaults.workers, help="sample-generating processes")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--init", default=None, help="continue training this checkpoint (its own architecture)")
+    parser.add_argument("--list-recall", type=float, default=defaults.list_recall,
+                        help="share of the densely supervised needle sequences that list several values per key and "
+                        "ask for several keys (RULER's multi-value and multi-query tasks)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.list_recall <= 1.0:
+        parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
     settings = TrainSettings(
         arch=args.arch, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         num_kv_heads=args.num_kv_heads, head_dim=args.head_dim, stages=[int(s) for s in args.stages.split(",")],
         stage_max_fraction=args.stage_max_fraction, tokens_per_step=args.tokens_per_step,
         advance_accuracy=args.advance_accuracy,
         retrieval_accuracy=args.retrieval_accuracy, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
-        max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init,
+        max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
     )
     summary = train(settings, Path(args.out), args.device)
     print(f"saved {args.out}: {summary['steps']} steps in {summary['train_time_s']} s")

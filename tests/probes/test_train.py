@@ -40,6 +40,32 @@ def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
         assert not any(answers[first : first + len(value)]), "an answer must repeat a value stated before"
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokenizer, seed):
+    """With list_share=1 the frame is RULER's plural one; every answer span is a list of values, each stated
+    earlier by a needle (not as an answer), and some key has several."""
+    tokens, answers = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+    assert len(tokens) == len(answers) and tokens[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(tokens).startswith(ruler.NIAH_TEMPLATE.split("{kind}")[0])
+    spans, current = [], []
+    for position, (token, is_answer) in enumerate(zip(tokens, answers, strict=True)):
+        if is_answer:
+            current.append((position, token))
+        elif current:
+            spans.append(current)
+            current = []
+    spans.append(current)
+    stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
+    longest = 0
+    for span in spans:
+        text = tokenizer.decode([t for _, t in span if t != tokenizer.eos_token_id]).strip().rstrip(".")
+        values = [value.strip() for value in text.split(",")]
+        longest = max(longest, len(values))
+        for value in values:
+            assert f"is: {value}." in stated, f"{value} was not stated by a needle"
+    assert longest >= 2
+
+
 def test_ruler_sequence_ends_with_the_answer(tokenizer):
     tokens, answers = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
     answer = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
