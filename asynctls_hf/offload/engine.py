@@ -6,6 +6,7 @@ from collections import deque
 
 import torch
 
+from asynctls_hf import ops
 from asynctls_hf.offload.resident import CopyPlan, ResidentSet
 from asynctls_hf.offload.store import HostBlockStore
 from asynctls_hf.offload.transport import PendingCopy, Transport, WaitTimer
@@ -247,11 +248,11 @@ class OffloadEngine:
         each id once (repeats become -1): the selected ids and, with successor_limit [B], the n =
         prefetch_successors ids after each of them that lie below its row's limit."""
         if successor_limit is None or self.prefetch_successors == 0:
-            return selected.sort(dim=-1).values
+            return ops.sort_ids(selected, backend=self.resident.backend)
         limit = successor_limit.view(-1, 1, 1)
         following = [torch.where((selected >= 0) & (selected + distance < limit), selected + distance, -1)
                      for distance in range(1, self.prefetch_successors + 1)]
-        ids = torch.cat([selected, *following], dim=-1).sort(dim=-1).values
+        ids = ops.sort_ids(torch.cat([selected, *following], dim=-1), backend=self.resident.backend)
         repeated = torch.zeros_like(ids, dtype=torch.bool)
         repeated[..., 1:] = ids[..., 1:] == ids[..., :-1]
         return torch.where(repeated, -1, ids)

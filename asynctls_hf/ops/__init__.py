@@ -222,6 +222,12 @@ def plan_resident_blocks(
     )
 
 
+def sort_ids(ids: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
+    """ids [..., K] int64 sorted ascending along the last dimension (naive.sort_ids); one launch on CUDA, where
+    torch.sort of a few thousand ids per row costs a radix sort's passes."""
+    return _dispatch(backend, ids.device, "resident_triton", "sort_ids", ids)
+
+
 def forget_resident_blocks(
     slot_block: torch.Tensor,
     slot_last_wanted: torch.Tensor,

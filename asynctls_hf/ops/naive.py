@@ -470,3 +470,9 @@ def forget_resident_blocks(
     block_slot[:, :, -1] = -1
     slot_block.masked_fill_(stale, -1)
     slot_last_wanted.masked_fill_(stale, -1)
+
+
+def sort_ids(ids: torch.Tensor) -> torch.Tensor:
+    """ids [..., K] int64 sorted ascending along the last dimension (the token ids an offloaded layer plans, in
+    position order)."""
+    return ids.sort(dim=-1).values

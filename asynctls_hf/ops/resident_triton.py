@@ -1,6 +1,6 @@
 """Triton kernels of an offloaded layer's resident set: its plan (naive.plan_resident_blocks), forgetting stale
-blocks (naive.forget_resident_blocks) and translating token positions into the device buffer
-(naive.translate_positions), one launch each.
+blocks (naive.forget_resident_blocks), translating token positions into the device buffer
+(naive.translate_positions) and sorting the ids it plans (naive.sort_ids), one launch each.
 
 The plan: one program per (row, group), with its copies as rows for copy_rows and its statistics counted. The K
 wanted blocks live in registers; the S slots are visited in chunks. Least recently wanted first, the eviction order
@@ -148,11 +148,13 @@ def _plan_resident_circular_kernel(
     tl.store(marks_row + wanted_slot, tl.full((K_PAD,), 1, tl.int64), mask=hits)
     tl.debug_barrier()
 
-    # The slots not wanted now, in circular order from the cursor: victim m is the m-th of them.
+    # The slots not wanted now, in circular order from the cursor: victim m is the m-th of them. The scan stops at
+    # the first chunk that completes the victims (usually the first: most slots are not wanted at a step).
     cursor = tl.load(cursor_ptr + row_group)
     new_cursor = cursor
     found = tl.sum(tl.zeros((CHUNK,), tl.int32), 0)
-    for begin in range(0, S, CHUNK):
+    begin = 0
+    while (begin < S) & (found < misses):
         in_range = begin + chunk < S
         slots = (cursor + begin + chunk) % S
         free = in_range & (tl.load(marks_row + slots, mask=in_range, other=1) == 0)
@@ -162,6 +164,7 @@ def _plan_resident_circular_kernel(
         last = tl.max(tl.where(take & (rank == misses - 1), slots, -1), 0)
         new_cursor = tl.where(last >= 0, (last + 1) % S, new_cursor)
         found += tl.sum(free.to(tl.int32), 0)
+        begin += CHUNK
     tl.debug_barrier()
     dest_slots = tl.load(victims_row + miss_rank, mask=copies, other=-1)
     dest_slots = tl.where(copies, dest_slots, -1)
@@ -310,3 +313,29 @@ def forget_resident_blocks(
         slot_block, slot_last_wanted, block_slot, first_block, num_slots, block_slot.shape[2] - 1,
         CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)),
     )
+
+
+SORT_LIMIT = 16384  # ids per row that one program sorts in registers
+
+
+@triton.jit
+def _sort_ids_kernel(ids_ptr, out_ptr, K, K_PAD: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    entries = tl.arange(0, K_PAD)
+    in_range = entries < K
+    ids = tl.load(ids_ptr + row * K + entries, mask=in_range, other=2**63 - 1)  # padding sorts last
+    tl.store(out_ptr + row * K + entries, tl.sort(ids, 0), mask=in_range)
+
+
+def sort_ids(ids: torch.Tensor) -> torch.Tensor:
+    """naive.sort_ids in one launch: one program per row, a bitonic sort of the row in registers."""
+    require(ids.dtype == torch.int64, f"ids must be int64, got {ids.dtype}")
+    picks = ids.shape[-1]
+    require(0 < picks <= SORT_LIMIT, f"sort_ids sorts 1..{SORT_LIMIT} ids per row, got {picks}")
+    ids = ids.contiguous()
+    out = torch.empty_like(ids)
+    rows = ids.numel() // picks
+    if rows:
+        k_pad = triton.next_power_of_2(picks)
+        _sort_ids_kernel[(rows,)](ids, out, picks, K_PAD=k_pad, num_warps=max(1, min(8, k_pad // 256)))
+    return out

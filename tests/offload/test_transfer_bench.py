@@ -82,7 +82,7 @@ def test_offload_decode_bench_replays_a_graph_on_the_gpu(tmp_path):
     """With the dense layer, a high-priority copy stream and the copy kernel's grid capped, as the overlap
     measurements run it."""
     argv = ["bench", "offload-decode", "--attention", "gqa", "--layers", "2", "--batch", "2", "--context-lengths",
-            "700,1100", "--steps", "4", "--warmup", "2", "--budget", "96", "--block-size", "16", "--top-blocks", "8",
+            "700,1100", "--steps", "4", "--warmup", "2", "--budget", "96", "--block-size", "16", "--top-blocks", "10",
             "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--dense-layer", "--copy-stream-priority",
             "-1", "--copy-programs", "16", "--out", str(tmp_path)]
     assert cli.main(argv) == 0

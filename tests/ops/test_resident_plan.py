@@ -1,11 +1,11 @@
-"""plan_resident_blocks (over sequences of plans), forget_resident_blocks and translate_positions: the Triton
-kernels against the PyTorch references."""
+"""plan_resident_blocks (over sequences of plans), forget_resident_blocks, translate_positions and sort_ids: the
+Triton kernels against the PyTorch references."""
 
 import pytest
 import torch
 from op_testing import DEVICE
 
-from asynctls_hf.ops import forget_resident_blocks, naive, plan_resident_blocks, translate_positions
+from asynctls_hf.ops import forget_resident_blocks, naive, plan_resident_blocks, sort_ids, translate_positions
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -91,3 +91,13 @@ def test_translate_positions_equals_the_reference(tokens, fixed, block_size, res
     for got, want in zip(output, expected, strict=True):
         assert torch.equal(got.cpu(), want)
     assert expected[1][..., fixed:].any() and not expected[1][..., fixed:].all()  # resident and not, both met
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 2, 7), (2, 944), (1, 2, 1889)])
+def test_sort_ids_equals_the_reference(shape):
+    """Odd row lengths (padded to a power of two inside the kernel), -1 entries (no id) and repeated ids."""
+    generator = torch.Generator().manual_seed(shape[-1])
+    ids = torch.randint(-1, 3 * shape[-1], shape, generator=generator)
+    ids = torch.where(torch.rand(shape, generator=generator) < 0.2, -1, ids)
+    output = sort_ids(ids.to(DEVICE), backend="triton")
+    assert torch.equal(output.cpu(), naive.sort_ids(ids))
