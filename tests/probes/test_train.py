@@ -118,3 +118,21 @@ def test_a_stage_does_not_end_by_time_before_retrieval_works(tmp_path):
     )
     summary = train.train(settings, tmp_path / "probe", device="cpu", log=lambda line: None)
     assert summary["final_stage_length"] == 640
+
+
+def test_shipped_recipe_trains_its_phases_each_continuing_the_last(tmp_path):
+    """--shipped runs SHIPPED_RECIPES's phases in turn; the checkpoint's training.json is the last phase's, with the
+    earlier ones under previous_phases."""
+    out = tmp_path / "probe"
+    argv = ["--arch", "qwen3", "--shipped", "--out", str(out), "--device", "cpu", "--hidden-size", "32",
+            "--num-layers", "1", "--num-heads", "2", "--num-kv-heads", "1", "--head-dim", "16",
+            "--tokens-per-step", "2048", "--max-steps", "1", "--workers", "1"]
+    assert train.main(argv) == 0
+    summary = json.loads((out / "training.json").read_text())
+    phases = train.SHIPPED_RECIPES["qwen3"]
+    assert len(phases) == 2 and len(summary["previous_phases"]) == 1
+    first, last = summary["previous_phases"][0]["settings"], summary["settings"]
+    assert first["init"] is None and first["time_budget_s"] == phases[0]["time_budget_s"]
+    assert last["init"] == str(out) and last["list_recall"] == phases[1]["list_recall"] > 0
+    assert last["stages"] == phases[1]["stages"] and last["hidden_size"] == 32
+    assert summary["steps"] == 1 and summary["final_stage_length"] == phases[1]["stages"][0]
