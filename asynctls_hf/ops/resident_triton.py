@@ -328,10 +328,12 @@ def _sort_ids_kernel(ids_ptr, out_ptr, K, K_PAD: tl.constexpr):
 
 
 def sort_ids(ids: torch.Tensor) -> torch.Tensor:
-    """naive.sort_ids in one launch: one program per row, a bitonic sort of the row in registers."""
+    """naive.sort_ids in one launch: one program per row, a bitonic sort of the row in registers; rows longer than
+    SORT_LIMIT (large budgets with several successors each) are sorted by torch.sort instead."""
     require(ids.dtype == torch.int64, f"ids must be int64, got {ids.dtype}")
     picks = ids.shape[-1]
-    require(0 < picks <= SORT_LIMIT, f"sort_ids sorts 1..{SORT_LIMIT} ids per row, got {picks}")
+    if picks == 0 or picks > SORT_LIMIT:
+        return ids.sort(dim=-1).values
     ids = ids.contiguous()
     out = torch.empty_like(ids)
     rows = ids.numel() // picks

@@ -93,9 +93,10 @@ def test_translate_positions_equals_the_reference(tokens, fixed, block_size, res
     assert expected[1][..., fixed:].any() and not expected[1][..., fixed:].all()  # resident and not, both met
 
 
-@pytest.mark.parametrize("shape", [(1,), (3, 2, 7), (2, 944), (1, 2, 1889)])
+@pytest.mark.parametrize("shape", [(1,), (3, 2, 7), (2, 944), (1, 2, 1889), (1, 1, 16385)])
 def test_sort_ids_equals_the_reference(shape):
-    """Odd row lengths (padded to a power of two inside the kernel), -1 entries (no id) and repeated ids."""
+    """Odd row lengths (padded to a power of two inside the kernel; past SORT_LIMIT sorted by torch.sort), -1
+    entries (no id) and repeated ids."""
     generator = torch.Generator().manual_seed(shape[-1])
     ids = torch.randint(-1, 3 * shape[-1], shape, generator=generator)
     ids = torch.where(torch.rand(shape, generator=generator) < 0.2, -1, ids)
