@@ -166,11 +166,24 @@ def answer_text(task: str, answers: list[str]) -> str:
 Sequence = tuple[list[int], list[bool]]  # tokens, and which of them are answers (retrieved, not guessable)
 
 
+def in_document_order(task: str, sample: dict) -> list[str]:
+    """The sample's answers in an order the prompt determines: a single key's several values (niah_multivalue) in
+    the order their needles appear. RULER lists them in the order it drew them, which the needles' shuffled places
+    do not reveal, so a probe trained on that order cannot know which value to write first; it learned to start
+    from a blend of them (a wrong first digit) and then to repeat one value. The scores do not depend on the order.
+    Queried keys keep the question's order (niah_multiquery), variable chains theirs (vt)."""
+    answers = sample["outputs"]
+    if ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1:
+        return sorted(answers, key=sample["input"].index)
+    return answers
+
+
 def ruler_sequence(tokenizer, task: str, length: int, seed: int) -> Sequence:
-    """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer and EOS."""
+    """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order)
+    and EOS."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
-    answer = tokenizer(answer_text(task, sample["outputs"]))["input_ids"] + [tokenizer.eos_token_id]
+    answer = tokenizer(answer_text(task, in_document_order(task, sample)))["input_ids"] + [tokenizer.eos_token_id]
     return prompt + answer, [False] * len(prompt) + [True] * len(answer)
 
 

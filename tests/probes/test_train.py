@@ -74,6 +74,19 @@ def test_ruler_sequence_ends_with_the_answer(tokenizer):
     assert tokens[-1] == tokenizer.eos_token_id
 
 
+@pytest.mark.parametrize("task", ["niah_multivalue", "niah_multiquery"])
+def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
+    sample = ruler.TASKS[task].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + 5)[0]
+    tokens, answers = train.ruler_sequence(tokenizer, task, 2048, seed=5)
+    written = [value.strip() for value in
+               tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1]).rstrip(".").split(",")]
+    assert sorted(written) == sorted(sample["outputs"])
+    if task == "niah_multivalue":  # one key's values: where their needles stand
+        assert written == sorted(sample["outputs"], key=sample["input"].index)
+    else:  # one value per queried key: the question's order
+        assert written == sample["outputs"]
+
+
 def test_collate_and_loss_count_only_real_targets():
     sequences = [([5, 6, 7, 8], [False, False, True, True]), ([5, 6], [False, True])]
     input_ids, kind = train.collate(sequences, pad_id=0)
