@@ -234,9 +234,10 @@ class OffloadEngine:
         """Plan and copy the selected tokens [B, NG, T] int64 (-1: none), and with successor_limit [B] their
         successors (_with_successors), the plan made where the copies run (the copy stream): the current stream
         neither writes nor reads the token resident set until it waits for them (no token id at or past the length
-        is ever resident, so the appended token makes none stale). In position order: which slot a token takes, so
-        which token leaves when, does not depend on the order token selection lists them in (it differs between
-        backends), and the host rows are read in order."""
+        is ever resident, so the appended token makes none stale). With lag 1 in position order: which slot a token
+        takes, so which token leaves when and which later picks are resident, does not depend on the order token
+        selection lists them in (it differs between backends). Exact mode copies them as listed: every pick is
+        resident before it is read, so where each one sits changes no result."""
         reads = (selected,) if successor_limit is None else (selected, successor_limit)
         self._pending = self.transport.copy_blocks(
             lambda: self._plan(self._with_successors(selected, successor_limit)), reads, self.store,
@@ -244,9 +245,12 @@ class OffloadEngine:
         )
 
     def _with_successors(self, selected: torch.Tensor, successor_limit: torch.Tensor | None) -> torch.Tensor:
-        """selected [B, NG, T] int64 token ids (-1: none, unique per row and group) -> [B, NG, T * (1 + n)] sorted,
-        each id once (repeats become -1): the selected ids and, with successor_limit [B], the n =
-        prefetch_successors ids after each of them that lie below its row's limit."""
+        """selected [B, NG, T] int64 token ids (-1: none, unique per row and group) -> the ids to plan: in exact
+        mode `selected` itself; with lag 1 [B, NG, T * (1 + n)] sorted, each id once (repeats become -1): the
+        selected ids and, with successor_limit [B], the n = prefetch_successors ids after each of them that lie below
+        its row's limit."""
+        if self.prefetch_lag == 0:
+            return selected
         if successor_limit is None or self.prefetch_successors == 0:
             return ops.sort_ids(selected, backend=self.resident.backend)
         limit = successor_limit.view(-1, 1, 1)
