@@ -3,7 +3,7 @@ memory (prefetch_lag 0 and 1 over blocks, or the selected tokens), in one run.
 
     asynctls-hf bench offload-decode [--attention gqa|mla] [--layers N] [--batch 2] [--context-lengths 48k,64k,96k]
         [--steps 64] [--warmup 8] [--drift 0.05] [--placements resident,lag0,lag1,tokens,tokens-lag1] [--dense-layer]
-        [--copy-stream-priority 0] [--copy-programs 0] [--out DIR] [AsyncTLS settings]
+        [--copy-stream-priority 0] [--copy-programs 0] [--profile 0] [--out DIR] [AsyncTLS settings]
 
 For each placement (resident, offloaded lag 0, offloaded lag 1, offloaded by tokens: offload_granularity "token",
 the selected tokens a step lacks fetched before its attention (exact) or, tokens-lag1, for the next step) it builds
@@ -26,7 +26,8 @@ q/k/v and output projections and the MLP, one set of random bf16 weights shared 
 layer, about the 4.8 ms of GEMMs a whole Qwen3-8B step spends): the compute a whole model gives the copies.
 `--copy-stream-priority` and `--copy-programs` set the offload transport's copy stream priority (CUDA's
 convention: -1 high, 0 default) and the copy kernel's grid cap (0: uncapped), the two ways to share the GPU
-between the copies and that compute.
+between the copies and that compute. `--profile N` (CUDA) profiles N more steps of each (placement, context) with
+torch.profiler and writes their kernels per step, both streams, by GPU time, to offload_decode_profile.md.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 from asynctls_hf import attention
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.bench.ops_bench import MODELS
+from asynctls_hf.bench.profile_step import kernel_table
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.cache.cache import default_transport
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
@@ -202,6 +204,31 @@ class DecodeSteps:
         return times
 
 
+def profiled_kernels(steps: DecodeSteps, count: int) -> dict:
+    """Kernels of `count` more steps under torch.profiler: {"kernels": [(name, launches per step, µs per step)]
+    by time, "kernels_per_step", "kernel_ms_per_step"} (both streams: kernel time may exceed the step's)."""
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profiler:
+        steps.timed(count)
+        torch.cuda.synchronize()
+    kernels, per_step, micros = kernel_table(profiler, count)
+    return {"kernels": kernels, "kernels_per_step": per_step, "kernel_ms_per_step": micros / 1e3}
+
+
+def profile_report(rows: list[dict], top: int = 30) -> str:
+    """The profiled rows' kernel tables as markdown."""
+    sections = []
+    for row in rows:
+        profile = row["profile"]
+        lines = [f"## {row['placement']}, context {row['context']}: step {row['step_ms']:.2f} ms (median, "
+                 f"unprofiled), {profile['kernels_per_step']:.0f} kernels and {profile['kernel_ms_per_step']:.2f} ms "
+                 "of kernel time per step", "", "| kernel | launches per step | µs per step |", "|---|---|---|"]
+        lines += [f"| `{name[:90]}` | {launches:.1f} | {micros:.1f} |" for name, launches, micros in
+                  profile["kernels"][:top]]
+        sections.append("\n".join(lines))
+    return "# Kernels per decode step\n\n" + "\n\n".join(sections) + "\n"
+
+
 def transport_for(args, device: torch.device) -> Transport:
     """The offload transport on `device` with the copy stream priority and grid cap asked for."""
     if device.type != "cuda":
@@ -245,6 +272,8 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
         })
         print(" ".join(f"{header}={fmt.format(rows[-1][key])}" for key, header, fmt in COLUMNS if key in rows[-1]),
               flush=True)
+        if args.profile and device.type == "cuda":
+            rows[-1]["profile"] = profiled_kernels(steps, args.profile)
     del steps, cache
     gc.collect()  # the captured graph and the cache refer to each other: free this placement's store before the next
     if device.type == "cuda":
@@ -276,12 +305,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="priority of the offload copy stream: 0 default, -1 high (CUDA: lower is higher)")
     parser.add_argument("--copy-programs", type=int, default=0,
                         help="cap on each copy launch's programs (0: one per piece of a block, uncapped)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="CUDA: profile this many more steps per cell (offload_decode_profile.md; default: 0)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     if args.dense_layer and args.attention != "gqa":
         parser.error("--dense-layer models the Qwen3-8B layer's dense GEMMs: use it with --attention gqa")
     if args.copy_programs < 0:
         parser.error(f"--copy-programs must be 0 (uncapped) or positive, got {args.copy_programs}")
+    if args.profile < 0:
+        parser.error(f"--profile is a number of steps, 0 (none) or more, got {args.profile}")
     return args
 
 
@@ -308,7 +341,7 @@ def main(argv=None) -> int:
         "layers": args.layers or DEFAULT_LAYERS[args.attention], "batch": args.batch, "drift": args.drift,
         "steps": args.steps, "warmup": args.warmup, "config": dataclasses.asdict(config),
         "dense_layer": args.dense_layer, "copy_stream_priority": args.copy_stream_priority,
-        "copy_programs": args.copy_programs,
+        "copy_programs": args.copy_programs, "profile_steps": args.profile,
     }
     rows = []
     for name in args.placements:
@@ -327,6 +360,8 @@ def main(argv=None) -> int:
     )
     columns = [column for column in COLUMNS if all(column[0] in row for row in rows)]  # no resident: no slowdown
     (args.out / "offload_decode.md").write_text(heading + markdown_table(rows, columns) + "\n")
+    if any("profile" in row for row in rows):
+        (args.out / "offload_decode_profile.md").write_text(profile_report([row for row in rows if "profile" in row]))
     print(markdown_table(rows, columns))
     return 0
 

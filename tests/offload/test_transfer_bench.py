@@ -55,6 +55,7 @@ def test_offload_decode_bench_runs_a_chosen_placement_with_the_dense_layer_on_cp
     (["--attention", "mla", "--dense-layer"], "--dense-layer models the Qwen3-8B"),
     (["--placements", "lag2"], "placements must be a comma-separated list"),
     (["--copy-programs", "-1"], "--copy-programs must be 0"),
+    (["--profile", "-1"], "--profile is a number of steps"),
 ])
 def test_offload_decode_bench_names_a_bad_option(argv, message, capsys):
     from asynctls_hf.bench.offload_decode_bench import parse_args
@@ -84,13 +85,16 @@ def test_offload_decode_bench_replays_a_graph_on_the_gpu(tmp_path):
     argv = ["bench", "offload-decode", "--attention", "gqa", "--layers", "2", "--batch", "2", "--context-lengths",
             "700,1100", "--steps", "4", "--warmup", "2", "--budget", "96", "--block-size", "16", "--top-blocks", "10",
             "--sink-tokens", "4", "--local-tokens", "16", "--drift", "2", "--dense-layer", "--copy-stream-priority",
-            "-1", "--copy-programs", "16", "--out", str(tmp_path)]
+            "-1", "--copy-programs", "16", "--profile", "2", "--out", str(tmp_path)]
     assert cli.main(argv) == 0
     rows = json.loads((tmp_path / "offload_decode.json").read_text())["rows"]
     assert all(row["graphed"] for row in rows)
     for row in rows:
         offloaded = row["placement"] != "resident"
         assert (row["copied_mb"] > 0) == offloaded and (row["hit_rate"] < 1) == offloaded
+        kernels = [name for name, _, _ in row["profile"]["kernels"]]
+        assert kernels and (not offloaded or any("copy_rows" in name for name in kernels)), kernels
+    assert "## offload tokens, context 1100" in (tmp_path / "offload_decode_profile.md").read_text()
 
 
 def test_results_are_written_after_every_row(tmp_path):
