@@ -226,9 +226,15 @@ def _grid(results: list[dict], value: str) -> dict[int, dict[tuple[str, int | No
     return grid
 
 
+def _mean_over(row: dict[str, float], tasks: list[str]) -> float | None:
+    """The mean of a row over `tasks`, or None where the row lacks one of them (a run cut short): a mean over
+    other tasks than its neighbours' would not compare with theirs."""
+    return None if any(task not in row for task in tasks) else sum(row[task] for task in tasks) / len(tasks)
+
+
 def write_table(results: list[dict], skipped: dict[tuple[str, int], str], path: Path) -> None:
-    """results.md: per context length, a table of scores (rows: method @ budget; columns: tasks and their mean);
-    then attention recall when measured, and the skipped tasks with the reason."""
+    """results.md: per context length, a table of scores (rows: method @ budget; columns: tasks and their mean,
+    "-" where a row lacks a task); then attention recall when measured, and the skipped tasks with the reason."""
     lines = ["# Accuracy", ""]
     tasks = list(dict.fromkeys(result["task"] for result in results))
     for title, value, digits in (("Scores (0-100)", "score", 1), ("Attention recall", "attention_recall", 3)):
@@ -237,8 +243,9 @@ def write_table(results: list[dict], skipped: dict[tuple[str, int], str], path: 
             lines.append("|---" * (len(tasks) + 2) + "|")
             for (method, budget), row in rows.items():
                 cells = [f"{row[task]:.{digits}f}" if task in row else "-" for task in tasks]
-                mean = f"{sum(row.values()) / len(row):.{digits}f}"
-                lines.append(f"| {_row_label(method, budget)} | " + " | ".join(cells) + f" | {mean} |")
+                mean = _mean_over(row, tasks)
+                mean_cell = "-" if mean is None else f"{mean:.{digits}f}"
+                lines.append(f"| {_row_label(method, budget)} | " + " | ".join(cells) + f" | {mean_cell} |")
             lines.append("")
     if skipped:
         lines += ["## Skipped", ""]
@@ -249,8 +256,8 @@ def write_table(results: list[dict], skipped: dict[tuple[str, int], str], path: 
 
 def plot_accuracy(results: list[dict], path: Path) -> None:
     """accuracy_vs_budget.png: mean score over tasks against the budget, one line per method, one panel per
-    context length; full attention is a dashed horizontal line. Without matplotlib, says so and draws nothing
-    (a later run with it draws the plot from the results on disk)."""
+    context length, rows lacking a task left out; full attention is a dashed horizontal line. Without matplotlib,
+    says so and draws nothing (a later run with it draws the plot from the results on disk)."""
     try:
         import matplotlib
     except ImportError:
@@ -261,12 +268,15 @@ def plot_accuracy(results: list[dict], path: Path) -> None:
     from matplotlib import pyplot
 
     grid = _grid(results, "score")
+    tasks = list(dict.fromkeys(result["task"] for result in results))
     lengths = sorted(grid)
     figure, axes = pyplot.subplots(1, max(len(lengths), 1), figsize=(5 * max(len(lengths), 1), 4), squeeze=False)
     for axis, length in zip(axes[0], lengths, strict=False):
         lines: dict[str, list[tuple[int, float]]] = {}
         for (method, budget), row in grid[length].items():
-            mean = sum(row.values()) / len(row)
+            mean = _mean_over(row, tasks)
+            if mean is None:
+                continue
             if budget is None:
                 axis.axhline(mean, color="black", linestyle="--", label=method)
             else:

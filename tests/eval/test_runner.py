@@ -119,3 +119,17 @@ def test_unknown_names_are_refused(tiny_checkpoint, tmp_path):
         runner.main(["--model", tiny_checkpoint, "--tasks", "niah_single_9"])
     assert runner.expand_tasks(["longbench", "vt"])[-1] == "vt"
     assert len(runner.expand_tasks(["ruler"])) == 13
+
+
+def test_a_row_lacking_a_task_has_no_mean(tmp_path):
+    """A run cut short leaves rows without some tasks: their mean over the others is left out of the table and the
+    plot, where it would read as comparable with the complete rows'."""
+    def result(method, task, score):
+        return {"task": task, "method": method, "budget": None if method == "full" else 512, "length": 4096,
+                "score": score}
+
+    results = [result("full", "a", 100.0), result("full", "b", 50.0), result("quest", "a", 100.0)]
+    runner.write_table(results, {}, tmp_path / "results.md")
+    table = (tmp_path / "results.md").read_text()
+    assert "| full | 100.0 | 50.0 | 75.0 |" in table and "| quest @ 512 | 100.0 | - | - |" in table
+
