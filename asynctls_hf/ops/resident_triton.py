@@ -323,13 +323,15 @@ def _sort_ids_kernel(ids_ptr, out_ptr, K, K_PAD: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     entries = tl.arange(0, K_PAD)
     in_range = entries < K
-    ids = tl.load(ids_ptr + row * K + entries, mask=in_range, other=2**63 - 1)  # padding sorts last
-    tl.store(out_ptr + row * K + entries, tl.sort(ids, 0), mask=in_range)
+    ids = tl.load(ids_ptr + row * K + entries, mask=in_range, other=2**31 - 1)  # padding sorts last
+    sorted_ids = tl.sort(ids.to(tl.int32), 0)  # half the registers and shuffles of int64
+    tl.store(out_ptr + row * K + entries, sorted_ids.to(tl.int64), mask=in_range)
 
 
 def sort_ids(ids: torch.Tensor) -> torch.Tensor:
-    """naive.sort_ids in one launch: one program per row, a bitonic sort of the row in registers; rows longer than
-    SORT_LIMIT (large budgets with several successors each) are sorted by torch.sort instead."""
+    """naive.sort_ids in one launch for ids in [-1, 2**31 - 1) (token positions and block ids): one program per row,
+    a bitonic sort of the row, as int32, in registers; rows longer than SORT_LIMIT (large budgets with several
+    successors each) are sorted by torch.sort instead."""
     require(ids.dtype == torch.int64, f"ids must be int64, got {ids.dtype}")
     picks = ids.shape[-1]
     if picks == 0 or picks > SORT_LIMIT:

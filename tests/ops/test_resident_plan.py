@@ -102,3 +102,12 @@ def test_sort_ids_equals_the_reference(shape):
     ids = torch.where(torch.rand(shape, generator=generator) < 0.2, -1, ids)
     output = sort_ids(ids.to(DEVICE), backend="triton")
     assert torch.equal(output.cpu(), naive.sort_ids(ids))
+
+
+def test_sort_ids_keeps_ids_up_to_the_int32_bound():
+    """The kernel sorts as int32: ids up to 2**31 - 2 (past any context) come back whole, -1 first."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(2**31 - 1000, 2**31 - 1, (2, 3, 100), generator=generator)
+    ids[..., ::7] = -1
+    output = sort_ids(ids.to(DEVICE), backend="triton")
+    assert torch.equal(output.cpu(), naive.sort_ids(ids))
