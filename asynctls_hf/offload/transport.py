@@ -79,15 +79,15 @@ class BlockCopies:
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
             backend: str, programs: int | None = None) -> None:
-        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`), keys and
-        values (unless inside the keys) in one launch."""
-        def rows(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`), keys then
+        values (unless inside the keys)."""
+        pairs = [(store.keys, key_buffer)]
+        if value_buffer is not None:
+            pairs.append((store.values, value_buffer))
+        for source, target in pairs:
             width = self.row_tokens * source.shape[-1]
-            return source.view(-1, width), target.view(-1, width)
-
-        values = None if value_buffer is None else rows(store.values, value_buffer)
-        ops.copy_rows(*rows(store.keys, key_buffer), self.source_rows, self.target_rows, self.copy_mask,
-                      programs=programs, second=values, backend=backend)
+            ops.copy_rows(source.view(-1, width), target.view(-1, width), self.source_rows, self.target_rows,
+                          self.copy_mask, programs=programs, backend=backend)
 
 
 class SyncTransport:

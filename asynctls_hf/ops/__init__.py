@@ -187,16 +187,14 @@ def copy_rows(
     valid: torch.Tensor,
     *,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
     backend: str = "auto",
 ) -> None:
-    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place, and the same for the `second`
-    (source, target) pair (the values beside the keys: one launch for both); shapes in naive.copy_rows. The
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place; shapes in naive.copy_rows. The
     kernel runs on the index tensors' device and reads or writes pinned host memory directly; `programs` caps its
     grid (copy_rows_triton.copy_rows)."""
     _dispatch(
         backend, source_rows.device, "copy_rows_triton", "copy_rows", source, target, source_rows, target_rows, valid,
-        programs, second,
+        programs,
     )
 
 

@@ -17,31 +17,18 @@ CHUNK = 1024  # elements per work item at most (a narrower row: its width rounde
 
 
 @triton.jit
-def _copy_rows_kernel(source_ptr, target_ptr, second_source_ptr, second_target_ptr, source_rows_ptr, target_rows_ptr,
-                      valid_ptr, items, WIDTH: tl.constexpr, CHUNK: tl.constexpr, CHUNKS_PER_ROW: tl.constexpr,
-                      PAIRS: tl.constexpr):
-    # Work item i copies chunk i % CHUNKS_PER_ROW of row i // CHUNKS_PER_ROW (of both pairs when PAIRS == 2: both
-    # reads are issued before the writes); program p takes items p, p + P, ...
+def _copy_rows_kernel(source_ptr, target_ptr, source_rows_ptr, target_rows_ptr, valid_ptr, items,
+                      WIDTH: tl.constexpr, CHUNK: tl.constexpr, CHUNKS_PER_ROW: tl.constexpr):
+    # Work item i copies chunk i % CHUNKS_PER_ROW of row i // CHUNKS_PER_ROW; program p takes items p, p + P, ...
     for item in range(tl.program_id(0), items, tl.num_programs(0)):
         row = item // CHUNKS_PER_ROW
         offsets = (item % CHUNKS_PER_ROW) * CHUNK + tl.arange(0, CHUNK)
         copied_width = tl.load(valid_ptr + row).to(tl.int32) * WIDTH  # 0 for a row not copied
         mask = offsets < copied_width
-        source = tl.load(source_rows_ptr + row).to(tl.int64) * WIDTH + offsets
-        target = tl.load(target_rows_ptr + row).to(tl.int64) * WIDTH + offsets
-        values = tl.load(source_ptr + source, mask=mask)
-        if PAIRS == 2:
-            second_values = tl.load(second_source_ptr + source, mask=mask)
-        tl.store(target_ptr + target, values, mask=mask)
-        if PAIRS == 2:
-            tl.store(second_target_ptr + target, second_values, mask=mask)
-
-
-def _check_pair(source: torch.Tensor, target: torch.Tensor) -> None:
-    require(source.dim() == 2 and target.dim() == 2, "source and target must be 2D [rows, width]")
-    require(source.shape[1] == target.shape[1], f"row widths differ: {source.shape[1]} and {target.shape[1]}")
-    require(source.dtype == target.dtype, f"dtypes differ: {source.dtype} and {target.dtype}")
-    require(source.is_contiguous() and target.is_contiguous(), "source and target must be contiguous")
+        source_row = tl.load(source_rows_ptr + row).to(tl.int64)
+        target_row = tl.load(target_rows_ptr + row).to(tl.int64)
+        values = tl.load(source_ptr + source_row * WIDTH + offsets, mask=mask)
+        tl.store(target_ptr + target_row * WIDTH + offsets, values, mask=mask)
 
 
 def copy_rows(
@@ -51,36 +38,28 @@ def copy_rows(
     target_rows: torch.Tensor,
     valid: torch.Tensor,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """target[target_rows[n]] = source[source_rows[n]] where valid[n], and the same for the `second` (source,
-    target) pair in the same launch when its rows have the same width and dtype (else a second launch); shapes in
-    naive.copy_rows.
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n]; shapes in naive.copy_rows.
 
     `programs` caps the launch's grid: None launches one program per piece of a row (N * ceil(W / CHUNK) pieces
     of at most CHUNK elements); a number P launches at most P programs that loop over the pieces, leaving the
-    rest of the GPU to kernels running beside the copy. A program has one warp per 256 elements of its piece (one
-    to four), so a narrow row (one token's key, 128 elements) takes one warp, and more rows are read at once."""
-    _check_pair(source, target)
+    rest of the GPU to kernels running beside the copy."""
+    require(source.dim() == 2 and target.dim() == 2, "source and target must be 2D [rows, width]")
+    require(source.shape[1] == target.shape[1], f"row widths differ: {source.shape[1]} and {target.shape[1]}")
+    require(source.dtype == target.dtype, f"dtypes differ: {source.dtype} and {target.dtype}")
+    require(source.is_contiguous() and target.is_contiguous(), "source and target must be contiguous")
     require(source_rows.shape == target_rows.shape == valid.shape and source_rows.dim() == 1,
             "source_rows, target_rows and valid must be [N]")
     require(valid.dtype == torch.bool and valid.is_contiguous() and source_rows.is_contiguous()
             and target_rows.is_contiguous(), "valid must be bool; valid and the row indices contiguous")
     require(programs is None or programs > 0, f"programs must be None or positive, got {programs}")
-    if second is not None:
-        _check_pair(*second)
-        if second[0].shape[1] != source.shape[1] or second[0].dtype != source.dtype:
-            copy_rows(*second, source_rows, target_rows, valid, programs)
-            second = None
     chunk = min(CHUNK, triton.next_power_of_2(source.shape[1]))
     chunks_per_row = triton.cdiv(source.shape[1], chunk)
     items = source_rows.shape[0] * chunks_per_row
     if items == 0:
         return
     grid = (items if programs is None else min(items, programs),)
-    second_source, second_target = (source, target) if second is None else second
     _copy_rows_kernel[grid](
-        source, target, second_source, second_target, source_rows, target_rows, valid, items,
-        WIDTH=source.shape[1], CHUNK=chunk, CHUNKS_PER_ROW=chunks_per_row, PAIRS=1 if second is None else 2,
-        num_warps=max(1, min(4, chunk // 256)),
+        source, target, source_rows, target_rows, valid, items, WIDTH=source.shape[1], CHUNK=chunk,
+        CHUNKS_PER_ROW=chunks_per_row,
     )

@@ -344,19 +344,16 @@ def copy_rows(
     target_rows: torch.Tensor,
     valid: torch.Tensor,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n], and the same for the
-    `second` (source, target) pair when given (the kernel copies both in one launch). (`programs`, the kernel's
-    grid cap, changes nothing here.)
+    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n]. (`programs`, the
+    kernel's grid cap, changes nothing here.)
 
     source [Ns, W] and target [Nt, W] of one dtype, on any devices (pinned host memory included); source_rows,
     target_rows [N] int64 and valid [N] bool, on one device. Rows named twice in target_rows get one of the copies.
     """
-    for pair_source, pair_target in [(source, target)] + ([] if second is None else [second]):
-        picked_source = source_rows[valid].to(pair_source.device)
-        picked_target = target_rows[valid].to(pair_target.device)
-        pair_target[picked_target] = pair_source[picked_source].to(pair_target.device)
+    picked_source = source_rows[valid].to(source.device)
+    picked_target = target_rows[valid].to(target.device)
+    target[picked_target] = source[picked_source].to(target.device)
 
 
 def plan_resident_blocks(

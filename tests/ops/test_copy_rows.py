@@ -33,22 +33,6 @@ def test_kernel_matches_reference(width, count, programs):
     assert torch.equal(target, expected)
 
 
-@pytest.mark.parametrize(("width", "second_width", "count"), [(37, 37, 9), (128, 128, 13), (1500, 1500, 5),
-                                                           (37, 64, 9)])
-def test_kernel_copies_a_second_pair_with_the_same_rows(width, second_width, count):
-    """Keys and values in one launch (same width and dtype), or in two where the widths differ."""
-    first = [tensor.to(DEVICE) for tensor in rows_case(23, 17, width, count, seed=1)]
-    second_source, second_target = (tensor.to(DEVICE) for tensor in rows_case(23, 17, second_width, count, seed=2)[:2])
-    source, target, source_rows, target_rows, valid = first
-    expected, second_expected = target.clone(), second_target.clone()
-    ops.copy_rows(source, expected, source_rows, target_rows, valid, second=(second_source, second_expected),
-                  backend="torch")
-    assert not torch.equal(second_expected, second_target), "some rows are copied"
-    ops.copy_rows(source, target, source_rows, target_rows, valid, second=(second_source, second_target),
-                  backend="triton")
-    assert torch.equal(target, expected) and torch.equal(second_target, second_expected)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("direction", ["host to device", "device to host"])
 def test_kernel_reads_and_writes_pinned_memory(direction):
