@@ -26,7 +26,9 @@ The Qwen3 probe is this script's defaults for 400 s (the retrieval-accuracy gate
 learned retrieval inside the time share of its early stages anyway), then 300 s more with list recall at 4-32k
 tokens (EVAL.md: that took niah_single_3 and niah_multikey_1 to 100 and the multi-answer tasks from 7.5-17.5 to
 32.5-42.5 with full attention). The GLM one is the defaults for 450 s (the gate held it at 512 tokens until
-retrieval emerged at step ~370); the same continuation made it worse, so it has none.
+retrieval emerged at step ~370), then 360 s more at 4-32k tokens without list recall (EVAL.md: niah_single_1/2/3
+from 40-80 to 100 at 16k; the continuation with list recall had made it worse). Both probes' phases before
+2026-11-29's last one ran before RULER's multi-value answers were written in document order (in_document_order).
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained it
         {"time_budget_s": 400.0},
         {"list_recall": 0.5, "stages": [4096, 16384, 32768], "learning_rate": 1e-3, "time_budget_s": 300.0},
     ],
-    "glm4_moe_lite": [{"time_budget_s": 450.0}],
+    "glm4_moe_lite": [
+        {"time_budget_s": 450.0},
+        {"stages": [4096, 16384, 32768], "learning_rate": 1e-3, "time_budget_s": 360.0},
+    ],
 }
 
 
