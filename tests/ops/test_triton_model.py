@@ -76,6 +76,25 @@ def test_triton_backend_generates_the_same_tokens_offloaded(monkeypatch, granula
         assert not launches
         triton_tokens, triton_stats = _generate(model, input_ids, attention_mask, "triton", **settings)
 
-    assert triton_stats["sparse_layer_steps"] > 0 and triton_stats == torch_stats
+    assert triton_stats["sparse_layer_steps"] > 0
+    if granularity == "token":  # exact token slots are filled in the order selection lists the picks, which
+        # differs between the backends: which tokens stay resident, so the hits and copies, may differ a little
+        assert_same_except_residency(triton_stats, torch_stats)
+    else:
+        assert triton_stats == torch_stats
     assert {"plan_resident_blocks", "translate_positions"} <= set(launches)
     assert torch.equal(triton_tokens, torch_tokens)
+
+
+def assert_same_except_residency(stats: dict, reference: dict) -> None:
+    """Equal statistics but for what depends on which tokens stay resident (hits, copies, bytes copied); those
+    account for the same wanted tokens and differ by at most a few percent."""
+    residency = {"hit_rate", "h2d_bytes", "hit_blocks", "copied_blocks", "copied_bytes"}
+    assert {k: v for k, v in stats.items() if k not in residency | {"layers"}} == {
+        k: v for k, v in reference.items() if k not in residency | {"layers"}}
+    for layer, reference_layer in zip(stats["layers"], reference["layers"], strict=True):
+        assert {k: v for k, v in layer.items() if k not in residency} == {
+            k: v for k, v in reference_layer.items() if k not in residency}
+        assert layer["hit_blocks"] + layer["copied_blocks"] == layer["wanted_blocks"]
+        assert abs(layer["hit_blocks"] - reference_layer["hit_blocks"]) <= 0.05 * layer["wanted_blocks"]
+
