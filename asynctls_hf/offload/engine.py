@@ -248,18 +248,11 @@ class OffloadEngine:
         """selected [B, NG, T] int64 token ids (-1: none, unique per row and group) -> the ids to plan: in exact
         mode `selected` itself; with lag 1 [B, NG, T * (1 + n)] sorted, each id once (repeats become -1): the
         selected ids and, with successor_limit [B], the n = prefetch_successors ids after each of them that lie below
-        its row's limit."""
+        its row's limit (ops.sorted_with_successors, one launch on CUDA)."""
         if self.prefetch_lag == 0:
             return selected
-        if successor_limit is None or self.prefetch_successors == 0:
-            return ops.sort_ids(selected, backend=self.resident.backend)
-        limit = successor_limit.view(-1, 1, 1)
-        following = [torch.where((selected >= 0) & (selected + distance < limit), selected + distance, -1)
-                     for distance in range(1, self.prefetch_successors + 1)]
-        ids = ops.sort_ids(torch.cat([selected, *following], dim=-1), backend=self.resident.backend)
-        repeated = torch.zeros_like(ids, dtype=torch.bool)
-        repeated[..., 1:] = ids[..., 1:] == ids[..., :-1]
-        return torch.where(repeated, -1, ids)
+        successors = 0 if successor_limit is None else self.prefetch_successors
+        return ops.sorted_with_successors(selected, successor_limit, successors, backend=self.resident.backend)
 
     def _wait_pending(self) -> None:
         if self._pending is None:

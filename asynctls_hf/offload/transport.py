@@ -79,15 +79,19 @@ class BlockCopies:
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
             backend: str, programs: int | None = None) -> None:
-        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`), keys then
-        values (unless inside the keys)."""
-        pairs = [(store.keys, key_buffer)]
+        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`): keys and values
+        in one launch where their widths agree, else keys then values (none when inside the keys)."""
+        def rows(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.view(-1, self.row_tokens * tensor.shape[-1])
+
+        pairs = [(rows(store.keys), rows(key_buffer))]
         if value_buffer is not None:
-            pairs.append((store.values, value_buffer))
-        for source, target in pairs:
-            width = self.row_tokens * source.shape[-1]
-            ops.copy_rows(source.view(-1, width), target.view(-1, width), self.source_rows, self.target_rows,
-                          self.copy_mask, programs=programs, backend=backend)
+            pairs.append((rows(store.values), rows(value_buffer)))
+        if len(pairs) == 2 and pairs[0][0].shape[1] == pairs[1][0].shape[1]:
+            pairs = [(*pairs[0], pairs[1])]
+        for source, target, *second in pairs:
+            ops.copy_rows(source, target, self.source_rows, self.target_rows, self.copy_mask, programs=programs,
+                          second=second[0] if second else None, backend=backend)
 
 
 class SyncTransport:
@@ -119,8 +123,8 @@ class CudaStreamTransport:
     plan reads (or the plan itself), after the store's writes of the step (themselves kernels on that stream) and
     after every read of the slots issued so far, and make the copy stream wait on it, so no slot is overwritten
     while a step still reads it; (2) on the copy stream, the plan (unless made already), one copy_rows launch for
-    the keys (and one for the values unless they are inside the keys) that moves each planned block from the store
-    into its slot, and the `ready` event. wait(pending) makes
+    the keys and values (two where their widths differ, one when the values are inside the keys) that moves each
+    planned block from the store into its slot, and the `ready` event. wait(pending) makes
     the current stream wait on `ready` before the slots are read, between two timing events that measure the stall.
     The store must be pinned (HostBlockStore(pin_memory=True)).
 

@@ -187,14 +187,15 @@ def copy_rows(
     valid: torch.Tensor,
     *,
     programs: int | None = None,
+    second: tuple[torch.Tensor, torch.Tensor] | None = None,
     backend: str = "auto",
 ) -> None:
-    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place; shapes in naive.copy_rows. The
-    kernel runs on the index tensors' device and reads or writes pinned host memory directly; `programs` caps its
-    grid (copy_rows_triton.copy_rows)."""
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place, and likewise for the pair `second`
+    (same rows, in the same launch); shapes in naive.copy_rows. The kernel runs on the index tensors' device and
+    reads or writes pinned host memory directly; `programs` caps its grid (copy_rows_triton.copy_rows)."""
     _dispatch(
         backend, source_rows.device, "copy_rows_triton", "copy_rows", source, target, source_rows, target_rows, valid,
-        programs,
+        programs, second,
     )
 
 
@@ -222,10 +223,12 @@ def plan_resident_blocks(
     )
 
 
-def sort_ids(ids: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
-    """ids [..., K] int64 sorted ascending along the last dimension (naive.sort_ids); one launch on CUDA, where
-    torch.sort of a few thousand ids per row costs a radix sort's passes."""
-    return _dispatch(backend, ids.device, "resident_triton", "sort_ids", ids)
+def sorted_with_successors(
+    ids: torch.Tensor, limit: torch.Tensor | None, successors: int, *, backend: str = "auto"
+) -> torch.Tensor:
+    """ids [B, NG, T] int64 with the `successors` ids after each that lie below limit [B], sorted, each once
+    (naive.sorted_with_successors); one launch on CUDA, where torch's cat, comparisons and radix sort are a dozen."""
+    return _dispatch(backend, ids.device, "resident_triton", "sorted_with_successors", ids, limit, successors)
 
 
 def forget_resident_blocks(

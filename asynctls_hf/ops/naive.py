@@ -344,16 +344,19 @@ def copy_rows(
     target_rows: torch.Tensor,
     valid: torch.Tensor,
     programs: int | None = None,
+    second: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n]. (`programs`, the
-    kernel's grid cap, changes nothing here.)
+    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n], and the same from
+    second[0] to second[1] (keys and values: same rows, width and dtype). (`programs`, the kernel's grid cap, changes
+    nothing here.)
 
     source [Ns, W] and target [Nt, W] of one dtype, on any devices (pinned host memory included); source_rows,
     target_rows [N] int64 and valid [N] bool, on one device. Rows named twice in target_rows get one of the copies.
     """
-    picked_source = source_rows[valid].to(source.device)
-    picked_target = target_rows[valid].to(target.device)
-    target[picked_target] = source[picked_source].to(target.device)
+    for pair_source, pair_target in [(source, target)] + ([] if second is None else [second]):
+        picked_source = source_rows[valid].to(pair_source.device)
+        picked_target = target_rows[valid].to(pair_target.device)
+        pair_target[picked_target] = pair_source[picked_source].to(pair_target.device)
 
 
 def plan_resident_blocks(
@@ -472,7 +475,15 @@ def forget_resident_blocks(
     slot_last_wanted.masked_fill_(stale, -1)
 
 
-def sort_ids(ids: torch.Tensor) -> torch.Tensor:
-    """ids [..., K] int64 sorted ascending along the last dimension (the token ids an offloaded layer plans, in
-    position order)."""
-    return ids.sort(dim=-1).values
+def sorted_with_successors(ids: torch.Tensor, limit: torch.Tensor | None, successors: int) -> torch.Tensor:
+    """The token ids an offloaded layer plans with prefetch lag 1, in position order.
+
+    ids [B, NG, T] int64 (-1: none); limit [B] int64, or None when successors is 0. Returns [B, NG, T * (1 + n)]
+    int64: the ids and, for each id, the n = `successors` ids after it that lie below its row's limit, sorted
+    ascending, each id once (a repeat becomes -1, in place)."""
+    following = [torch.where((ids >= 0) & (ids + distance < limit.view(-1, 1, 1)), ids + distance, -1)
+                 for distance in range(1, successors + 1)]
+    ordered = torch.cat([ids, *following], dim=-1).sort(dim=-1).values
+    repeated = torch.zeros_like(ordered, dtype=torch.bool)
+    repeated[..., 1:] = ordered[..., 1:] == ordered[..., :-1]
+    return torch.where(repeated, -1, ordered)

@@ -1,6 +1,7 @@
 """Triton kernels of an offloaded layer's resident set: its plan (naive.plan_resident_blocks), forgetting stale
 blocks (naive.forget_resident_blocks), translating token positions into the device buffer
-(naive.translate_positions) and sorting the ids it plans (naive.sort_ids), one launch each.
+(naive.translate_positions) and the ids it plans with lag 1, sorted with their successors
+(naive.sorted_with_successors), one launch each.
 
 The plan: one program per (row, group), with its copies as rows for copy_rows and its statistics counted. The K
 wanted blocks live in registers; the S slots are visited in chunks. Least recently wanted first, the eviction order
@@ -9,7 +10,8 @@ key being the step the slot was last wanted, or a number above any step for a sl
 to the slot of rank m. The keys are written to a scratch row first so that every chunk can read every other chunk's
 keys after a barrier. That costs S^2 comparisons: fine for a few hundred block slots. With a cursor (thousands of
 token slots) the victims are the slots not wanted now in circular order from it, found by one running count over
-the slots: the wanted slots are marked in a scratch row, and each victim's slot written to its rank there.
+the slots: the wanted slots are stamped with the step first (their last-wanted step), and each victim's slot
+written to its rank in a scratch row.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from asynctls_hf.ops import naive
 from asynctls_hf.ops.triton_common import check_index, check_same_device, require
 
 SLOT_CHUNK = 32
@@ -138,14 +141,13 @@ def _plan_resident_circular_kernel(
     )
     misses = tl.sum(copies.to(tl.int32), 0)
 
-    # Scratch row: S marks (1: the slot holds a block wanted now), then the K victims in order.
-    marks_row = scratch_ptr + row_group * (S + K_PAD)
-    victims_row = marks_row + S
+    # A slot holding a block wanted now gets this step as its last-wanted step first (the commit writes the same),
+    # so that the scan below tells those slots from the others; the scratch row takes the K victims in order.
+    step = tl.load(step_ptr)
+    last_wanted_row = slot_last_wanted_ptr + row_group * S
+    victims_row = scratch_ptr + row_group * K_PAD
     chunk = tl.arange(0, CHUNK)
-    for begin in range(0, S, CHUNK):
-        tl.store(marks_row + begin + chunk, tl.zeros((CHUNK,), tl.int64), mask=begin + chunk < S)
-    tl.debug_barrier()
-    tl.store(marks_row + wanted_slot, tl.full((K_PAD,), 1, tl.int64), mask=hits)
+    tl.store(last_wanted_row + wanted_slot, tl.full((K_PAD,), 0, tl.int64) + step, mask=hits)
     tl.debug_barrier()
 
     # The slots not wanted now, in circular order from the cursor: victim m is the m-th of them. The scan stops at
@@ -157,7 +159,7 @@ def _plan_resident_circular_kernel(
     while (begin < S) & (found < misses):
         in_range = begin + chunk < S
         slots = (cursor + begin + chunk) % S
-        free = in_range & (tl.load(marks_row + slots, mask=in_range, other=1) == 0)
+        free = in_range & (tl.load(last_wanted_row + slots, mask=in_range, other=step) != step)
         rank = found + tl.cumsum(free.to(tl.int32), 0) - 1
         take = free & (rank < misses)
         tl.store(victims_row + rank, slots, mask=take)
@@ -221,7 +223,7 @@ def plan_resident_blocks(
     else:
         check_index("cursor", cursor, (batch, groups))
         require(cursor.dtype == torch.int64 and cursor.is_contiguous(), "cursor must be contiguous int64")
-        scratch = torch.empty((batch, groups, num_slots + k_pad), dtype=torch.int64, device=wanted.device)
+        scratch = torch.empty((batch, groups, k_pad), dtype=torch.int64, device=wanted.device)
         _plan_resident_circular_kernel[(batch * groups,)](
             wanted, slot_block, slot_last_wanted, block_slot, step, cursor, counters, scratch, hits, copy_mask,
             dest_slots, source_rows, target_rows, *shape_arguments, K_PAD=k_pad,
@@ -319,27 +321,47 @@ SORT_LIMIT = 16384  # ids per row that one program sorts in registers
 
 
 @triton.jit
-def _sort_ids_kernel(ids_ptr, out_ptr, K, K_PAD: tl.constexpr):
+def _sorted_with_successors_kernel(ids_ptr, limit_ptr, out_ptr, groups, T, SUCCESSORS: tl.constexpr,
+                                   PAD: tl.constexpr):
+    # Entry e of the row's T * (1 + n) is id e % T plus distance e // T; sorted as int32 in registers.
     row = tl.program_id(0).to(tl.int64)
-    entries = tl.arange(0, K_PAD)
-    in_range = entries < K
-    ids = tl.load(ids_ptr + row * K + entries, mask=in_range, other=2**31 - 1)  # padding sorts last
-    sorted_ids = tl.sort(ids.to(tl.int32), 0)  # half the registers and shuffles of int64
-    tl.store(out_ptr + row * K + entries, sorted_ids.to(tl.int64), mask=in_range)
+    entries = tl.arange(0, PAD)
+    in_range = entries < T * (1 + SUCCESSORS)
+    distance = entries // T
+    ids = tl.load(ids_ptr + row * T + entries % T, mask=in_range, other=-1).to(tl.int32)
+    keep = ids >= 0
+    if SUCCESSORS > 0:
+        limit = tl.load(limit_ptr + row // groups).to(tl.int32)
+        keep &= (distance == 0) | (ids + distance < limit)
+    candidates = tl.where(in_range, tl.where(keep, ids + distance, -1), 2**31 - 1)  # padding sorts last
+    ordered = tl.sort(candidates, 0)
+    out_row = out_ptr + row * T * (1 + SUCCESSORS)
+    tl.store(out_row + entries, ordered.to(tl.int64), mask=in_range)
+    tl.debug_barrier()
+    previous = tl.load(out_row + entries - 1, mask=in_range & (entries > 0), other=-2).to(tl.int32)
+    tl.debug_barrier()  # every neighbour read before any repeat is overwritten
+    tl.store(out_row + entries, tl.full((PAD,), -1, tl.int64), mask=in_range & (previous == ordered))
 
 
-def sort_ids(ids: torch.Tensor) -> torch.Tensor:
-    """naive.sort_ids in one launch for ids in [-1, 2**31 - 1) (token positions and block ids): one program per row,
-    a bitonic sort of the row, as int32, in registers; rows longer than SORT_LIMIT (large budgets with several
-    successors each) are sorted by torch.sort instead."""
+def sorted_with_successors(ids: torch.Tensor, limit: torch.Tensor | None, successors: int) -> torch.Tensor:
+    """naive.sorted_with_successors in one launch for ids in [-1, 2**31 - 1 - successors) (token positions): one
+    program per (row, group) builds the ids and their successors, sorts them as int32 in registers (a bitonic sort)
+    and blanks the repeats; rows longer than SORT_LIMIT (large budgets with several successors each) go to the
+    PyTorch reference."""
+    batch, groups, tokens = ids.shape
     require(ids.dtype == torch.int64, f"ids must be int64, got {ids.dtype}")
-    picks = ids.shape[-1]
-    if picks == 0 or picks > SORT_LIMIT:
-        return ids.sort(dim=-1).values
+    require(successors >= 0 and (successors == 0 or limit is not None), "successors need a limit")
+    width = tokens * (1 + successors)
+    if width == 0 or width > SORT_LIMIT:
+        return naive.sorted_with_successors(ids, limit, successors)
+    if successors:
+        require(limit.shape == (batch,) and limit.dtype == torch.int64, f"limit must be int64 [{batch}]")
+        check_same_device(ids=ids, limit=limit)
     ids = ids.contiguous()
-    out = torch.empty_like(ids)
-    rows = ids.numel() // picks
-    if rows:
-        k_pad = triton.next_power_of_2(picks)
-        _sort_ids_kernel[(rows,)](ids, out, picks, K_PAD=k_pad, num_warps=max(1, min(8, k_pad // 256)))
+    out = torch.empty((batch, groups, width), dtype=torch.int64, device=ids.device)
+    pad = triton.next_power_of_2(width)
+    _sorted_with_successors_kernel[(batch * groups,)](
+        ids, ids if limit is None else limit.contiguous(), out, groups, tokens, SUCCESSORS=successors, PAD=pad,
+        num_warps=max(1, min(8, pad // 256)),
+    )
     return out

@@ -1,11 +1,17 @@
-"""plan_resident_blocks (over sequences of plans), forget_resident_blocks, translate_positions and sort_ids: the
-Triton kernels against the PyTorch references."""
+"""plan_resident_blocks (over sequences of plans), forget_resident_blocks, translate_positions and
+sorted_with_successors: the Triton kernels against the PyTorch references."""
 
 import pytest
 import torch
 from op_testing import DEVICE
 
-from asynctls_hf.ops import forget_resident_blocks, naive, plan_resident_blocks, sort_ids, translate_positions
+from asynctls_hf.ops import (
+    forget_resident_blocks,
+    naive,
+    plan_resident_blocks,
+    sorted_with_successors,
+    translate_positions,
+)
 
 pytest.importorskip("triton")
 pytestmark = pytest.mark.usefixtures("poison_allocations")
@@ -93,21 +99,29 @@ def test_translate_positions_equals_the_reference(tokens, fixed, block_size, res
     assert expected[1][..., fixed:].any() and not expected[1][..., fixed:].all()  # resident and not, both met
 
 
-@pytest.mark.parametrize("shape", [(1,), (3, 2, 7), (2, 944), (1, 2, 1889), (1, 1, 16385)])
-def test_sort_ids_equals_the_reference(shape):
-    """Odd row lengths (padded to a power of two inside the kernel; past SORT_LIMIT sorted by torch.sort), -1
-    entries (no id) and repeated ids."""
+@pytest.mark.parametrize(("shape", "successors"), [((1, 1, 1), 0), ((3, 2, 7), 0), ((2, 1, 944), 1),
+                                                   ((1, 2, 300), 2), ((1, 1, 8193), 1), ((2, 3, 5), 3)])
+def test_sorted_with_successors_equals_the_reference(shape, successors):
+    """Odd row lengths (padded to a power of two inside the kernel; past SORT_LIMIT the reference runs), -1 entries
+    (no id), successors cut at each row's limit and repeated where an id follows another."""
     generator = torch.Generator().manual_seed(shape[-1])
-    ids = torch.randint(-1, 3 * shape[-1], shape, generator=generator)
+    ids = torch.stack([torch.randperm(2 * shape[-1], generator=generator)[: shape[-1]]
+                       for _ in range(shape[0] * shape[1])]).view(shape)
     ids = torch.where(torch.rand(shape, generator=generator) < 0.2, -1, ids)
-    output = sort_ids(ids.to(DEVICE), backend="triton")
-    assert torch.equal(output.cpu(), naive.sort_ids(ids))
+    limit = torch.randint(shape[-1], 2 * shape[-1] + 2, (shape[0],), generator=generator) if successors else None
+    expected = naive.sorted_with_successors(ids, limit, successors)
+    output = sorted_with_successors(ids.to(DEVICE), None if limit is None else limit.to(DEVICE), successors,
+                                    backend="triton")
+    assert torch.equal(output.cpu(), expected)
+    if successors:
+        kept = expected[expected >= 0]
+        assert len(kept) > (ids >= 0).sum() and (expected == -1).sum() > (ids == -1).sum() * (1 + successors)
 
 
-def test_sort_ids_keeps_ids_up_to_the_int32_bound():
+def test_sorted_with_successors_keeps_ids_up_to_the_int32_bound():
     """The kernel sorts as int32: ids up to 2**31 - 2 (past any context) come back whole, -1 first."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(2**31 - 1000, 2**31 - 1, (2, 3, 100), generator=generator)
     ids[..., ::7] = -1
-    output = sort_ids(ids.to(DEVICE), backend="triton")
-    assert torch.equal(output.cpu(), naive.sort_ids(ids))
+    output = sorted_with_successors(ids.to(DEVICE), None, 0, backend="triton")
+    assert torch.equal(output.cpu(), naive.sorted_with_successors(ids, None, 0))
