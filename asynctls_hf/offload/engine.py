@@ -227,7 +227,7 @@ class OffloadEngine:
         """Copy the blocks of a plan made on the current stream (the block protocol: the next step's append
         forgets stale blocks on the current stream, so the plan must come before it there)."""
         self._pending = self.transport.copy_blocks(
-            lambda: plan, (), self.store, self.key_buffer, self.separate_value_buffer
+            lambda: plan, (), self.store, self.key_buffer, self.separate_value_buffer, inline=self.prefetch_lag == 0
         )
 
     def _copy_tokens(self, selected: torch.Tensor, successor_limit: torch.Tensor | None = None) -> None:
@@ -237,11 +237,12 @@ class OffloadEngine:
         is ever resident, so the appended token makes none stale). With lag 1 in position order: which slot a token
         takes, so which token leaves when and which later picks are resident, does not depend on the order token
         selection lists them in (it differs between backends). Exact mode copies them as listed: every pick is
-        resident before it is read, so where each one sits changes no result."""
+        resident before it is read, so where each one sits changes no result; the compute stream waits for them at
+        once, so they run on it (inline)."""
         reads = (selected,) if successor_limit is None else (selected, successor_limit)
         self._pending = self.transport.copy_blocks(
             lambda: self._plan(self._with_successors(selected, successor_limit)), reads, self.store,
-            self.key_buffer, self.separate_value_buffer,
+            self.key_buffer, self.separate_value_buffer, inline=self.prefetch_lag == 0,
         )
 
     def _with_successors(self, selected: torch.Tensor, successor_limit: torch.Tensor | None) -> torch.Tensor:

@@ -51,13 +51,15 @@ class Transport(Protocol):
         store: HostBlockStore,
         key_buffer: torch.Tensor,
         value_buffer: torch.Tensor | None,
+        inline: bool = False,
     ) -> PendingCopy:
         """Start copying the blocks of the plan `make_plan()` returns from `store` into key_buffer
         [B, NG, (R + S) * block_size, Dk] and value_buffer [B, NG, (R + S) * block_size, Dv] (None when the values
         are inside the keys). make_plan runs where the copies run, ordered after everything issued so far on the
         current stream: a plan made there costs the current stream nothing (a plan already made is returned by
         it). `reads`: the current stream's tensors make_plan reads. Must be called after every read of the slots
-        it overwrites has been issued on the current stream."""
+        it overwrites has been issued on the current stream. `inline`: the current stream is to wait for the
+        copies at once (exact mode), so plan and copies run on it, without the hop to a side stream and back."""
 
     def wait(self, pending: PendingCopy) -> WaitTimer | None:
         """Make the current stream wait until `pending` has landed; returns a timer of the stall, if measured."""
@@ -107,6 +109,7 @@ class SyncTransport:
         store: HostBlockStore,
         key_buffer: torch.Tensor,
         value_buffer: torch.Tensor | None,
+        inline: bool = False,
     ) -> PendingCopy:
         BlockCopies.of(make_plan()).run(store, key_buffer, value_buffer, backend="torch")
         return PendingCopy()
@@ -119,7 +122,7 @@ class CudaStreamTransport:
     """Copies on a side CUDA stream by a kernel that reads the pinned store through its mapped address
     (ops.copy_rows), ordered by events; the host never waits for the device.
 
-    copy_blocks, per layer and step: (1) record `issued` on the current (compute) stream, which is after what the
+    copy_blocks, per layer and step (unless inline: then the plan and the copies run on the current stream): (1) record `issued` on the current (compute) stream, which is after what the
     plan reads (or the plan itself), after the store's writes of the step (themselves kernels on that stream) and
     after every read of the slots issued so far, and make the copy stream wait on it, so no slot is overwritten
     while a step still reads it; (2) on the copy stream, the plan (unless made already), one copy_rows launch for
@@ -160,9 +163,14 @@ class CudaStreamTransport:
         store: HostBlockStore,
         key_buffer: torch.Tensor,
         value_buffer: torch.Tensor | None,
+        inline: bool = False,
     ) -> PendingCopy:
         if not store.pin_memory:
             raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
+        if inline:
+            BlockCopies.of(make_plan()).run(store, key_buffer, value_buffer, backend="triton",
+                                            programs=self.copy_programs)
+            return PendingCopy()
         pending = PendingCopy()
         issued = torch.cuda.Event()
         issued.record()

@@ -192,10 +192,10 @@ class DelayedCopies(CudaStreamTransport):
         super().__init__()
         self.rng = rng
 
-    def copy_blocks(self, *args):
+    def copy_blocks(self, *args, **kwargs):
         with torch.cuda.stream(self.stream):
             torch.cuda._sleep(self.rng.randint(0, 2_000_000))
-        return super().copy_blocks(*args)
+        return super().copy_blocks(*args, **kwargs)
 
 
 @pytest.mark.gpu
@@ -212,7 +212,8 @@ def test_cuda_stream_transport_under_random_delays_reads_what_sync_reads(lag, va
     )
     assert engine.store.keys.is_pinned()
     assert_stats_add_up(engine, wanted_per_step)
-    assert engine.stats()["wait_seconds"] > 0
+    waited = engine.stats()["wait_seconds"]
+    assert waited > 0 if lag else waited == 0  # exact mode copies on the compute stream itself
 
     synchronous = make_engine(2, values_in_keys, lag, transport=SyncTransport(), device="cuda")
     assert run_scripted_decode(synchronous, select_rows_at=17, crop_at=31) == wanted_per_step
