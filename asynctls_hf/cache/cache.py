@@ -340,7 +340,8 @@ class AsyncTLSCache(Cache):
         device; context_read_bytes: bytes read back from the host store for prefill attention and dense steps
         (none for an offloaded layer that kept its prompt on the device, begin_chunked_prefill); hit_rate: share
         of wanted blocks (tokens, with offload_granularity "token") already on the device (1.0 when resident);
-        copy_wait_seconds: time the compute stream waited on copies; graph_replays: decode steps replayed from
+        copy_wait_seconds: time the compute stream waited on copies (with lag 1; exact mode copies on the compute
+        stream itself); graph_replays: decode steps replayed from
         a CUDA graph (asynctls_hf.graphs; 0 when eager); memory_bytes: device storage of all layers;
         host_memory_bytes: pinned host storage; layers (offloaded only): each layer's OffloadEngine.stats().
         """

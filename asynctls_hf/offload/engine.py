@@ -315,7 +315,8 @@ class OffloadEngine:
         steps: plans made (one per decode step); wanted_blocks: (row, group, block) requests; hit_blocks: those
         already resident when planned; hit_rate: their share (1.0 before any request); copied_blocks and
         copied_bytes: host-to-device copies issued; wait_seconds: time the compute stream stalled on copies
-        (CUDA transport; 0 for the synchronous one). With granularity "token" the counts are of tokens.
+        (CUDA transport with lag 1; 0 for the synchronous one and in exact mode, whose copies run on the compute
+        stream and count in its step time). With granularity "token" the counts are of tokens.
         """
         self._join_pending()  # the pending plan may still be counting on the copy stream
         while self._wait_timers:

@@ -122,17 +122,18 @@ class CudaStreamTransport:
     """Copies on a side CUDA stream by a kernel that reads the pinned store through its mapped address
     (ops.copy_rows), ordered by events; the host never waits for the device.
 
-    copy_blocks, per layer and step (unless inline: then the plan and the copies run on the current stream): (1) record `issued` on the current (compute) stream, which is after what the
+    copy_blocks, per layer and step: (1) record `issued` on the current (compute) stream, which is after what the
     plan reads (or the plan itself), after the store's writes of the step (themselves kernels on that stream) and
     after every read of the slots issued so far, and make the copy stream wait on it, so no slot is overwritten
     while a step still reads it; (2) on the copy stream, the plan (unless made already), one copy_rows launch for
     the keys and values (two where their widths differ, one when the values are inside the keys) that moves each
-    planned block from the store into its slot, and the `ready` event. wait(pending) makes
-    the current stream wait on `ready` before the slots are read, between two timing events that measure the stall.
+    planned block from the store into its slot, and the `ready` event. wait(pending) makes the current stream wait
+    on `ready` before the slots are read, between two timing events that measure the stall. `inline` copies (exact
+    mode) skip both events: the plan and the copies run on the current stream, and there is nothing to wait for.
     The store must be pinned (HostBlockStore(pin_memory=True)).
 
     The copy stream is created with `priority` (CUDA's convention: lower is higher, 0 the default, -1 high) unless
-    `stream` is given; `copy_programs` caps each copy launch's grid (None: one program per piece of a block, see
+    `stream` is given; `copy_programs` caps each copy launch's grid (None: one program per tile of rows, see
     ops.copy_rows), which decides how much of the GPU the copies take from the compute running beside them.
     """
 
