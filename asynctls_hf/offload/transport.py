@@ -86,14 +86,17 @@ class BlockCopies:
         def rows(tensor: torch.Tensor) -> torch.Tensor:
             return tensor.view(-1, self.row_tokens * tensor.shape[-1])
 
-        pairs = [(rows(store.keys), rows(key_buffer))]
-        if value_buffer is not None:
-            pairs.append((rows(store.values), rows(value_buffer)))
-        if len(pairs) == 2 and pairs[0][0].shape[1] == pairs[1][0].shape[1]:
-            pairs = [(*pairs[0], pairs[1])]
-        for source, target, *second in pairs:
-            ops.copy_rows(source, target, self.source_rows, self.target_rows, self.copy_mask, programs=programs,
-                          second=second[0] if second else None, backend=backend)
+        def copy(pair: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+            ops.copy_rows(*pair, self.source_rows, self.target_rows, self.copy_mask, programs=programs, second=second,
+                          backend=backend)
+
+        keys = (rows(store.keys), rows(key_buffer))
+        values = None if value_buffer is None else (rows(store.values), rows(value_buffer))
+        if values is not None and values[0].shape[1] != keys[0].shape[1]:
+            copy(keys, None)
+            copy(values, None)
+        else:
+            copy(keys, values)
 
 
 class SyncTransport:
