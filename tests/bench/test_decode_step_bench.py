@@ -36,3 +36,23 @@ def test_a_run_that_does_not_fit_keeps_what_it_tried_to_allocate():
                                    "139.81 GiB of which 1.2 GiB is free.\nIncluding non-PyTorch memory ...")
     assert did_not_fit(error) == "does not fit: CUDA out of memory. Tried to allocate 13.50 GiB"
     assert did_not_fit(RuntimeError()) == "does not fit: RuntimeError"
+
+
+@pytest.mark.parametrize("build", [tiny_qwen3, tiny_glm4_moe_lite], ids=["qwen3", "glm"])
+def test_smoothed_queries_are_the_running_mean_of_the_projections(build):
+    model = build()
+    projections = [getattr(layer.self_attn, "q_b_proj", None) or layer.self_attn.q_proj for layer in model.model.layers]
+    inputs = [torch.randn(2, 1, projections[0].in_features) for _ in range(3)]
+    with decode_step_bench.SmoothedQueries(model, 1.0) as unchanged:
+        assert unchanged.handles == []
+    with torch.no_grad(), decode_step_bench.SmoothedQueries(model, 0.25) as smoothed:
+        assert len(smoothed.handles) == len(projections)
+        outputs = [projections[0](x).clone() for x in inputs]
+    raw = [torch.nn.functional.linear(x, projections[0].weight, projections[0].bias) for x in inputs]
+    expected = raw[0]
+    for step in (1, 2):
+        expected = 0.75 * expected + 0.25 * raw[step]
+        torch.testing.assert_close(outputs[step], expected)
+    torch.testing.assert_close(outputs[0], raw[0])
+    with torch.no_grad():  # the hooks are gone
+        torch.testing.assert_close(projections[0](inputs[2]), raw[2])

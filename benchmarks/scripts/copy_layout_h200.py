@@ -1,0 +1,150 @@
+"""How fast single-token copies from the pinned store are, by how the copy list and the store are laid out.
+
+One decode step's token copies for 36 Qwen3-8B layers (8 groups, 128-wide bf16 keys and values: 256 bytes each per
+token), a 48k-token store per layer, `--picks` listed picks per (row, group) of which `--miss-share` are copies, at
+random positions. Each variant copies the same tokens with ops.copy_rows, one launch per layer, the 36 launches
+captured in a CUDA graph and its replays timed with CUDA events (median of repeats after warm-up; a first version
+timed the launches from Python, benchmarks/2026-11-30_copy_layout_h200/eager/):
+
+- sparse: the list as the plan writes it now, one entry per pick, the copies scattered among the hits;
+- compact: the copies first in each (row, group)'s part of the list (the same launch grid);
+- interleaved: compact, from a store holding each token's keys and values side by side (one 512-byte read);
+- hugepage: interleaved, the store's mapping advised MADV_HUGEPAGE before it is page-locked;
+- raw: one contiguous pinned-to-device copy of the same bytes per layer (the copy engine), the bus's rate.
+
+    python benchmarks/scripts/copy_layout_h200.py --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import mmap
+import statistics
+from pathlib import Path
+
+import torch
+
+from asynctls_hf import ops
+from asynctls_hf.offload import pinned
+
+LAYERS, GROUPS, WIDTH = 36, 8, 128
+
+
+def store(tokens: int, width: int, hugepage: bool) -> torch.Tensor:
+    """A page-locked [tokens, width] bf16 host tensor (its mapping advised MADV_HUGEPAGE first when asked)."""
+    if not hugepage:
+        return pinned.page_locked_empty((tokens, width), torch.bfloat16)
+    nbytes = tokens * width * 2
+    mapping = pinned.PageLockedMapping(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    mapping.madvise(mmap.MADV_HUGEPAGE)
+    mapping.register()
+    return torch.frombuffer(mapping, dtype=torch.uint8).view(torch.bfloat16).view(tokens, width)
+
+
+def copy_lists(batch: int, context: int, picks: int, miss_share: float, compact: bool, generator):
+    """(source_rows, target_rows, valid) [batch * GROUPS * picks] for one layer."""
+    segments = batch * GROUPS
+    positions = torch.stack([torch.randperm(context, generator=generator)[:picks] for _ in range(segments)])
+    copies = torch.rand(segments, picks, generator=generator) < miss_share
+    if compact:
+        order = torch.argsort((~copies).to(torch.int8), dim=1, stable=True)
+        positions, copies = positions.gather(1, order), copies.gather(1, order)
+    segment = torch.arange(segments)[:, None]
+    source = torch.where(copies, segment * context + positions, 0)
+    target = torch.where(copies, segment * picks + torch.arange(picks)[None, :], 0)
+    return source.flatten().cuda(), target.flatten().cuda(), copies.flatten().cuda()
+
+
+def timed(launch, repeats: int) -> float:
+    """Median milliseconds of one replay of launch() (all 36 layers' launches) captured in a CUDA graph, as a
+    graphed decode step runs them (no Python or launch overhead), after a warm-up call that compiles."""
+    launch()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        launch()
+    times = []
+    for repeat in range(repeats + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        if repeat >= 3:
+            times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_separate(stores, targets, lists) -> None:
+    """Every layer's listed keys and values from separate stores, one paired launch per layer."""
+    for (keys, values), (target_keys, target_values), layer_lists in zip(stores, targets, lists, strict=True):
+        ops.copy_rows(keys, target_keys, *layer_lists, second=(values, target_values))
+
+
+def copy_interleaved(stores, targets, lists) -> None:
+    """Every layer's listed tokens from stores holding keys and values side by side, one launch per layer."""
+    for store_rows, target_rows, layer_lists in zip(stores, targets, lists, strict=True):
+        ops.copy_rows(store_rows, target_rows, *layer_lists)
+
+
+def copy_raw(host: torch.Tensor, device: torch.Tensor) -> None:
+    """The same bytes per layer as one contiguous pinned-to-device copy."""
+    for _ in range(LAYERS):
+        device.copy_(host, non_blocking=True)
+
+
+def measure(batch: int, args, generator) -> dict:
+    tokens = batch * GROUPS * args.context
+    listed = batch * GROUPS * args.picks
+    sparse = [copy_lists(batch, args.context, args.picks, args.miss_share, False, generator) for _ in range(LAYERS)]
+    compact = [copy_lists(batch, args.context, args.picks, args.miss_share, True, generator) for _ in range(LAYERS)]
+    copied_bytes = sum(int(lists[2].sum()) for lists in compact) * 2 * WIDTH * 2
+    result = {"batch": batch, "MB per step": copied_bytes / 1e6}
+    stores = [(store(tokens, WIDTH, False), store(tokens, WIDTH, False)) for _ in range(LAYERS)]
+    targets = [tuple(torch.empty(listed, WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(2))
+               for _ in range(LAYERS)]
+    for name, lists in (("sparse", sparse), ("compact", compact)):
+        result[name] = timed(functools.partial(copy_separate, stores, targets, lists), args.repeats)
+    del stores, targets
+    wide_targets = [torch.empty(listed, 2 * WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(LAYERS)]
+    for name, hugepage in (("interleaved", False), ("hugepage", True)):
+        wide = [store(tokens, 2 * WIDTH, hugepage) for _ in range(LAYERS)]
+        result[name] = timed(functools.partial(copy_interleaved, wide, wide_targets, compact), args.repeats)
+        del wide
+    per_layer = copied_bytes // LAYERS
+    host = pinned.page_locked_empty((per_layer,), torch.uint8)
+    device = torch.empty(per_layer, dtype=torch.uint8, device="cuda")
+    result["raw"] = timed(functools.partial(copy_raw, host, device), args.repeats)
+    for name in ("sparse", "compact", "interleaved", "hugepage", "raw"):
+        result[f"{name} GB/s"] = copied_bytes / result[name] / 1e6
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", default="1,4")
+    parser.add_argument("--context", type=int, default=49152)
+    parser.add_argument("--picks", type=int, default=1024)
+    parser.add_argument("--miss-share", type=float, default=0.13)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    rows = []
+    for batch in (int(text) for text in args.batches.split(",")):
+        rows.append(measure(batch, args, generator))
+        print(json.dumps(rows[-1]), flush=True)
+    environment = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                   "transparent_hugepage": thp.read_text().strip() if thp.exists() else None, **vars(args)}
+    environment["out"] = str(args.out)
+    (args.out / "copy_layout.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+    print(json.dumps(environment))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
