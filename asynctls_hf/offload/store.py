@@ -22,10 +22,12 @@ def default_pin_memory() -> bool:
 class HostBlockStore:
     """One layer's keys and values for every cached token, in host memory, block-major.
 
-    Storage: keys [B, NG, n_blocks, block_size, Dk] and values [B, NG, n_blocks, block_size, Dv]. With
-    `values_in_keys` (MLA: the value is the first Dv channels of the latent+rope key) there is one tensor and
-    `values` is a view of the keys' first Dv channels. The same memory seen per token is `token_keys`
-    [B, NG, capacity, Dk] (and `token_values`), capacity = n_blocks * block_size.
+    Storage: `entries` [B, NG, n_blocks, block_size, Dk + Dv], each token's key and value side by side, so that
+    fetching a token is one contiguous read (a block, one contiguous range); `keys` [..., Dk] and `values`
+    [..., Dv] are views of it. With `values_in_keys` (MLA: the value is the first Dv channels of the latent+rope key)
+    the entries are the keys, [..., Dk], and `values` is a view of their first Dv channels. The same memory seen per
+    token is `token_entries` [B, NG, capacity, Dk + Dv] (`token_keys`, `token_values`: views), capacity = n_blocks *
+    block_size.
 
     Tokens are appended in chunks of any length (prefill chunks, then one per decode step); storage grows by
     doubling. `pin_memory`: None pins when CUDA is available; False forces pageable memory (tests). `write_stream`
@@ -60,8 +62,7 @@ class HostBlockStore:
         self.length = 0
         self.write_stream = write_stream
         self._writes_done: torch.cuda.Event | None = None  # recorded on write_stream after its latest write
-        self.keys: torch.Tensor | None = None
-        self.separate_values: torch.Tensor | None = None
+        self.entries: torch.Tensor | None = None
         self._allocate(-(-capacity_tokens // block_size))
 
     # ---- layout --------------------------------------------------------------------------------------
@@ -73,17 +74,37 @@ class HostBlockStore:
 
     @property
     def capacity_blocks(self) -> int:
-        return self.keys.shape[2]
+        return self.entries.shape[2]
+
+    @property
+    def entry_width(self) -> int:
+        """Channels of a token's entry: its key, then its value unless the value is inside the key."""
+        return self.key_width + (0 if self.values_in_keys else self.value_width)
 
     @property
     def block_bytes(self) -> int:
         """Bytes one (row, group, block) moves when copied: its keys, plus its values unless they are in the keys."""
-        widths = self.key_width + (0 if self.values_in_keys else self.value_width)
-        return self.block_size * widths * self.dtype.itemsize
+        return self.block_size * self.entry_width * self.dtype.itemsize
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """[B, NG, n_blocks, block_size, Dk]: a view of the entries."""
+        return self.entries if self.values_in_keys else self.entries[..., : self.key_width]
+
+    @property
+    def values(self) -> torch.Tensor:
+        """[B, NG, n_blocks, block_size, Dv]: a view of the entries (of the keys' first Dv channels with
+        values_in_keys)."""
+        return self.entries[..., : self.value_width] if self.values_in_keys else self.entries[..., self.key_width :]
+
+    @property
+    def token_entries(self) -> torch.Tensor:
+        """The entries per token, [B, NG, capacity, Dk + Dv] (a view; slots past `length` hold nothing)."""
+        return self.entries.flatten(2, 3)
 
     @property
     def token_keys(self) -> torch.Tensor:
-        """The keys per token, [B, NG, capacity, Dk] (a view; slots past `length` hold nothing)."""
+        """The keys per token, [B, NG, capacity, Dk] (a view)."""
         return self.keys.flatten(2, 3)
 
     @property
@@ -96,25 +117,17 @@ class HostBlockStore:
             return page_locked_empty(shape, self.dtype)
         return torch.empty(shape, dtype=self.dtype)
 
-    @property
-    def values(self) -> torch.Tensor:
-        """[B, NG, n_blocks, block_size, Dv]: their own storage, or a view of the keys' first Dv channels."""
-        return self.keys[..., : self.value_width] if self.separate_values is None else self.separate_values
-
     def _allocate(self, capacity_blocks: int, rows: torch.Tensor | None = None) -> None:
         """New storage of `capacity_blocks` blocks holding the first `length` tokens of rows `rows` (all by default)."""
         batch = self.batch if rows is None else len(rows)
-        shape = (batch, self.num_groups, capacity_blocks, self.block_size)
-        if self.pin_memory and self.keys is not None:
+        if self.pin_memory and self.entries is not None:
             wait_for_device_writes()
         kept_blocks = min(self.n_blocks, capacity_blocks)
-        old = (self.keys, self.separate_values)
-        self.keys = self._empty((*shape, self.key_width))
-        self.separate_values = None if self.values_in_keys else self._empty((*shape, self.value_width))
-        for new_tensor, old_tensor in zip((self.keys, self.separate_values), old, strict=True):
-            if new_tensor is not None and old_tensor is not None and kept_blocks:
-                kept = old_tensor[:, :, :kept_blocks]
-                new_tensor[:, :, :kept_blocks] = kept if rows is None else kept.index_select(0, rows)
+        old = self.entries
+        self.entries = self._empty((batch, self.num_groups, capacity_blocks, self.block_size, self.entry_width))
+        if old is not None and kept_blocks:
+            kept = old[:, :, :kept_blocks]
+            self.entries[:, :, :kept_blocks] = kept if rows is None else kept.index_select(0, rows)
         self.batch = batch
 
     # ---- writing -------------------------------------------------------------------------------------
@@ -137,13 +150,13 @@ class HostBlockStore:
         needed_blocks = -(-end // self.block_size)
         if needed_blocks > self.capacity_blocks:
             self._allocate(max(needed_blocks, 2 * self.capacity_blocks))
-        for source, storage in ((keys, self.keys), (values, self.separate_values)):
-            if source is None:
-                continue
-            if source.is_cuda and self.pin_memory:
-                self._write_from_device(source.to(self.dtype), storage, begin)
-            else:
-                storage.flatten(2, 3)[:, :, begin:end] = source.to("cpu", self.dtype)
+        if keys.is_cuda and self.pin_memory:
+            self._write_from_device(keys if values is None else torch.cat((keys, values.to(keys.dtype)), dim=-1),
+                                    begin)
+        else:
+            self.token_keys[:, :, begin:end] = keys.to("cpu", self.dtype)
+            if values is not None:
+                self.token_values[:, :, begin:end] = values.to("cpu", self.dtype)
         self.length = end
         return begin, end
 
@@ -154,30 +167,29 @@ class HostBlockStore:
         return room and (device.type == "cpu" or (device.type == "cuda" and self.pin_memory))
 
     def token_written(self) -> None:
-        """A decode token was written at slot `length` of token_keys (and token_values) by the caller's kernel
+        """A decode token was written at slot `length` of token_keys and token_values by the caller's kernel
         (ops.append_token, see can_append_token): count it."""
         self.length += 1
 
-    def _write_from_device(self, source: torch.Tensor, storage: torch.Tensor, begin: int) -> None:
-        """source [B, NG, T, D] on a CUDA device into storage (keys or separate_values) at tokens begin ...: by a
-        kernel on write_stream once the current stream has produced `source`, or on the current stream."""
-        width = source.shape[-1]
+    def _write_from_device(self, source: torch.Tensor, begin: int) -> None:
+        """Entries source [B, NG, T, Dk + Dv] on a CUDA device into the store at tokens begin ...: by a kernel on
+        write_stream once the current stream has produced `source`, or on the current stream."""
+        rows = source.to(self.dtype).reshape(-1, self.entry_width)  # on the current stream
+        storage = self.entries.view(-1, self.entry_width)
         target_rows = self._token_rows(begin, source.shape[2], source.device)
         source_rows = torch.arange(len(target_rows), device=source.device)
         valid = torch.ones_like(source_rows, dtype=torch.bool)
         if self.write_stream is None:
-            ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows, valid,
-                          backend="triton")
+            ops.copy_rows(rows, storage, source_rows, target_rows, valid, backend="triton")
             return
         produced = torch.cuda.Event()
         produced.record()
         with torch.cuda.stream(self.write_stream):
             self.write_stream.wait_event(produced)
-            ops.copy_rows(source.reshape(-1, width), storage.view(-1, width), source_rows, target_rows, valid,
-                          backend="triton")
+            ops.copy_rows(rows, storage, source_rows, target_rows, valid, backend="triton")
             self._writes_done = torch.cuda.Event()
             self._writes_done.record(self.write_stream)
-        for tensor in (source, target_rows, source_rows, valid):
+        for tensor in (rows, target_rows, source_rows, valid):
             tensor.record_stream(self.write_stream)
 
     def wait_for_writes(self) -> None:
@@ -199,18 +211,14 @@ class HostBlockStore:
             return keys, self.token_values[:, :, begin:end].to(device)
         self.wait_for_writes()
         rows = self._token_rows(begin, end - begin, device)
-        out = []
-        for storage in (self.keys, self.separate_values):
-            if storage is None:
-                continue
-            width = storage.shape[-1]
-            target = torch.empty((self.batch, self.num_groups, end - begin, width), dtype=self.dtype, device=device)
-            ops.copy_rows(storage.view(-1, width), target.view(-1, width), rows,
-                          torch.arange(len(rows), device=device), torch.ones_like(rows, dtype=torch.bool),
-                          backend="triton")
-            out.append(target)
-        keys = out[0]
-        return keys, keys[..., : self.value_width] if self.values_in_keys else out[1]
+        shape = (self.batch, self.num_groups, end - begin)
+        keys = torch.empty((*shape, self.key_width), dtype=self.dtype, device=device)
+        values = None if self.values_in_keys else torch.empty((*shape, self.value_width), dtype=self.dtype,
+                                                               device=device)
+        ops.copy_rows(self.entries.view(-1, self.entry_width), keys.view(-1, self.key_width), rows,
+                      torch.arange(len(rows), device=device), torch.ones_like(rows, dtype=torch.bool),
+                      second_target=None if values is None else values.view(-1, self.value_width), backend="triton")
+        return keys, keys[..., : self.value_width] if values is None else values
 
     def _token_rows(self, begin: int | torch.Tensor, tokens: int, device: torch.device) -> torch.Tensor:
         """Rows of tokens [begin, begin + tokens) of every (row, group) in the storage seen as [B * NG * capacity,
@@ -239,5 +247,4 @@ class HostBlockStore:
 
     def memory_bytes(self) -> int:
         """Bytes of host storage held."""
-        tensors = [self.keys] if self.separate_values is None else [self.keys, self.separate_values]
-        return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+        return self.entries.numel() * self.entries.element_size()

@@ -81,22 +81,18 @@ class BlockCopies:
 
     def run(self, store: HostBlockStore, key_buffer: torch.Tensor, value_buffer: torch.Tensor | None,
             backend: str, programs: int | None = None) -> None:
-        """Copy the blocks on the current stream with ops.copy_rows (its grid capped at `programs`): keys and values
-        in one launch where their widths agree, else keys then values (none when inside the keys)."""
-        def rows(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.view(-1, self.row_tokens * tensor.shape[-1])
+        """Copy the blocks on the current stream with one ops.copy_rows launch (its grid capped at `programs`): each
+        (block or token) row of the store's entries, keys and values side by side, split into the key and value
+        buffers (into the key buffer alone when the values are inside the keys)."""
+        def rows(tensor: torch.Tensor, width: int) -> torch.Tensor:
+            return tensor.view(-1, self.row_tokens * width)
 
-        def copy(pair: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-            ops.copy_rows(*pair, self.source_rows, self.target_rows, self.copy_mask, programs=programs, second=second,
-                          backend=backend)
-
-        keys = (rows(store.keys), rows(key_buffer))
-        values = None if value_buffer is None else (rows(store.values), rows(value_buffer))
-        if values is not None and values[0].shape[1] != keys[0].shape[1]:
-            copy(keys, None)
-            copy(values, None)
-        else:
-            copy(keys, values)
+        ops.copy_rows(
+            rows(store.entries, store.entry_width), rows(key_buffer, store.key_width), self.source_rows,
+            self.target_rows, self.copy_mask, programs=programs,
+            second_target=None if value_buffer is None else rows(value_buffer, store.value_width),
+            entries=1 if value_buffer is None else self.row_tokens, backend=backend,
+        )
 
 
 class SyncTransport:

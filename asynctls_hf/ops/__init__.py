@@ -187,15 +187,17 @@ def copy_rows(
     valid: torch.Tensor,
     *,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
+    second_target: torch.Tensor | None = None,
+    entries: int = 1,
     backend: str = "auto",
 ) -> None:
-    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place, and likewise for the pair `second`
-    (same rows, in the same launch); shapes in naive.copy_rows. The kernel runs on the index tensors' device and
-    reads or writes pinned host memory directly; `programs` caps its grid (copy_rows_triton.copy_rows)."""
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n], in place; with second_target each source row's
+    `entries` entries are split between target and second_target (a token's key and value, side by side in the
+    host store); shapes in naive.copy_rows. The kernel runs on the index tensors' device and reads or writes pinned
+    host memory directly; `programs` caps its grid (copy_rows_triton.copy_rows)."""
     _dispatch(
         backend, source_rows.device, "copy_rows_triton", "copy_rows", source, target, source_rows, target_rows, valid,
-        programs, second,
+        programs, second_target, entries,
     )
 
 

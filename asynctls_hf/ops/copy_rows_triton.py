@@ -5,9 +5,10 @@ moves a step's missing blocks straight from the pinned store into the device slo
 store, with no host synchronization and no staging copy: which rows to copy stays on the device.
 
 A work item is a tile of ROWS listed rows by CHUNK columns, so that one program has the reads of several rows in
-flight at once: a single token's row (256 bytes) read from host memory is a bus round trip, and a step lists
-thousands of rows of which most are not copied (already resident). A second pair of tensors (the values beside the
-keys) is copied at the same rows by the same items, its reads issued before either pair's writes.
+flight at once: a single token's row read from host memory is a bus round trip, and a step lists thousands of rows
+of which most are not copied (already resident). With a second target each source row holds `entries` entries side
+by side (a token's key then its value, in the host store), and each entry is split between the two targets (the
+device's key and value buffers): a token is one contiguous read of its key and value, not two scattered ones.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ TILE = 2048  # elements per work item: ROWS = TILE // chunk rows of `chunk` colu
 
 
 @triton.jit
-def _copy_rows_kernel(source_ptr, target_ptr, second_source_ptr, second_target_ptr, source_rows_ptr,
-                      target_rows_ptr, valid_ptr, n_rows, items, WIDTH: tl.constexpr, CHUNK: tl.constexpr,
-                      CHUNKS_PER_ROW: tl.constexpr, ROWS: tl.constexpr, PAIRED: tl.constexpr):
+def _copy_rows_kernel(source_ptr, target_ptr, second_target_ptr, source_rows_ptr, target_rows_ptr, valid_ptr,
+                      n_rows, items, WIDTH: tl.constexpr, ENTRY: tl.constexpr, FIRST: tl.constexpr,
+                      SECOND: tl.constexpr, CHUNK: tl.constexpr, CHUNKS_PER_ROW: tl.constexpr, ROWS: tl.constexpr,
+                      SPLIT: tl.constexpr):
     # Work item i copies column chunk i % CHUNKS_PER_ROW of listed rows (i // CHUNKS_PER_ROW) * ROWS + 0..ROWS-1;
-    # program p takes items p, p + P, ...
+    # program p takes items p, p + P, ... A source row is WIDTH // ENTRY entries of ENTRY columns; without SPLIT
+    # ENTRY = FIRST = WIDTH, with it each entry's first FIRST columns go to target, the other SECOND to second_target.
     for item in range(tl.program_id(0), items, tl.num_programs(0)):
         rows = (item // CHUNKS_PER_ROW) * ROWS + tl.arange(0, ROWS)
         columns = (item % CHUNKS_PER_ROW) * CHUNK + tl.arange(0, CHUNK)
@@ -35,14 +38,16 @@ def _copy_rows_kernel(source_ptr, target_ptr, second_source_ptr, second_target_p
         source_row = tl.load(source_rows_ptr + rows, mask=copied, other=0).to(tl.int64)
         target_row = tl.load(target_rows_ptr + rows, mask=copied, other=0).to(tl.int64)
         mask = copied[:, None] & (columns < WIDTH)[None, :]
-        source_offsets = source_row[:, None] * WIDTH + columns[None, :]
-        target_offsets = target_row[:, None] * WIDTH + columns[None, :]
-        values = tl.load(source_ptr + source_offsets, mask=mask)
-        if PAIRED:
-            second_values = tl.load(second_source_ptr + source_offsets, mask=mask)
-        tl.store(target_ptr + target_offsets, values, mask=mask)
-        if PAIRED:
-            tl.store(second_target_ptr + target_offsets, second_values, mask=mask)
+        values = tl.load(source_ptr + source_row[:, None] * WIDTH + columns[None, :], mask=mask)
+        entry = columns // ENTRY
+        channel = columns - entry * ENTRY
+        first = (channel < FIRST)[None, :]
+        first_offsets = target_row[:, None] * (WIDTH // ENTRY * FIRST) + (entry * FIRST + channel)[None, :]
+        tl.store(target_ptr + first_offsets, values, mask=mask & first)
+        if SPLIT:
+            second_offsets = (target_row[:, None] * (WIDTH // ENTRY * SECOND)
+                              + (entry * SECOND + channel - FIRST)[None, :])
+            tl.store(second_target_ptr + second_offsets, values, mask=mask & ~first)
 
 
 def copy_rows(
@@ -52,37 +57,42 @@ def copy_rows(
     target_rows: torch.Tensor,
     valid: torch.Tensor,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
+    second_target: torch.Tensor | None = None,
+    entries: int = 1,
 ) -> None:
-    """target[target_rows[n]] = source[source_rows[n]] where valid[n] (and the same for the pair `second`, in the
-    same launch); shapes in naive.copy_rows.
+    """target[target_rows[n]] = source[source_rows[n]] where valid[n], each source entry split between target and
+    second_target when given; shapes in naive.copy_rows.
 
     `programs` caps the launch's grid: None launches one program per work item (a tile of up to TILE elements: rows
     of the list by a piece of at most CHUNK columns); a number P launches at most P programs that loop over the
     items, leaving the rest of the GPU to kernels running beside the copy."""
-    pairs = [(source, target)] if second is None else [(source, target), second]
-    for pair_source, pair_target in pairs:
-        require(pair_source.dim() == 2 and pair_target.dim() == 2, "sources and targets must be 2D [rows, width]")
-        require(pair_source.shape[1] == pair_target.shape[1] == source.shape[1],
-                f"row widths differ: {pair_source.shape[1]}, {pair_target.shape[1]} and {source.shape[1]}")
-        require(pair_source.dtype == pair_target.dtype == source.dtype,
-                f"dtypes differ: {pair_source.dtype}, {pair_target.dtype} and {source.dtype}")
-        require(pair_source.is_contiguous() and pair_target.is_contiguous(), "sources and targets must be contiguous")
+    targets = [target] if second_target is None else [target, second_target]
+    require(source.dim() == 2 and all(tensor.dim() == 2 for tensor in targets), "sources and targets must be 2D")
+    require(all(tensor.dtype == source.dtype for tensor in targets),
+            f"dtypes differ: {source.dtype} and {[tensor.dtype for tensor in targets]}")
+    require(source.is_contiguous() and all(tensor.is_contiguous() for tensor in targets),
+            "sources and targets must be contiguous")
+    require(entries > 0 and all(tensor.shape[1] % entries == 0 for tensor in (source, *targets)),
+            f"every row width must be a multiple of entries={entries}")
+    require(sum(tensor.shape[1] for tensor in targets) == source.shape[1],
+            f"target widths {[tensor.shape[1] for tensor in targets]} do not add up to the source's {source.shape[1]}")
+    require(second_target is not None or entries == 1, "entries only matter with a second target")
     require(source_rows.shape == target_rows.shape == valid.shape and source_rows.dim() == 1,
             "source_rows, target_rows and valid must be [N]")
     require(valid.dtype == torch.bool and valid.is_contiguous() and source_rows.is_contiguous()
             and target_rows.is_contiguous(), "valid must be bool; valid and the row indices contiguous")
     require(programs is None or programs > 0, f"programs must be None or positive, got {programs}")
-    chunk = min(CHUNK, triton.next_power_of_2(source.shape[1]))
-    chunks_per_row = triton.cdiv(source.shape[1], chunk)
+    width = source.shape[1]
+    chunk = min(CHUNK, triton.next_power_of_2(width))
+    chunks_per_row = triton.cdiv(width, chunk)
     rows_per_item = TILE // chunk
     items = triton.cdiv(source_rows.shape[0], rows_per_item) * chunks_per_row
     if items == 0:
         return
-    second_source, second_target = (source, target) if second is None else second
     grid = (items if programs is None else min(items, programs),)
     _copy_rows_kernel[grid](
-        source, target, second_source, second_target, source_rows, target_rows, valid, source_rows.shape[0], items,
-        WIDTH=source.shape[1], CHUNK=chunk, CHUNKS_PER_ROW=chunks_per_row, ROWS=rows_per_item,
-        PAIRED=second is not None,
+        source, target, target if second_target is None else second_target, source_rows, target_rows, valid,
+        source_rows.shape[0], items, WIDTH=width, ENTRY=width // entries, FIRST=target.shape[1] // entries,
+        SECOND=0 if second_target is None else second_target.shape[1] // entries,
+        CHUNK=chunk, CHUNKS_PER_ROW=chunks_per_row, ROWS=rows_per_item, SPLIT=second_target is not None,
     )

@@ -344,19 +344,27 @@ def copy_rows(
     target_rows: torch.Tensor,
     valid: torch.Tensor,
     programs: int | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
+    second_target: torch.Tensor | None = None,
+    entries: int = 1,
 ) -> None:
-    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n], and the same from
-    second[0] to second[1] (keys and values: same rows, width and dtype). (`programs`, the kernel's grid cap, changes
-    nothing here.)
+    """In place: target[target_rows[n]] = source[source_rows[n]] for every n where valid[n]. (`programs`, the
+    kernel's grid cap, changes nothing here.)
 
     source [Ns, W] and target [Nt, W] of one dtype, on any devices (pinned host memory included); source_rows,
     target_rows [N] int64 and valid [N] bool, on one device. Rows named twice in target_rows get one of the copies.
+    With second_target [Nt, E * W2] (the values beside the keys): each source row holds E = `entries` entries of
+    W1 + W2 columns side by side, source [Ns, E * (W1 + W2)], and each entry's first W1 columns go to target
+    [Nt, E * W1], the other W2 to second_target.
     """
-    for pair_source, pair_target in [(source, target)] + ([] if second is None else [second]):
-        picked_source = source_rows[valid].to(pair_source.device)
-        picked_target = target_rows[valid].to(pair_target.device)
-        pair_target[picked_target] = pair_source[picked_source].to(pair_target.device)
+    picked = source[source_rows[valid].to(source.device)]
+    picked_target = target_rows[valid]
+    if second_target is None:
+        target[picked_target.to(target.device)] = picked.to(target.device)
+        return
+    picked = picked.view(len(picked), entries, source.shape[1] // entries)
+    first = target.shape[1] // entries
+    for part, part_target in ((picked[..., :first], target), (picked[..., first:], second_target)):
+        part_target[picked_target.to(part_target.device)] = part.flatten(1).to(part_target.device)
 
 
 def plan_resident_blocks(

@@ -35,20 +35,42 @@ def test_kernel_matches_reference(width, count, programs):
     assert torch.equal(target, expected)
 
 
-@pytest.mark.parametrize(("width", "count", "programs"), [(37, 101, None), (1500, 13, 2)])
-def test_kernel_copies_a_second_pair_at_the_same_rows(width, count, programs):
-    """Keys and values in one launch: each pair equals its own reference copy."""
-    source, target, source_rows, target_rows, valid = (
-        tensor.to(DEVICE) for tensor in rows_case(113, 211, width, count)
+def split_case(entries: int, first: int, second: int, count: int, seed: int = 0):
+    """rows_case for a source of `entries` entries of first + second columns per row, and its two targets."""
+    source, _, source_rows, target_rows, valid = rows_case(113, 211, entries * (first + second), count, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    targets = (torch.randn(211, entries * width, generator=generator).to(torch.bfloat16) for width in (first, second))
+    return source, *targets, source_rows, target_rows, valid
+
+
+@pytest.mark.parametrize(("entries", "first", "second", "count", "programs"),
+                         [(1, 128, 128, 101, None), (1, 37, 5, 9, 3), (3, 37, 21, 13, None), (64, 8, 8, 7, 2)])
+def test_kernel_splits_each_entry_between_two_targets(entries, first, second, count, programs):
+    """Keys and values side by side in the source (a token, or a block of `entries` tokens, per row), each entry
+    split between the key and value targets: equal to the reference, which equals copying each half on its own."""
+    source, target, second_target, source_rows, target_rows, valid = (
+        tensor.to(DEVICE) for tensor in split_case(entries, first, second, count)
     )
-    second_source, second_target = (tensor.to(DEVICE) for tensor in rows_case(113, 211, width, count, seed=1)[:2])
     expected, second_expected = target.clone(), second_target.clone()
-    ops.copy_rows(source, expected, source_rows, target_rows, valid, backend="torch")
-    ops.copy_rows(second_source, second_expected, source_rows, target_rows, valid, backend="torch")
-    ops.copy_rows(source, target, source_rows, target_rows, valid, programs=programs,
-                  second=(second_source, second_target), backend="triton")
+    ops.copy_rows(source, expected, source_rows, target_rows, valid, second_target=second_expected, entries=entries,
+                  backend="torch")
+    halves = source.view(len(source), entries, first + second)
+    for half, before, after in ((halves[..., :first], target, expected), (halves[..., first:], second_target,
+                                                                          second_expected)):
+        by_halves = before.clone()
+        ops.copy_rows(half.reshape(len(source), -1).contiguous(), by_halves, source_rows, target_rows, valid,
+                      backend="torch")
+        assert torch.equal(after, by_halves) and not torch.equal(after, before)
+    ops.copy_rows(source, target, source_rows, target_rows, valid, programs=programs, second_target=second_target,
+                  entries=entries, backend="triton")
     assert torch.equal(target, expected) and torch.equal(second_target, second_expected)
-    assert not torch.equal(second_expected, rows_case(113, 211, width, count, seed=1)[1].to(DEVICE))
+
+
+def test_split_widths_must_add_up():
+    source, target, second_target, source_rows, target_rows, valid = split_case(2, 8, 4, 5)
+    with pytest.raises(ValueError, match="do not add up"):
+        ops.copy_rows(source, target, source_rows, target_rows, valid, second_target=second_target[:, :4].contiguous(),
+                      entries=2, backend="triton")
 
 
 @pytest.mark.gpu
@@ -67,17 +89,16 @@ def test_kernel_reads_and_writes_pinned_memory(direction):
 
 
 @pytest.mark.gpu
-def test_kernel_copies_single_tokens_and_their_values_from_pinned_memory():
-    """The decode step's shape: 256-byte rows (bf16, width 128), keys and values in one launch, most rows not
-    copied."""
-    source, target, source_rows, target_rows, valid = rows_case(5000, 3000, 128, 2500)
-    second_source, second_target = rows_case(5000, 3000, 128, 2500, seed=1)[:2]
+def test_kernel_copies_single_tokens_keys_and_values_from_pinned_memory():
+    """The decode step's shape: a token's key and value side by side in the store (bf16, 128 + 128), split into the
+    key and value buffers, most rows not copied."""
+    source, target, source_rows, target_rows, valid = rows_case(5000, 3000, 256, 2500)
+    target, second_target = target[:, :128].contiguous(), target[:, 128:].contiguous()
     valid &= torch.rand(2500, generator=torch.Generator().manual_seed(2)) < 0.2
     expected, second_expected = target.clone(), second_target.clone()
-    ops.copy_rows(source, expected, source_rows, target_rows, valid, second=(second_source, second_expected),
-                  backend="torch")
+    ops.copy_rows(source, expected, source_rows, target_rows, valid, second_target=second_expected, backend="torch")
     target, second_target = target.cuda(), second_target.cuda()
     ops.copy_rows(source.pin_memory(), target, source_rows.cuda(), target_rows.cuda(), valid.cuda(),
-                  second=(second_source.pin_memory(), second_target), backend="triton")
+                  second_target=second_target, backend="triton")
     torch.cuda.synchronize()
     assert torch.equal(target.cpu(), expected) and torch.equal(second_target.cpu(), second_expected)
