@@ -191,10 +191,12 @@ def plan_resident_blocks(
     target_slots_per_row: int,
     reserved_slots: int,
     cursor: torch.Tensor | None = None,
+    num_warps: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place.
     Least recently wanted victims cost a rank over all slots (S^2 / SLOT_CHUNK work per row and group, for a few
-    hundred slots); with `cursor`, victims in circular order (linear in S)."""
+    hundred slots); with `cursor`, victims in circular order (linear in S). `num_warps`: each program's width
+    (one program per row and group; benchmarks/scripts/plan_warps_h200.py times the choices)."""
     batch, groups, picks = wanted.shape
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
     require(0 < picks <= num_slots, f"{picks} wanted blocks per group do not fit in {num_slots} slots")
@@ -219,6 +221,7 @@ def plan_resident_blocks(
         _plan_resident_blocks_kernel[(batch * groups,)](
             wanted, slot_block, slot_last_wanted, block_slot, step, counters, scratch, hits, copy_mask, dest_slots,
             source_rows, target_rows, *shape_arguments, WANTED_KEY=WANTED_KEY, K_PAD=k_pad, SLOT_CHUNK=SLOT_CHUNK,
+            num_warps=num_warps,
         )
     else:
         check_index("cursor", cursor, (batch, groups))
@@ -227,7 +230,7 @@ def plan_resident_blocks(
         _plan_resident_circular_kernel[(batch * groups,)](
             wanted, slot_block, slot_last_wanted, block_slot, step, cursor, counters, scratch, hits, copy_mask,
             dest_slots, source_rows, target_rows, *shape_arguments, K_PAD=k_pad,
-            CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)),
+            CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)), num_warps=num_warps,
         )
     return hits, copy_mask, dest_slots, source_rows, target_rows
 
