@@ -26,6 +26,10 @@ from asynctls_hf.ops.triton_common import check_index, check_same_device, requir
 SLOT_CHUNK = 32
 CIRCULAR_CHUNK = 1024  # slots per iteration of the first-in-first-out plan, whose work is linear in the slots
 WANTED_KEY = 2**62  # above any step number: a slot wanted now is never a victim
+# Warps per program of the circular plan: 16 plans a step's 36 layers 20-29% faster than 4 at 1024-2048 picks per
+# row and group and a hit rate of 0.85 (H200, benchmarks/2026-11-30_plan_warps_h200/); the ranked plan keeps 4.
+CIRCULAR_WARPS = 16
+RANKED_WARPS = 4
 
 
 @triton.jit
@@ -191,12 +195,13 @@ def plan_resident_blocks(
     target_slots_per_row: int,
     reserved_slots: int,
     cursor: torch.Tensor | None = None,
-    num_warps: int = 4,
+    num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One launch of naive.plan_resident_blocks (shapes and semantics there); the state is updated in place.
     Least recently wanted victims cost a rank over all slots (S^2 / SLOT_CHUNK work per row and group, for a few
-    hundred slots); with `cursor`, victims in circular order (linear in S). `num_warps`: each program's width
-    (one program per row and group; benchmarks/scripts/plan_warps_h200.py times the choices)."""
+    hundred slots); with `cursor`, victims in circular order (linear in S). `num_warps`: each program's width (one
+    program per row and group; None: CIRCULAR_WARPS or RANKED_WARPS; benchmarks/scripts/plan_warps_h200.py times
+    the choices)."""
     batch, groups, picks = wanted.shape
     num_slots, capacity = slot_block.shape[2], block_slot.shape[2] - 1
     require(0 < picks <= num_slots, f"{picks} wanted blocks per group do not fit in {num_slots} slots")
@@ -221,7 +226,7 @@ def plan_resident_blocks(
         _plan_resident_blocks_kernel[(batch * groups,)](
             wanted, slot_block, slot_last_wanted, block_slot, step, counters, scratch, hits, copy_mask, dest_slots,
             source_rows, target_rows, *shape_arguments, WANTED_KEY=WANTED_KEY, K_PAD=k_pad, SLOT_CHUNK=SLOT_CHUNK,
-            num_warps=num_warps,
+            num_warps=num_warps or RANKED_WARPS,
         )
     else:
         check_index("cursor", cursor, (batch, groups))
@@ -230,7 +235,8 @@ def plan_resident_blocks(
         _plan_resident_circular_kernel[(batch * groups,)](
             wanted, slot_block, slot_last_wanted, block_slot, step, cursor, counters, scratch, hits, copy_mask,
             dest_slots, source_rows, target_rows, *shape_arguments, K_PAD=k_pad,
-            CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)), num_warps=num_warps,
+            CHUNK=min(CIRCULAR_CHUNK, triton.next_power_of_2(num_slots)),
+            num_warps=num_warps or CIRCULAR_WARPS,
         )
     return hits, copy_mask, dest_slots, source_rows, target_rows
 

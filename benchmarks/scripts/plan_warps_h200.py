@@ -1,9 +1,11 @@
 """How wide the circular resident-set plan's programs should be: one decode step's 36 plans (one per Qwen3-8B layer,
 8 groups, 8192 token slots, a 96k-token store) replayed from a CUDA graph, for each `num_warps`.
 
-Each (row, group) program looks up `--picks` wanted token ids, stamps the wanted slots, scans for victims and writes
-the copies. The plans alternate between two wanted sets that share all but `--miss-share` of their ids, so every
-plan after the first pair misses that share. Median of the replays' CUDA-event times after warm-up.
+Each (row, group) program looks up the wanted token ids (1024 or 2048), stamps the wanted slots, scans for victims
+and writes the copies. Each plan's wanted ids share all but `--miss-share` of the previous plan's, and every replay
+plans fresh ids, so the hit rate is about 1 - miss share (a first version replayed the same two sets, which all
+stayed resident: benchmarks/2026-11-30_plan_warps_h200/all_hits/). Median of the replays' CUDA-event times after
+warm-up.
 
     python benchmarks/scripts/plan_warps_h200.py --out DIR
 """
@@ -23,28 +25,30 @@ from asynctls_hf.ops import resident_triton
 LAYERS, GROUPS, SLOTS, CONTEXT = 36, 8, 8192, 98304
 
 
-def wanted_pair(batch: int, picks: int, miss_share: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two [batch, GROUPS, picks] sets of unique token ids sharing all but miss_share of their ids."""
-    ids = torch.stack([torch.randperm(CONTEXT, generator=generator)[: picks + int(picks * miss_share)]
-                       for _ in range(batch * GROUPS)]).view(batch, GROUPS, -1)
-    first = ids[..., :picks]
-    second = torch.cat((ids[..., picks:], ids[..., int(picks * miss_share) : picks]), dim=-1)
-    return first.contiguous().cuda(), second.contiguous().cuda()
+def sliding_sets(batch: int, picks: int, miss_share: float, generator) -> torch.Tensor:
+    """[LAYERS, batch, GROUPS, picks] unique token ids per (row, group): windows sliding over one random order of
+    the context, so that each set shares all but miss_share of its ids with the one before."""
+    shift = int(picks * miss_share)
+    orders = torch.stack([torch.randperm(CONTEXT, generator=generator)[: picks + shift * LAYERS]
+                          for _ in range(batch * GROUPS)]).view(batch, GROUPS, -1)
+    return torch.stack([orders[..., layer * shift : layer * shift + picks] for layer in range(LAYERS)])
 
 
-def plans(resident: ResidentSet, wanted: tuple[torch.Tensor, torch.Tensor], num_warps: int) -> None:
-    """One step's 36 plans, alternating the two wanted sets, each followed by the step's increment."""
+def plans(resident: ResidentSet, wanted: torch.Tensor, num_warps: int) -> None:
+    """One step's 36 plans, one per set of `wanted` [LAYERS, B, NG, K], each followed by the step's increment."""
     for layer in range(LAYERS):
         resident_triton.plan_resident_blocks(
-            wanted[layer % 2], resident.slot_block, resident.slot_last_wanted, resident.block_slot, resident.step,
+            wanted[layer], resident.slot_block, resident.slot_last_wanted, resident.block_slot, resident.step,
             resident.counters, CONTEXT, SLOTS, 0, cursor=resident.cursor, num_warps=num_warps,
         )
         resident.step += 1
 
 
 def timed(batch: int, picks: int, miss_share: float, num_warps: int, repeats: int) -> dict:
+    """Each replay plans fresh sliding sets (copied in before its timing starts)."""
     generator = torch.Generator().manual_seed(0)
-    wanted = wanted_pair(batch, picks, miss_share, generator)
+    sets = [sliding_sets(batch, picks, miss_share, generator) for _ in range(repeats + 4)]
+    wanted = sets[0].cuda()
     resident = ResidentSet(batch, GROUPS, SLOTS, CONTEXT, "cuda", circular=True)
     plans(resident, wanted, num_warps)  # compiles, fills the slots
     torch.cuda.synchronize()
@@ -54,6 +58,7 @@ def timed(batch: int, picks: int, miss_share: float, num_warps: int, repeats: in
     resident.counters.zero_()
     times = []
     for repeat in range(repeats + 3):
+        wanted.copy_(sets[repeat + 1])
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         graph.replay()
