@@ -82,6 +82,21 @@ def test_crop_then_append_overwrites(values_in_keys):
         store.crop(71)
 
 
+@pytest.mark.parametrize("values_in_keys", [False, True])
+def test_each_tokens_key_and_value_sit_side_by_side(values_in_keys):
+    """The layout the transport's copies rely on: one row of entries per token, its key then its value (the key
+    alone when the value is inside it), blocks of block_size rows; keys and values are views of it."""
+    keys, values = reference_tokens(2, 37)
+    store = make_store(2, values_in_keys)
+    append_in_chunks(store, keys, values, [20, 17])
+    expected = keys if values_in_keys else torch.cat((keys, values), dim=-1)
+    assert store.entries.is_contiguous() and store.entries.shape[-1] == store.entry_width == expected.shape[-1]
+    torch.testing.assert_close(store.token_entries[:, :, :37], expected, rtol=0, atol=0)
+    for view in (store.keys, store.values):
+        assert view.untyped_storage().data_ptr() == store.entries.untyped_storage().data_ptr()
+    assert store.memory_bytes() == store.entries.numel() * 4
+
+
 def test_block_bytes_and_pinning():
     assert make_store(2, False).block_bytes == BLOCK_SIZE * (KEY_WIDTH + VALUE_WIDTH) * 4
     assert make_store(1, True).block_bytes == BLOCK_SIZE * KEY_WIDTH * 4
