@@ -45,9 +45,9 @@ from pathlib import Path
 import torch
 
 from asynctls_hf import attention
+from asynctls_hf.bench import profile_step
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.bench.ops_bench import MODELS
-from asynctls_hf.bench.profile_step import kernel_table
 from asynctls_hf.cache import AsyncTLSCache
 from asynctls_hf.cache.cache import default_transport
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
@@ -205,13 +205,14 @@ class DecodeSteps:
 
 
 def profiled_kernels(steps: DecodeSteps, count: int) -> dict:
-    """Kernels of `count` more steps under torch.profiler: {"kernels": [(name, launches per step, µs per step)]
-    by time, "kernels_per_step", "kernel_ms_per_step"} (both streams: kernel time may exceed the step's)."""
+    """Kernels of `count` more steps under torch.profiler: {"kernels": [(name, launches per step, µs per step, idle
+    µs before its launches per step)] by time, "kernels_per_step", "kernel_ms_per_step"} (both streams: kernel time
+    may exceed the step's)."""
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profiler:
         steps.timed(count)
         torch.cuda.synchronize()
-    kernels, per_step, micros = kernel_table(profiler, count)
+    kernels, per_step, micros = profile_step.kernel_table(profile_step.profiled_kernels(profiler), count)
     return {"kernels": kernels, "kernels_per_step": per_step, "kernel_ms_per_step": micros / 1e3}
 
 
@@ -222,9 +223,10 @@ def profile_report(rows: list[dict], top: int = 30) -> str:
         profile = row["profile"]
         lines = [f"## {row['placement']}, context {row['context']}: step {row['step_ms']:.2f} ms (median, "
                  f"unprofiled), {profile['kernels_per_step']:.0f} kernels and {profile['kernel_ms_per_step']:.2f} ms "
-                 "of kernel time per step", "", "| kernel | launches per step | µs per step |", "|---|---|---|"]
-        lines += [f"| `{name[:90]}` | {launches:.1f} | {micros:.1f} |" for name, launches, micros in
-                  profile["kernels"][:top]]
+                 "of kernel time per step", "", "| kernel | launches per step | µs per step | idle µs before it |",
+                 "|---|---|---|---|"]
+        lines += [f"| `{name[:90]}` | {launches:.1f} | {micros:.1f} | {idle:.1f} |" for name, launches, micros, idle
+                  in profile["kernels"][:top]]
         sections.append("\n".join(lines))
     return "# Kernels per decode step\n\n" + "\n\n".join(sections) + "\n"
 

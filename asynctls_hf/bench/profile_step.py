@@ -1,13 +1,14 @@
 """Where a whole model's decode step spends its GPU time: every kernel of one step, grouped by name.
 
     asynctls-hf bench profile-step [--model qwen3-8b|glm-4.7-flash] [--context 98304] [--batch 1]
-        [--method graphed|eager|stock] [--steps 10] [AsyncTLS settings]
+        [--method graphed|eager|stock] [--steps 10] [--query-smoothing 0.05] [AsyncTLS settings]
 
 Fills a cache as `bench decode-step` does (random weights and contents, bf16), runs a few warm-up steps (graphed:
 the eager step and the capture), then profiles `--steps` steps with torch.profiler (CUDA activity; the kernels of a
-replayed graph are recorded one by one) and prints, per kernel name, its launches and GPU time per step, the
-kernel count and kernel time per step, and the step's wall time. Kernel time below the step's time is the gap
-between kernels (launches, host synchronization).
+replayed graph are recorded one by one) and prints, per kernel name, its launches and GPU time per step and the
+GPU's idle time just before its launches (no kernel running on any stream: a launch waiting on the one before it,
+or on the host), the kernel count and kernel time per step, and the step's wall time. `--query-smoothing` as in
+`bench decode-step` (a trained model's hit rate for an offloaded cache).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asynctls_hf
 from asynctls_hf.bench.decode_step_bench import (
     ASYNCTLS_SETTINGS,
     DTYPE,
+    SmoothedQueries,
     filled_asynctls_cache,
     filled_stock_cache,
     time_forward_steps,
@@ -33,15 +35,28 @@ from asynctls_hf.cli_options import add_config_arguments, config_from_args
 WARMUP_STEPS = 4
 
 
-def kernel_table(profiler, steps: int) -> tuple[list[tuple[str, float, float]], float, float]:
-    """(rows of (kernel name, launches per step, µs per step) by time, kernels per step, kernel µs per step)."""
+def kernel_table(kernels: list[tuple[str, float, float]], steps: int) -> tuple[list[tuple[str, float, float, float]],
+                                                                             float, float]:
+    """kernels: (name, start µs, end µs) of every kernel profiled. Returns (rows of (kernel name, launches per step,
+    µs per step, idle µs before its launches per step) by time, kernels per step, kernel µs per step). The idle time
+    before a launch is the time since the last kernel (of any stream) ended, when none was running."""
     by_name: dict[str, list[float]] = {}
-    for event in profiler.events():
-        if event.device_type.name == "CUDA" and not event.name.startswith(("Memcpy", "Memset")):
-            by_name.setdefault(event.name, []).append(event.device_time)
-    rows = sorted(((name, len(times) / steps, sum(times) / steps) for name, times in by_name.items()),
-                  key=lambda row: -row[2])
+    idle_before: dict[str, float] = {}
+    busy_until = None
+    for name, start, end in sorted(kernels, key=lambda kernel: kernel[1]):
+        by_name.setdefault(name, []).append(end - start)
+        idle = 0.0 if busy_until is None else max(0.0, start - busy_until)
+        idle_before[name] = idle_before.get(name, 0.0) + idle
+        busy_until = end if busy_until is None else max(busy_until, end)
+    rows = sorted(((name, len(times) / steps, sum(times) / steps, idle_before[name] / steps)
+                   for name, times in by_name.items()), key=lambda row: -row[2])
     return rows, sum(row[1] for row in rows), sum(row[2] for row in rows)
+
+
+def profiled_kernels(profiler) -> list[tuple[str, float, float]]:
+    """(name, start µs, end µs) of the CUDA kernels a torch.profiler recorded (copies and fills left out)."""
+    return [(event.name, event.time_range.start, event.time_range.end) for event in profiler.events()
+            if event.device_type.name == "CUDA" and not event.name.startswith(("Memcpy", "Memset"))]
 
 
 def main(argv=None) -> int:
@@ -54,8 +69,13 @@ def main(argv=None) -> int:
                         help="stock (unpatched) or an AsyncTLS method of bench decode-step (default: graphed)")
     parser.add_argument("--steps", type=int, default=10, help="profiled steps (default: 10)")
     parser.add_argument("--top", type=int, default=40, help="kernel names printed (default: 40)")
+    parser.add_argument("--query-smoothing", type=float, default=1.0,
+                        help="as in bench decode-step: each query is this share of the new projection plus the rest "
+                             "of the previous query (default: 1, off)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
+    if not 0.0 < args.query_smoothing <= 1.0:
+        parser.error(f"--query-smoothing is a share in (0, 1], got {args.query_smoothing}")
     if not torch.cuda.is_available():
         raise SystemExit("the step profile needs a CUDA GPU")
     from transformers import AutoModelForCausalLM
@@ -64,7 +84,7 @@ def main(argv=None) -> int:
     with device:
         model = AutoModelForCausalLM.from_config(model_config(args.model, args.context + 1024), dtype=DTYPE).eval()
     config = config_from_args(args)
-    with torch.no_grad():
+    with torch.no_grad(), SmoothedQueries(model, args.query_smoothing):
         if args.method == "stock":
             cache = filled_stock_cache(model, args.batch, args.context, device)
             step_times, profiler = profiled_steps(model, cache, args)
@@ -73,14 +93,16 @@ def main(argv=None) -> int:
                 max_length = args.context + 2 * (WARMUP_STEPS + args.steps) + 1
                 cache = filled_asynctls_cache(model, args.batch, args.context, max_length, device)
                 step_times, profiler = profiled_steps(model, cache, args)
-    rows, kernels, kernel_us = kernel_table(profiler, args.steps)
-    print(f"{args.model} {args.method} context {args.context} batch {args.batch}")
-    print(f"{'kernel':100s} {'per step':>8s} {'µs/step':>9s}")
-    for name, launches, micros in rows[: args.top]:
-        print(f"{name[:100]:100s} {launches:8.1f} {micros:9.1f}")
+    rows, kernels, kernel_us = kernel_table(profiled_kernels(profiler), args.steps)
+    print(f"{args.model} {args.method} context {args.context} batch {args.batch} "
+          f"query smoothing {args.query_smoothing}")
+    print(f"{'kernel':100s} {'per step':>8s} {'µs/step':>9s} {'idle before':>11s}")
+    for name, launches, micros, idle in rows[: args.top]:
+        print(f"{name[:100]:100s} {launches:8.1f} {micros:9.1f} {idle:11.1f}")
     step_ms = statistics.median(step_times) * 1e3
-    print(f"kernels per step: {kernels:.0f}; kernel time per step {kernel_us / 1e3:.2f} ms; "
-          f"step wall time (median, unprofiled) {step_ms:.2f} ms")
+    idle_ms = sum(row[3] for row in rows) / 1e3
+    print(f"kernels per step: {kernels:.0f}; kernel time per step {kernel_us / 1e3:.2f} ms; idle between kernels "
+          f"{idle_ms:.2f} ms; step wall time (median, unprofiled) {step_ms:.2f} ms")
     return 0
 
 

@@ -1,0 +1,21 @@
+"""The step profile's table: kernel time per name, and the GPU's idle time before each launch."""
+
+from __future__ import annotations
+
+import pytest
+
+from asynctls_hf.bench.profile_step import kernel_table
+
+
+def test_idle_time_is_counted_before_the_launch_that_ends_it():
+    # Two steps; "b" starts 3 µs after "a" ends; "c" on a second stream overlaps "b" (no idle), "a" of step 2
+    # starts 5 µs after everything ended.
+    kernels = [("a", 0.0, 10.0), ("b", 13.0, 20.0), ("c", 15.0, 22.0),
+               ("a", 27.0, 37.0), ("b", 37.0, 44.0), ("c", 44.5, 46.0)]
+    rows, kernels_per_step, kernel_us = kernel_table(kernels, steps=2)
+    by_name = {name: (launches, micros, idle) for name, launches, micros, idle in rows}
+    assert [row[0] for row in rows] == ["a", "b", "c"]  # by time
+    assert by_name["a"] == pytest.approx((1.0, 10.0, 2.5))
+    assert by_name["b"] == pytest.approx((1.0, 7.0, 1.5))
+    assert by_name["c"] == pytest.approx((1.0, 4.25, 0.25))
+    assert kernels_per_step == 3 and kernel_us == pytest.approx(21.25)
