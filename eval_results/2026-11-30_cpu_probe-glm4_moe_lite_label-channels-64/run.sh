@@ -12,3 +12,7 @@ run() {  # out budget tasks
 run budget-1024_a 1024 niah_single_1,niah_single_3 &
 { run budget-1024_b 1024 niah_single_2; run budget-512 512 niah_single_1; } &
 wait
+# Then niah_multikey_1 at budgets 1024 and 512 (started the same day once the above had finished).
+run budget-1024_multikey 1024 niah_multikey_1 &
+run budget-512_multikey 512 niah_multikey_1 &
+wait
