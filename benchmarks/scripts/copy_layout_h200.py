@@ -6,11 +6,18 @@ random positions. Each variant copies the same tokens with ops.copy_rows, one la
 captured in a CUDA graph and its replays timed with CUDA events (median of repeats after warm-up; a first version
 timed the launches from Python, benchmarks/2026-11-30_copy_layout_h200/eager/):
 
-- sparse: the list as the plan writes it now, one entry per pick, the copies scattered among the hits;
-- compact: the copies first in each (row, group)'s part of the list (the same launch grid);
-- interleaved: compact, from a store holding each token's keys and values side by side (one 512-byte read);
-- hugepage: interleaved, the store's mapping advised MADV_HUGEPAGE before it is page-locked;
+- separate: keys and values from separate stores (256-byte reads), the copies scattered among the hits in the list
+  as the plan writes it, keys then values (two launches per layer);
+- compact: the same with the copies first in each (row, group)'s part of the list (the same launch grid);
+- interleaved: compact, from a store holding each token's key and value side by side (one 512-byte read), into one
+  target row;
+- split: the same read, each entry split between a key and a value target (what the offload engine runs since);
+- hugepage: split, the store's mapping advised MADV_HUGEPAGE before it is page-locked;
 - raw: one contiguous pinned-to-device copy of the same bytes per layer (the copy engine), the bus's rate.
+
+The 2026-11-30 results (benchmarks/2026-11-30_copy_layout_h200/) came from this script at commit 71d0a07, whose
+separate and compact variants copied keys and values in one launch (a paired mode of copy_rows, since replaced by
+the split) and which had no split variant.
 
     python benchmarks/scripts/copy_layout_h200.py --out DIR
 """
@@ -78,15 +85,20 @@ def timed(launch, repeats: int) -> float:
 
 
 def copy_separate(stores, targets, lists) -> None:
-    """Every layer's listed keys and values from separate stores, one paired launch per layer."""
+    """Every layer's listed keys, then values, from separate stores."""
     for (keys, values), (target_keys, target_values), layer_lists in zip(stores, targets, lists, strict=True):
-        ops.copy_rows(keys, target_keys, *layer_lists, second=(values, target_values))
+        ops.copy_rows(keys, target_keys, *layer_lists)
+        ops.copy_rows(values, target_values, *layer_lists)
 
 
 def copy_interleaved(stores, targets, lists) -> None:
-    """Every layer's listed tokens from stores holding keys and values side by side, one launch per layer."""
-    for store_rows, target_rows, layer_lists in zip(stores, targets, lists, strict=True):
-        ops.copy_rows(store_rows, target_rows, *layer_lists)
+    """Every layer's listed tokens from stores holding keys and values side by side, one launch per layer, into one
+    target row per token or (targets of pairs) split between a key and a value target."""
+    for store_rows, target, layer_lists in zip(stores, targets, lists, strict=True):
+        if isinstance(target, tuple):
+            ops.copy_rows(store_rows, target[0], *layer_lists, second_target=target[1])
+        else:
+            ops.copy_rows(store_rows, target, *layer_lists)
 
 
 def copy_raw(host: torch.Tensor, device: torch.Tensor) -> None:
@@ -98,26 +110,27 @@ def copy_raw(host: torch.Tensor, device: torch.Tensor) -> None:
 def measure(batch: int, args, generator) -> dict:
     tokens = batch * GROUPS * args.context
     listed = batch * GROUPS * args.picks
-    sparse = [copy_lists(batch, args.context, args.picks, args.miss_share, False, generator) for _ in range(LAYERS)]
+    scattered = [copy_lists(batch, args.context, args.picks, args.miss_share, False, generator) for _ in range(LAYERS)]
     compact = [copy_lists(batch, args.context, args.picks, args.miss_share, True, generator) for _ in range(LAYERS)]
     copied_bytes = sum(int(lists[2].sum()) for lists in compact) * 2 * WIDTH * 2
     result = {"batch": batch, "MB per step": copied_bytes / 1e6}
     stores = [(store(tokens, WIDTH, False), store(tokens, WIDTH, False)) for _ in range(LAYERS)]
     targets = [tuple(torch.empty(listed, WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(2))
                for _ in range(LAYERS)]
-    for name, lists in (("sparse", sparse), ("compact", compact)):
+    for name, lists in (("separate", scattered), ("compact", compact)):
         result[name] = timed(functools.partial(copy_separate, stores, targets, lists), args.repeats)
-    del stores, targets
+    del stores
     wide_targets = [torch.empty(listed, 2 * WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(LAYERS)]
-    for name, hugepage in (("interleaved", False), ("hugepage", True)):
+    for name, hugepage, layer_targets in (("interleaved", False, wide_targets), ("split", False, targets),
+                                          ("hugepage", True, targets)):
         wide = [store(tokens, 2 * WIDTH, hugepage) for _ in range(LAYERS)]
-        result[name] = timed(functools.partial(copy_interleaved, wide, wide_targets, compact), args.repeats)
+        result[name] = timed(functools.partial(copy_interleaved, wide, layer_targets, compact), args.repeats)
         del wide
     per_layer = copied_bytes // LAYERS
     host = pinned.page_locked_empty((per_layer,), torch.uint8)
     device = torch.empty(per_layer, dtype=torch.uint8, device="cuda")
     result["raw"] = timed(functools.partial(copy_raw, host, device), args.repeats)
-    for name in ("sparse", "compact", "interleaved", "hugepage", "raw"):
+    for name in ("separate", "compact", "interleaved", "split", "hugepage", "raw"):
         result[f"{name} GB/s"] = copied_bytes / result[name] / 1e6
     return result
 
