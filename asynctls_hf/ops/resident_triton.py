@@ -26,7 +26,7 @@ from asynctls_hf.ops.triton_common import check_index, check_same_device, requir
 SLOT_CHUNK = 32
 CIRCULAR_CHUNK = 1024  # slots per iteration of the first-in-first-out plan, whose work is linear in the slots
 WANTED_KEY = 2**62  # above any step number: a slot wanted now is never a victim
-# Warps per program of the circular plan: 16 plans a step's 36 layers 20-29% faster than 4 at 1024-2048 picks per
+# Warps per program of the circular plan: 16 plans a step's 36 layers 19-29% faster than 4 at 1024-2048 picks per
 # row and group and a hit rate of 0.85 (H200, benchmarks/2026-11-30_plan_warps_h200/); the ranked plan keeps 4.
 CIRCULAR_WARPS = 16
 RANKED_WARPS = 4

@@ -3,8 +3,8 @@
 One decode step's token copies for 36 Qwen3-8B layers (8 groups, 128-wide bf16 keys and values: 256 bytes each per
 token), a 48k-token store per layer, `--picks` listed picks per (row, group) of which `--miss-share` are copies, at
 random positions. Each variant copies the same tokens with ops.copy_rows, one launch per layer, the 36 launches
-captured in a CUDA graph and its replays timed with CUDA events (median of repeats after warm-up; a first version
-timed the launches from Python, benchmarks/2026-11-30_copy_layout_h200/eager/):
+captured in a CUDA graph and its replays timed with CUDA events (ops_bench.gpu_time_us: the median, L2 flushed
+before each; a first version timed the launches from Python, benchmarks/2026-11-30_copy_layout_h200/eager/):
 
 - separate: keys and values from separate stores (256-byte reads), the copies scattered among the hits in the list
   as the plan writes it, keys then values (two launches per layer);
@@ -28,12 +28,12 @@ import argparse
 import functools
 import json
 import mmap
-import statistics
 from pathlib import Path
 
 import torch
 
 from asynctls_hf import ops
+from asynctls_hf.bench.ops_bench import capture_graph, gpu_time_us
 from asynctls_hf.offload import pinned
 
 LAYERS, GROUPS, WIDTH = 36, 8, 128
@@ -64,24 +64,10 @@ def copy_lists(batch: int, context: int, picks: int, miss_share: float, compact:
     return source.flatten().cuda(), target.flatten().cuda(), copies.flatten().cuda()
 
 
-def timed(launch, repeats: int) -> float:
-    """Median milliseconds of one replay of launch() (all 36 layers' launches) captured in a CUDA graph, as a
-    graphed decode step runs them (no Python or launch overhead), after a warm-up call that compiles."""
-    launch()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        launch()
-    times = []
-    for repeat in range(repeats + 3):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        if repeat >= 3:
-            times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def timed(launch) -> float:
+    """Milliseconds of one replay of launch() (all 36 layers' launches) captured in a CUDA graph, as a graphed decode
+    step runs them (no Python or launch overhead): the median of ops_bench.gpu_time_us."""
+    return gpu_time_us(capture_graph(launch).replay, warmup_ms=25, rep_ms=200) / 1000
 
 
 def copy_separate(stores, targets, lists) -> None:
@@ -118,18 +104,18 @@ def measure(batch: int, args, generator) -> dict:
     targets = [tuple(torch.empty(listed, WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(2))
                for _ in range(LAYERS)]
     for name, lists in (("separate", scattered), ("compact", compact)):
-        result[name] = timed(functools.partial(copy_separate, stores, targets, lists), args.repeats)
+        result[name] = timed(functools.partial(copy_separate, stores, targets, lists))
     del stores
     wide_targets = [torch.empty(listed, 2 * WIDTH, dtype=torch.bfloat16, device="cuda") for _ in range(LAYERS)]
     for name, hugepage, layer_targets in (("interleaved", False, wide_targets), ("split", False, targets),
                                           ("hugepage", True, targets)):
         wide = [store(tokens, 2 * WIDTH, hugepage) for _ in range(LAYERS)]
-        result[name] = timed(functools.partial(copy_interleaved, wide, layer_targets, compact), args.repeats)
+        result[name] = timed(functools.partial(copy_interleaved, wide, layer_targets, compact))
         del wide
     per_layer = copied_bytes // LAYERS
     host = pinned.page_locked_empty((per_layer,), torch.uint8)
     device = torch.empty(per_layer, dtype=torch.uint8, device="cuda")
-    result["raw"] = timed(functools.partial(copy_raw, host, device), args.repeats)
+    result["raw"] = timed(functools.partial(copy_raw, host, device))
     for name in ("separate", "compact", "interleaved", "split", "hugepage", "raw"):
         result[f"{name} GB/s"] = copied_bytes / result[name] / 1e6
     return result
@@ -141,7 +127,6 @@ def main() -> int:
     parser.add_argument("--context", type=int, default=49152)
     parser.add_argument("--picks", type=int, default=1024)
     parser.add_argument("--miss-share", type=float, default=0.13)
-    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

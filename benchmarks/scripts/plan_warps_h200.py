@@ -13,12 +13,14 @@ warm-up.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 from pathlib import Path
 
 import torch
 
+from asynctls_hf.bench.ops_bench import capture_graph
 from asynctls_hf.offload.resident import ResidentSet
 from asynctls_hf.ops import resident_triton
 
@@ -50,11 +52,7 @@ def timed(batch: int, picks: int, miss_share: float, num_warps: int, repeats: in
     sets = [sliding_sets(batch, picks, miss_share, generator) for _ in range(repeats + 4)]
     wanted = sets[0].cuda()
     resident = ResidentSet(batch, GROUPS, SLOTS, CONTEXT, "cuda", circular=True)
-    plans(resident, wanted, num_warps)  # compiles, fills the slots
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        plans(resident, wanted, num_warps)
+    graph = capture_graph(functools.partial(plans, resident, wanted, num_warps))  # its warm-up fills the slots
     resident.counters.zero_()
     times = []
     for repeat in range(repeats + 3):
