@@ -49,7 +49,7 @@ def patch(model: nn.Module, config: AsyncTLSConfig | None = None, **overrides) -
     text_config = model.config.get_text_config(decoder=True)
     geometry = family.layer_geometry(text_config)
     for layer_geometry in geometry:
-        config.label_channels_for(layer_geometry.key_width)
+        config.label_channels_for(layer_geometry.key_width, latent=layer_geometry.values_in_keys)
 
     state: _PatchState | None = getattr(model, "_asynctls_state", None)
     if state is not None:

@@ -11,8 +11,13 @@ _BACKEND_CHOICES = ("auto", "torch", "triton")
 _LABEL_BITS_CHOICES = (4, 8, 16)
 
 
-def default_label_channels(key_width: int) -> int:
-    """A quarter of the key width rounded down to a power of two: 128 -> 32, 576 -> 128, 64 -> 16."""
+def default_label_channels(key_width: int, latent: bool = False) -> int:
+    """A quarter of the key width rounded down to a power of two (128 -> 32, 64 -> 16); for latent keys (MLA: the
+    compressed latent and the rope part, one key for every head) a third of it rounded down to an even number
+    (576 -> 192, 192 -> 64): on the GLM probe labels on a quarter lost needles that a third kept (EVAL.md, "What
+    closes the GLM probe's gap"), at no measured cost to GLM-4.7-Flash's decode step (BENCHMARKS.md)."""
+    if latent:
+        return min(max(key_width // 3 // 2 * 2, 2), key_width)
     quarter = max(key_width // 4, 2)
     return min(1 << (quarter.bit_length() - 1), key_width)
 
@@ -26,7 +31,8 @@ class AsyncTLSConfig:
     token_budget: tokens attended per KV group and decode step, sinks and local window included.
         A context of at most this many tokens is attended densely (exactly the unpatched result).
     label_channels: key channels kept in each token's label; None picks a quarter of the key
-        width rounded down to a power of two (32 of 128 for Qwen3, 128 of 576 for MLA).
+        width rounded down to a power of two (32 of 128 for Qwen3), a third for MLA's latent keys (192 of 576
+        for GLM-4.7-Flash; default_label_channels).
     label_bits: bits per label channel: 4 (packed two per byte), 8, or 16 (the key's own dtype).
     sink_tokens: first real tokens of each row, always attended.
     local_tokens: most recent tokens, always attended.
@@ -120,9 +126,11 @@ class AsyncTLSConfig:
         """Tokens picked by token selection per group and step (the budget minus sinks and local window)."""
         return self.token_budget - self.sink_tokens - self.local_tokens
 
-    def label_channels_for(self, key_width: int) -> int:
-        """The label width for keys `key_width` wide; raises if the configured width does not fit."""
-        channels = self.label_channels if self.label_channels is not None else default_label_channels(key_width)
+    def label_channels_for(self, key_width: int, latent: bool = False) -> int:
+        """The label width for keys `key_width` wide (`latent`: MLA's latent keys); raises if the configured width
+        does not fit."""
+        channels = (self.label_channels if self.label_channels is not None
+                    else default_label_channels(key_width, latent))
         if channels > key_width:
             raise ValueError(f"label_channels ({channels}) must not exceed the model's key width ({key_width})")
         return channels

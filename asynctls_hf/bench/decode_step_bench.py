@@ -99,7 +99,8 @@ def step_bytes(model, method: str, batch: int, context: int, config) -> int:
     layers = text_config.num_hidden_layers
     if method.startswith("stock"):
         return weights + layers * batch * groups * context * (key_width + value_width) * DTYPE.itemsize
-    label_width = config.label_channels_for(key_width) * config.label_bits // 8 + 8
+    latent = bool(getattr(text_config, "kv_lora_rank", None))
+    label_width = config.label_channels_for(key_width, latent) * config.label_bits // 8 + 8
     per_group = (
         2 * (context // config.block_size) * key_width * DTYPE.itemsize
         + config.top_blocks * config.block_size * label_width

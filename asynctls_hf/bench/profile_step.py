@@ -5,15 +5,18 @@
 
 Fills a cache as `bench decode-step` does (random weights and contents, bf16), runs a few warm-up steps (graphed:
 the eager step and the capture), then profiles `--steps` steps with torch.profiler (CUDA activity; the kernels of a
-replayed graph are recorded one by one) and prints, per kernel name, its launches and GPU time per step and the
-GPU's idle time just before its launches (no kernel running on any stream: a launch waiting on the one before it,
-or on the host), the kernel count and kernel time per step, and the step's wall time. `--query-smoothing` as in
-`bench decode-step` (a trained model's hit rate for an offloaded cache).
+replayed graph are recorded one by one) and prints, per kernel name (device copies and fills, which a graph
+replays as nodes of their own, included), its launches and GPU time per step and the GPU's idle time just before
+its launches (nothing running on any stream: a launch waiting on the one before it, or on the host), the kernel
+count and kernel time per step, and the step's wall time. `--query-smoothing` as in `bench decode-step` (a trained
+model's hit rate for an offloaded cache). `--timeline FILE` writes every profiled kernel as a CSV line (name, start
+µs, end µs, stream), for comparing two steps' timelines.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import time
 
@@ -54,9 +57,14 @@ def kernel_table(kernels: list[tuple[str, float, float]], steps: int) -> tuple[l
 
 
 def profiled_kernels(profiler) -> list[tuple[str, float, float]]:
-    """(name, start µs, end µs) of the CUDA kernels a torch.profiler recorded (copies and fills left out)."""
-    return [(event.name, event.time_range.start, event.time_range.end) for event in profiler.events()
-            if event.device_type.name == "CUDA" and not event.name.startswith(("Memcpy", "Memset"))]
+    """(name, start µs, end µs) of the CUDA kernels, copies and fills a torch.profiler recorded."""
+    return [(name, start, end) for name, start, end, _ in profiled_timeline(profiler)]
+
+
+def profiled_timeline(profiler) -> list[tuple[str, float, float, int]]:
+    """(name, start µs, end µs, stream) of the CUDA kernels, copies and fills a torch.profiler recorded, by start."""
+    return sorted(((event.name, event.time_range.start, event.time_range.end, event.device_resource_id)
+                   for event in profiler.events() if event.device_type.name == "CUDA"), key=lambda op: op[1])
 
 
 def main(argv=None) -> int:
@@ -69,6 +77,8 @@ def main(argv=None) -> int:
                         help="stock (unpatched) or an AsyncTLS method of bench decode-step (default: graphed)")
     parser.add_argument("--steps", type=int, default=10, help="profiled steps (default: 10)")
     parser.add_argument("--top", type=int, default=40, help="kernel names printed (default: 40)")
+    parser.add_argument("--timeline", help="write every profiled kernel to this CSV file: name, start µs, end µs, "
+                                           "stream")
     parser.add_argument("--query-smoothing", type=float, default=1.0,
                         help="as in bench decode-step: each query is this share of the new projection plus the rest "
                              "of the previous query (default: 1, off)")
@@ -94,6 +104,11 @@ def main(argv=None) -> int:
                 cache = filled_asynctls_cache(model, args.batch, args.context, max_length, device)
                 step_times, profiler = profiled_steps(model, cache, args)
     rows, kernels, kernel_us = kernel_table(profiled_kernels(profiler), args.steps)
+    if args.timeline:
+        with open(args.timeline, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(("name", "start_us", "end_us", "stream"))
+            writer.writerows(profiled_timeline(profiler))
     print(f"{args.model} {args.method} context {args.context} batch {args.batch} "
           f"query smoothing {args.query_smoothing}")
     print(f"{'kernel':100s} {'per step':>8s} {'µs/step':>9s} {'idle before':>11s}")

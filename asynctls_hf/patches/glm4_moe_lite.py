@@ -63,7 +63,7 @@ def check_attention(module: nn.Module, config: AsyncTLSConfig) -> None:
         if not hasattr(modeling, function):
             raise UnsupportedModelError(f"{name}'s module has no {function}")
     _check_kv_b_proj(module)
-    config.label_channels_for(module.kv_lora_rank + module.qk_rope_head_dim)
+    config.label_channels_for(module.kv_lora_rank + module.qk_rope_head_dim, latent=True)
 
 
 def _check_kv_b_proj(module: nn.Module) -> None:

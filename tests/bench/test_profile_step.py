@@ -1,10 +1,12 @@
-"""The step profile's table: kernel time per name, and the GPU's idle time before each launch."""
+"""The step profile's table (kernel time per name, and the GPU's idle time before each launch) and timeline."""
 
 from __future__ import annotations
 
 import pytest
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import FunctionEvent
 
-from asynctls_hf.bench.profile_step import kernel_table
+from asynctls_hf.bench.profile_step import kernel_table, profiled_timeline
 
 
 def test_idle_time_is_counted_before_the_launch_that_ends_it():
@@ -19,3 +21,19 @@ def test_idle_time_is_counted_before_the_launch_that_ends_it():
     assert by_name["b"] == pytest.approx((1.0, 7.0, 1.5))
     assert by_name["c"] == pytest.approx((1.0, 4.25, 0.25))
     assert kernels_per_step == 3 and kernel_us == pytest.approx(21.25)
+
+
+def test_the_timeline_lists_kernels_copies_and_fills_of_every_stream_by_start():
+    def event(name, start, end, device_type, stream):
+        return FunctionEvent(id=0, name=name, thread=0, start_us=start, end_us=end, device_type=device_type,
+                             device_resource_id=stream)
+
+    class Recorded:  # what torch.profiler.profile exposes to profiled_timeline: its events
+        def events(self):
+            return [event("aten::add", 0.0, 9.0, DeviceType.CPU, 0),
+                    event("gemm", 5.0, 9.0, DeviceType.CUDA, 7),
+                    event("Memcpy DtoD (Device -> Device)", 9.5, 10.0, DeviceType.CUDA, 7),
+                    event("copy_rows", 2.0, 6.0, DeviceType.CUDA, 13)]
+
+    assert profiled_timeline(Recorded()) == [("copy_rows", 2.0, 6.0, 13), ("gemm", 5.0, 9.0, 7),
+                                             ("Memcpy DtoD (Device -> Device)", 9.5, 10.0, 7)]

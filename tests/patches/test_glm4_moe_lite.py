@@ -23,6 +23,7 @@ import asynctls_hf
 from asynctls_hf import AsyncTLSCache, AsyncTLSConfig, UnsupportedModelError
 from asynctls_hf.attention import select_tokens
 from asynctls_hf.patches.glm4_moe_lite import absorbed_attention, absorbed_weights, layer_geometry
+from asynctls_hf.probes import load_probe
 
 LENGTHS = [37, 25, 11]
 # Tiny keys are 32 + 8 = 40 wide, so label_channels is given explicitly.
@@ -247,9 +248,18 @@ def test_quantized_kv_b_proj_is_rejected_and_model_untouched(quantize, message):
     assert not model.model._forward_pre_hooks and "_prepare_cache_for_generation" not in vars(model)
 
 
-def test_label_channels_default_to_128_of_the_576_wide_latent_key():
+def test_label_channels_default_to_a_third_of_the_576_wide_latent_key():
     geometry = layer_geometry(Glm4MoeLiteConfig())
     assert len(geometry) == 47
     assert (geometry[0].num_groups, geometry[0].key_width, geometry[0].value_width) == (1, 576, 512)
     assert geometry[0].values_in_keys
-    assert AsyncTLSConfig().label_channels_for(geometry[0].key_width) == 128
+    assert AsyncTLSConfig().label_channels_for(geometry[0].key_width, latent=geometry[0].values_in_keys) == 192
+    assert AsyncTLSConfig().label_channels_for(128) == 32  # a GQA key of the same config: a quarter
+    assert AsyncTLSConfig(label_channels=96).label_channels_for(576, latent=True) == 96
+
+
+def test_the_patched_probe_cache_labels_a_third_of_its_latent_key():
+    model, _ = load_probe("glm4_moe_lite")
+    asynctls_hf.patch(model)
+    cache = AsyncTLSCache.for_model(model, max_length=256)
+    assert {layer.num_label_channels for layer in cache.layers} == {64}  # of 128 latent + 64 rope channels
