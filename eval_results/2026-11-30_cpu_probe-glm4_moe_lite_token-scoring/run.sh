@@ -24,3 +24,11 @@ for job in "a niah_single_1,niah_single_2" "b niah_single_3,niah_multikey_1"; do
     --out $D/head_max_16k_512_$1 > $D/log_head_max_16k_$1.txt 2>&1 &
 done
 wait
+# Then labels on half the key (96 of 192 channels) at 16k, budget 512, on the two tasks the earlier 96-channel runs
+# (eval_results/2026-11-30_cpu_probe-glm4_moe_lite_label-channels/) did not cover.
+for task in niah_single_2 niah_multikey_1; do
+  python -m asynctls_hf.eval --model asynctls_hf/probes/checkpoints/glm4_moe_lite --methods asynctls --budgets 512 \
+    --tasks $task --context-lengths 16384 --samples 40 --dtype float32 --device cpu --no-progress \
+    --label-channels 96 --out $D/labels_96_16k_512_$task > $D/log_labels_96_16k_$task.txt 2>&1 &
+done
+wait
