@@ -1,0 +1,114 @@
+"""What turns the graphed decode step's 0.10 us kernel gaps into 0.42 us, timed without a profiler.
+
+step_gap_state_h200.py saw the resident Qwen3-8B step (96k, batch 1) keep its narrow gaps through a second and
+third capture and lose them after 20 s idle; step_gap_bisect_h200.py saw them lost right after the first variant.
+Both profiled every variant with torch.profiler (CUPTI). This runs one cache and one captured step through a
+sequence of actions given on the command line and times the step after each without any profiler: the wall time
+per step and the GPU time of the step (CUDA events around the forward, whose graph replay is the step's GPU
+work). Actions: `time` (STEPS steps), `idleN` (N seconds idle), `profileN` (N steps under torch.profiler),
+`burnN` (N seconds of matrix products). A thread samples the GPU's SM clock, PCIe link generation and width while
+steps are timed (nvidia-smi).
+
+    PYTHONPATH=. python benchmarks/scripts/step_gap_triggers_h200.py --method graphed \
+        --actions time,time,idle20,time,profile2,time --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from transformers import AutoModelForCausalLM
+
+import asynctls_hf
+from asynctls_hf.api import cache_argument
+from asynctls_hf.bench.decode_step_bench import (
+    ASYNCTLS_SETTINGS,
+    DTYPE,
+    SmoothedQueries,
+    filled_asynctls_cache,
+)
+from asynctls_hf.bench.generate_bench import model_config
+from asynctls_hf.config import AsyncTLSConfig
+from benchmarks.scripts.step_gap_state_h200 import GpuSampler, burn
+
+CONTEXT, STEPS = 98304, 20
+QUERY = "clocks.sm,pcie.link.gen.current,pcie.link.width.current"
+
+
+class Stepper:
+    """Decode steps of `model` over `cache` from position CONTEXT on, each timed by the wall clock and by CUDA
+    events around the forward."""
+
+    def __init__(self, model, cache):
+        self.model, self.cache, self.position = model, cache, CONTEXT
+        device = next(model.parameters()).device
+        self.input_ids = torch.zeros((1, 1), dtype=torch.long, device=device)
+
+    def step(self) -> tuple[float, float]:
+        """(wall ms, GPU ms) of one step."""
+        began = time.perf_counter()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        position_ids = torch.full((1, 1), self.position, device=self.input_ids.device)
+        start.record()
+        logits = self.model(input_ids=self.input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=1,
+                            **{cache_argument(self.model): self.cache}).logits
+        end.record()
+        self.input_ids = logits[:, -1].argmax(dim=-1, keepdim=True)
+        self.input_ids.cpu()
+        self.position += 1
+        return (time.perf_counter() - began) * 1e3, start.elapsed_time(end)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--method", default="graphed", choices=ASYNCTLS_SETTINGS)
+    parser.add_argument("--actions", type=lambda text: text.split(","), required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda")
+    with device:
+        model = AutoModelForCausalLM.from_config(model_config("qwen3-8b", CONTEXT + 4096), dtype=DTYPE).eval()
+    sampler = GpuSampler(query=QUERY)
+    sampler.start()
+    rows = []
+    with torch.no_grad(), SmoothedQueries(model, 0.05), \
+            asynctls_hf.patched(model, AsyncTLSConfig().replace(**ASYNCTLS_SETTINGS[args.method])):
+        cache = filled_asynctls_cache(model, 1, CONTEXT, CONTEXT + 2048, device)
+        stepper = Stepper(model, cache)
+        for _ in range(4):  # the eager step, the capture, two replays
+            stepper.step()
+        for index, action in enumerate(args.actions):
+            if action == "time":
+                sampler.label = index
+                times = [stepper.step() for _ in range(STEPS)]
+                sampler.label = None
+                row = {"action": f"{index}: time", "wall_ms": statistics.median(t[0] for t in times),
+                       "gpu_ms": statistics.median(t[1] for t in times), "gpu": sampler.lines(index)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            elif action.startswith("idle"):
+                time.sleep(float(action[4:]))
+            elif action.startswith("profile"):
+                with profile(activities=[ProfilerActivity.CUDA]):
+                    for _ in range(int(action[7:])):
+                        stepper.step()
+                    torch.cuda.synchronize()
+            elif action.startswith("burn"):
+                burn(float(action[4:]))
+            else:
+                raise SystemExit(f"unknown action {action!r}")
+    sampler.stopped = True
+    (args.out / f"step_gap_triggers_{args.method}_{'-'.join(args.actions)}.json").write_text(json.dumps(
+        {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "method": args.method,
+         "actions": args.actions, "replays": cache.graph_replays, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
