@@ -5,11 +5,13 @@ third capture and lose them after 20 s idle; step_gap_bisect_h200.py saw them lo
 Both profiled every variant with torch.profiler (CUPTI). This runs one cache and one captured step through a
 sequence of actions given on the command line and times the step after each without any profiler: the wall time
 per step and the GPU time of the step (CUDA events around the forward, whose graph replay is the step's GPU
-work). Actions: `time` (STEPS steps), `idleN` (N seconds idle), `profileN` (N steps under torch.profiler),
-`burnN` (N seconds of matrix products). A thread samples the GPU's SM clock, PCIe link generation and width while
-steps are timed (nvidia-smi).
+work). `--methods` builds one cache per method (the resident and the offloaded step side by side in one process).
+Actions: `time` (STEPS steps of each method in turn), `idleN` (N seconds idle), `idlepollN` (the same while
+nvidia-smi is polled), `profileN` (N steps of each under torch.profiler), `burnN` (N seconds of matrix products),
+`pcieN` (N seconds of 1 GiB host-to-device copies). A thread samples the GPU's SM clock, PCIe link generation and
+width while steps are timed (nvidia-smi).
 
-    PYTHONPATH=. python benchmarks/scripts/step_gap_triggers_h200.py --method graphed \
+    PYTHONPATH=. python benchmarks/scripts/step_gap_triggers_h200.py --methods graphed,graphed-offload-token \
         --actions time,time,idle20,time,profile2,time --out DIR
 """
 
@@ -65,10 +67,21 @@ class Stepper:
         return (time.perf_counter() - began) * 1e3, start.elapsed_time(end)
 
 
+def pcie(seconds: float) -> None:
+    """Host-to-device copies of 1 GiB from pinned memory for `seconds`."""
+    source = torch.empty(1 << 30, dtype=torch.uint8).pin_memory()
+    target = torch.empty_like(source, device="cuda")
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        target.copy_(source, non_blocking=True)
+        torch.cuda.synchronize()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--method", default="graphed", choices=ASYNCTLS_SETTINGS)
+    parser.add_argument("--methods", type=lambda text: text.split(","), default=["graphed"],
+                        help=f"comma-separated, of {', '.join(ASYNCTLS_SETTINGS)}: one cache each, filled in turn")
     parser.add_argument("--actions", type=lambda text: text.split(","), required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -78,36 +91,48 @@ def main() -> None:
     sampler = GpuSampler(query=QUERY)
     sampler.start()
     rows = []
-    with torch.no_grad(), SmoothedQueries(model, 0.05), \
-            asynctls_hf.patched(model, AsyncTLSConfig().replace(**ASYNCTLS_SETTINGS[args.method])):
-        cache = filled_asynctls_cache(model, 1, CONTEXT, CONTEXT + 2048, device)
-        stepper = Stepper(model, cache)
-        for _ in range(4):  # the eager step, the capture, two replays
-            stepper.step()
+    with torch.no_grad(), SmoothedQueries(model, 0.05), asynctls_hf.patched(model) as patched_model:
+        steppers = {}
+        for method in args.methods:  # each cache keeps the config it was built with; decoding follows the cache's
+            patched_model._asynctls_state.config = AsyncTLSConfig().replace(**ASYNCTLS_SETTINGS[method])
+            steppers[method] = Stepper(model, filled_asynctls_cache(model, 1, CONTEXT, CONTEXT + 2048, device))
+            for _ in range(4):  # the eager step, the capture, two replays
+                steppers[method].step()
         for index, action in enumerate(args.actions):
             if action == "time":
-                sampler.label = index
-                times = [stepper.step() for _ in range(STEPS)]
+                for method, stepper in steppers.items():
+                    label = f"{index}: time {method}"
+                    sampler.label = label
+                    times = [stepper.step() for _ in range(STEPS)]
+                    sampler.label = None
+                    row = {"action": label, "wall_ms": statistics.median(t[0] for t in times),
+                           "gpu_ms": statistics.median(t[1] for t in times), "gpu": sampler.lines(label)}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            elif action.startswith("idlepoll"):
+                sampler.label = f"{index}: {action}"
+                time.sleep(float(action[8:]))
                 sampler.label = None
-                row = {"action": f"{index}: time", "wall_ms": statistics.median(t[0] for t in times),
-                       "gpu_ms": statistics.median(t[1] for t in times), "gpu": sampler.lines(index)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
             elif action.startswith("idle"):
                 time.sleep(float(action[4:]))
             elif action.startswith("profile"):
                 with profile(activities=[ProfilerActivity.CUDA]):
-                    for _ in range(int(action[7:])):
-                        stepper.step()
+                    for stepper in steppers.values():
+                        for _ in range(int(action[7:])):
+                            stepper.step()
                     torch.cuda.synchronize()
             elif action.startswith("burn"):
                 burn(float(action[4:]))
+            elif action.startswith("pcie"):
+                pcie(float(action[4:]))
             else:
                 raise SystemExit(f"unknown action {action!r}")
     sampler.stopped = True
-    (args.out / f"step_gap_triggers_{args.method}_{'-'.join(args.actions)}.json").write_text(json.dumps(
-        {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "method": args.method,
-         "actions": args.actions, "replays": cache.graph_replays, "rows": rows}, indent=1))
+    name = f"step_gap_triggers_{'-'.join(args.methods)}_{'-'.join(args.actions)}.json"
+    (args.out / name).write_text(json.dumps(
+        {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "methods": args.methods,
+         "actions": args.actions, "replays": {method: stepper.cache.graph_replays for method, stepper in
+                                              steppers.items()}, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
