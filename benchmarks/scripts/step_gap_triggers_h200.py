@@ -8,7 +8,9 @@ per step and the GPU time of the step (CUDA events around the forward, whose gra
 work). `--methods` builds one cache per method (the resident and the offloaded step side by side in one process).
 Actions: `time` (STEPS steps of each method in turn), `idleN` (N seconds idle), `idlepollN` (the same while
 nvidia-smi is polled), `profileN` (N steps of each under torch.profiler), `burnN` (N seconds of matrix products),
-`pcieN` (N seconds of 1 GiB host-to-device copies). A thread samples the GPU's SM clock, PCIe link generation and
+`pcieN` (N seconds of 1 GiB host-to-device copies), `pinN` (N GiB of host memory page-locked and registered with
+CUDA as the offloaded store is, held to the end), `hostread` / `hostwrite` (one kernel reading or writing
+registered host memory, outside the graphs). A thread samples the GPU's SM clock, PCIe link generation and
 width while steps are timed (nvidia-smi).
 
     PYTHONPATH=. python benchmarks/scripts/step_gap_triggers_h200.py --methods graphed,graphed-offload-token \
@@ -28,6 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 from transformers import AutoModelForCausalLM
 
 import asynctls_hf
+from asynctls_hf import ops
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench.decode_step_bench import (
     ASYNCTLS_SETTINGS,
@@ -37,6 +40,7 @@ from asynctls_hf.bench.decode_step_bench import (
 )
 from asynctls_hf.bench.generate_bench import model_config
 from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.offload.pinned import page_locked_empty
 from benchmarks.scripts.step_gap_state_h200 import GpuSampler, burn
 
 CONTEXT, STEPS = 98304, 20
@@ -77,6 +81,18 @@ def pcie(seconds: float) -> None:
         torch.cuda.synchronize()
 
 
+def host_access(write: bool) -> None:
+    """One copy_rows launch (not captured) reading 256 rows of 512 bytes from registered host memory into the GPU,
+    or writing them there: a kernel touching mapped host memory, as the offloaded step's copy and append do."""
+    host = page_locked_empty((4096, 256), torch.bfloat16)
+    device = torch.zeros((4096, 256), dtype=torch.bfloat16, device="cuda")
+    rows = torch.arange(256, device="cuda")
+    valid = torch.ones(256, dtype=torch.bool, device="cuda")
+    source, target = (device, host) if write else (host, device)
+    ops.copy_rows(source, target, rows, rows, valid, backend="triton")
+    torch.cuda.synchronize()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -90,7 +106,7 @@ def main() -> None:
         model = AutoModelForCausalLM.from_config(model_config("qwen3-8b", CONTEXT + 4096), dtype=DTYPE).eval()
     sampler = GpuSampler(query=QUERY)
     sampler.start()
-    rows = []
+    rows, held = [], []
     with torch.no_grad(), SmoothedQueries(model, 0.05), asynctls_hf.patched(model) as patched_model:
         steppers = {}
         for method in args.methods:  # each cache keeps the config it was built with; decoding follows the cache's
@@ -125,6 +141,10 @@ def main() -> None:
                 burn(float(action[4:]))
             elif action.startswith("pcie"):
                 pcie(float(action[4:]))
+            elif action in ("hostread", "hostwrite"):
+                host_access(action == "hostwrite")
+            elif action.startswith("pin"):
+                held.append(page_locked_empty((int(action[3:]) << 30,), torch.uint8))
             else:
                 raise SystemExit(f"unknown action {action!r}")
     sampler.stopped = True
