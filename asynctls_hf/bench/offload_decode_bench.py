@@ -231,10 +231,13 @@ def profile_report(rows: list[dict], top: int = 30) -> str:
     return "# Kernels per decode step\n\n" + "\n\n".join(sections) + "\n"
 
 
-def transport_for(args, device: torch.device) -> Transport:
-    """The offload transport on `device` with the copy stream priority and grid cap asked for."""
+def transport_for(args, side_stream: bool, device: torch.device) -> Transport:
+    """The offload transport on `device` with the copy stream priority and grid cap asked for; with a copy stream
+    only where the placement has one (`side_stream`: lag 1, as the package's default_transport)."""
     if device.type != "cuda":
         return default_transport(device)
+    if not side_stream:
+        return CudaStreamTransport(device, side_stream=False, copy_programs=args.copy_programs or None)
     return CudaStreamTransport(device, priority=args.copy_stream_priority, copy_programs=args.copy_programs or None)
 
 
@@ -242,9 +245,10 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
     shape = MODELS[args.attention]
     layers = args.layers or DEFAULT_LAYERS[args.attention]
     max_length = max(args.context_lengths) + (args.warmup + args.steps) * len(args.context_lengths)
+    placement_config = config.replace(**PLACEMENTS[name])
     cache = AsyncTLSCache(
-        [shape.geometry] * layers, config.replace(**PLACEMENTS[name]), max_length=max_length,
-        transport_factory=functools.partial(transport_for, args),
+        [shape.geometry] * layers, placement_config, max_length=max_length,
+        transport_factory=functools.partial(transport_for, args, placement_config.prefetch_lag > 0),
     )
     cache.plan_placement(args.batch, DTYPE, [device] * layers)
     cache.observe_attention_mask(None, args.batch, 1, device)
@@ -304,7 +308,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dense-layer", action="store_true",
                         help="run the Qwen3-8B layer's projections and MLP around each layer's attention (gqa)")
     parser.add_argument("--copy-stream-priority", type=int, default=0,
-                        help="priority of the offload copy stream: 0 default, -1 high (CUDA: lower is higher)")
+                        help="priority of the offload copy stream of lag-1 placements (exact ones have none): 0 "
+                             "default, -1 high (CUDA: lower is higher)")
     parser.add_argument("--copy-programs", type=int, default=0,
                         help="cap on each copy launch's programs (0: one per piece of a block, uncapped)")
     parser.add_argument("--profile", type=int, default=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,10 +59,10 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
-def default_transport(device: torch.device) -> Transport:
-    """How offloaded layers on `device` copy blocks: a CudaStreamTransport (one copy stream) on CUDA, synchronous
-    copies elsewhere."""
-    return CudaStreamTransport(device) if device.type == "cuda" else SyncTransport()
+def default_transport(device: torch.device, side_stream: bool = True) -> Transport:
+    """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, or with
+    side_stream False none: copies and store writes on the current stream), synchronous copies elsewhere."""
+    return CudaStreamTransport(device, side_stream=side_stream) if device.type == "cuda" else SyncTransport()
 
 
 class AsyncTLSCache(Cache):
@@ -75,8 +76,10 @@ class AsyncTLSCache(Cache):
     Placement: with config.offload True every layer keeps its K/V in pinned host memory; with "auto",
     `plan_placement` (which generate() calls before prefill, knowing the batch and max_length) decides; a cache
     never planned stays resident under "auto". Offloaded layers on a device share one transport, made by
-    `transport_factory(device)` (default_transport: a CudaStreamTransport, one copy stream, on CUDA; synchronous
-    copies on a CPU device, the tests).
+    `transport_factory(device)` (default_transport: a CudaStreamTransport on CUDA, with one copy stream for
+    prefetch_lag 1 and none in exact mode, whose copies run on the compute stream anyway: a side stream's use
+    slows every later CUDA-graph step of the process, CudaStreamTransport; synchronous copies on a CPU device, the
+    tests).
 
     `block_recorder`, None unless set, is called at each sparse decode step of each layer (after block
     filtering) as block_recorder(layer_idx, kept_blocks, kept_valid): kept_blocks [B, NG, Kb] are the block
@@ -94,7 +97,8 @@ class AsyncTLSCache(Cache):
         transport_factory: Callable[[torch.device], Transport] | None = None,
     ):
         self.config = config if config is not None else AsyncTLSConfig()
-        self.transport_factory = transport_factory or default_transport
+        self.transport_factory = transport_factory or functools.partial(
+            default_transport, side_stream=self.config.prefetch_lag > 0)
         self.max_length = max_length
         super().__init__(
             layers=[

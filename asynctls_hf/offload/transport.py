@@ -132,8 +132,13 @@ class CudaStreamTransport:
     The store must be pinned (HostBlockStore(pin_memory=True)).
 
     The copy stream is created with `priority` (CUDA's convention: lower is higher, 0 the default, -1 high) unless
-    `stream` is given; `copy_programs` caps each copy launch's grid (None: one program per tile of rows, see
-    ops.copy_rows), which decides how much of the GPU the copies take from the compute running beside them.
+    `stream` is given. `side_stream=False` makes none (`stream` is None): every copy runs inline on the current
+    stream and the store's writes go there too (HostBlockStore's write_stream None). Exact mode needs no side
+    stream, and using one costs every later step: once a second stream of the process has run work, every kernel
+    of a replayed CUDA graph starts about 0.3 µs later than before (3000 kernels: about 1 ms a step at batch 1,
+    measured on an H200; BENCHMARKS.md, "The side stream"), the resident step's included. `copy_programs` caps
+    each copy launch's grid (None: one program per tile of rows, see ops.copy_rows), which decides how much of the
+    GPU the copies take from the compute running beside them.
     """
 
     def __init__(
@@ -143,9 +148,14 @@ class CudaStreamTransport:
         *,
         priority: int = 0,
         copy_programs: int | None = None,
+        side_stream: bool = True,
     ):
+        if stream is not None and not side_stream:
+            raise ValueError("CudaStreamTransport got a stream and side_stream=False; pass one or the other")
         self.device = torch.device("cuda") if device is None else torch.device(device)
-        self.stream = stream if stream is not None else torch.cuda.Stream(self.device, priority=priority)
+        self.stream = None
+        if side_stream:
+            self.stream = stream if stream is not None else torch.cuda.Stream(self.device, priority=priority)
         self.copy_programs = copy_programs
         self.forked_in_capture = False  # copies issued while a CUDA graph is being captured, not yet joined
 
@@ -167,7 +177,7 @@ class CudaStreamTransport:
     ) -> PendingCopy:
         if not store.pin_memory:
             raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
-        if inline:
+        if inline or self.stream is None:
             BlockCopies.of(make_plan()).run(store, key_buffer, value_buffer, backend="triton",
                                             programs=self.copy_programs)
             return PendingCopy()

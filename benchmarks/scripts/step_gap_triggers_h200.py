@@ -10,8 +10,11 @@ Actions: `time` (STEPS steps of each method in turn), `idleN` (N seconds idle), 
 nvidia-smi is polled), `profileN` (N steps of each under torch.profiler), `burnN` (N seconds of matrix products),
 `pcieN` (N seconds of 1 GiB host-to-device copies), `pinN` (N GiB of host memory page-locked and registered with
 CUDA as the offloaded store is, held to the end), `hostread` / `hostwrite` (one kernel reading or writing
-registered host memory, outside the graphs). A thread samples the GPU's SM clock, PCIe link generation and
-width while steps are timed (nvidia-smi).
+registered host memory, outside the graphs), `hostgraph` (the read in a graph of its own, replayed),
+`sidestream` / `hostwritebig` / `sidehostwrite` (14 GiB of kernel writes into the GPU on a side stream, into
+registered host memory on the current stream, or both, as the offloaded fill writes its store), `offloadfill` (an
+offloaded cache filled, as --methods graphed-offload-token fills it, and never stepped). A
+thread samples the GPU's SM clock, PCIe link generation and width while steps are timed (nvidia-smi).
 
     PYTHONPATH=. python benchmarks/scripts/step_gap_triggers_h200.py --methods graphed,graphed-offload-token \
         --actions time,time,idle20,time,profile2,time --out DIR
@@ -39,8 +42,11 @@ from asynctls_hf.bench.decode_step_bench import (
     filled_asynctls_cache,
 )
 from asynctls_hf.bench.generate_bench import model_config
+from asynctls_hf.bench.ops_bench import capture_graph
+from asynctls_hf.cache import cache as cache_module
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload.pinned import page_locked_empty
+from asynctls_hf.offload.transport import CudaStreamTransport
 from benchmarks.scripts.step_gap_state_h200 import GpuSampler, burn
 
 CONTEXT, STEPS = 98304, 20
@@ -81,9 +87,10 @@ def pcie(seconds: float) -> None:
         torch.cuda.synchronize()
 
 
-def host_access(write: bool) -> None:
-    """One copy_rows launch (not captured) reading 256 rows of 512 bytes from registered host memory into the GPU,
-    or writing them there: a kernel touching mapped host memory, as the offloaded step's copy and append do."""
+def host_access(write: bool, graph: bool = False):
+    """One copy_rows launch reading 256 rows of 512 bytes from registered host memory into the GPU, or writing
+    them there: a kernel touching mapped host memory, as the offloaded step's copy and append do; with `graph`,
+    the read captured in a CUDA graph and replayed three times. Returns what must stay alive (the graph)."""
     host = page_locked_empty((4096, 256), torch.bfloat16)
     device = torch.zeros((4096, 256), dtype=torch.bfloat16, device="cuda")
     rows = torch.arange(256, device="cuda")
@@ -91,6 +98,36 @@ def host_access(write: bool) -> None:
     source, target = (device, host) if write else (host, device)
     ops.copy_rows(source, target, rows, rows, valid, backend="triton")
     torch.cuda.synchronize()
+    if not graph:
+        return host
+    captured = capture_graph(lambda: ops.copy_rows(source, target, rows, rows, valid, backend="triton"))
+    for _ in range(3):
+        captured.replay()
+    torch.cuda.synchronize()
+    return host, captured
+
+
+def stream_writes(to_host: bool, side: bool):
+    """What the offloaded cache's fill does, in parts: 56 writes of 256 MiB by copy_rows into registered host memory
+    (to_host) or into the GPU, each on a side stream after an event of the current stream (side, as
+    HostBlockStore.append with its write_stream) or on the current stream. Returns what must stay alive."""
+    rows_per_write, width = 1 << 19, 256
+    target = page_locked_empty((rows_per_write, width), torch.bfloat16) if to_host else torch.empty(
+        (rows_per_write, width), dtype=torch.bfloat16, device="cuda")
+    stream = torch.cuda.Stream() if side else torch.cuda.current_stream()
+    rows = torch.arange(rows_per_write, device="cuda")
+    valid = torch.ones(rows_per_write, dtype=torch.bool, device="cuda")
+    for _ in range(56):
+        source = torch.randn((rows_per_write, width), dtype=torch.bfloat16, device="cuda")
+        produced = torch.cuda.Event()
+        produced.record()
+        with torch.cuda.stream(stream):
+            stream.wait_event(produced)
+            ops.copy_rows(source, target, rows, rows, valid, backend="triton")
+        source.record_stream(stream)
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    return target, stream
 
 
 def main() -> None:
@@ -99,7 +136,12 @@ def main() -> None:
     parser.add_argument("--methods", type=lambda text: text.split(","), default=["graphed"],
                         help=f"comma-separated, of {', '.join(ASYNCTLS_SETTINGS)}: one cache each, filled in turn")
     parser.add_argument("--actions", type=lambda text: text.split(","), required=True)
+    parser.add_argument("--one-stream", action="store_true",
+                        help="offloaded caches copy and write their store on the current stream, no side stream")
     args = parser.parse_args()
+    if args.one_stream:
+        cache_module.default_transport = lambda device: CudaStreamTransport(
+            device, stream=torch.cuda.current_stream(device))
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda")
     with device:
@@ -141,14 +183,21 @@ def main() -> None:
                 burn(float(action[4:]))
             elif action.startswith("pcie"):
                 pcie(float(action[4:]))
-            elif action in ("hostread", "hostwrite"):
-                host_access(action == "hostwrite")
+            elif action in ("hostread", "hostwrite", "hostgraph"):
+                held.append(host_access(write=action == "hostwrite", graph=action == "hostgraph"))
+            elif action in ("sidestream", "hostwritebig", "sidehostwrite"):
+                held.append(stream_writes(to_host=action != "sidestream", side=action != "hostwritebig"))
+            elif action == "offloadfill":
+                patched_model._asynctls_state.config = AsyncTLSConfig().replace(
+                    **ASYNCTLS_SETTINGS["graphed-offload-token"])
+                held.append(filled_asynctls_cache(model, 1, CONTEXT, CONTEXT + 2048, device))
+                torch.cuda.synchronize()
             elif action.startswith("pin"):
                 held.append(page_locked_empty((int(action[3:]) << 30,), torch.uint8))
             else:
                 raise SystemExit(f"unknown action {action!r}")
     sampler.stopped = True
-    name = f"step_gap_triggers_{'-'.join(args.methods)}_{'-'.join(args.actions)}.json"
+    name = f"step_gap_triggers_{'-'.join(args.methods)}_{'-'.join(args.actions)}{'_one-stream' * args.one_stream}.json"
     (args.out / name).write_text(json.dumps(
         {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "methods": args.methods,
          "actions": args.actions, "replays": {method: stepper.cache.graph_replays for method, stepper in

@@ -21,7 +21,7 @@ from helpers import (
 
 import asynctls_hf
 from asynctls_hf import attention
-from asynctls_hf.offload import ResidentSet
+from asynctls_hf.offload import CudaStreamTransport, ResidentSet
 
 SPARSE = dict(token_budget=48, sink_tokens=4, local_tokens=8, block_size=16, top_blocks=4)
 LENGTHS = [150, 131, 97]
@@ -181,6 +181,16 @@ def test_offloaded_crop_then_decode_equals_resident():
                 steps.append(step_output.logits)
             logits[offload] = torch.cat(steps, dim=1)
     assert torch.equal(logits[True], logits[False])
+
+
+def test_exact_mode_transport_on_cuda_has_no_side_stream():
+    """The default CUDA transport of an exact-mode cache runs everything on the current stream (no stream is
+    made: this runs without a GPU); the copies run inline whatever copy_blocks is asked."""
+    cache = asynctls_hf.AsyncTLSCache.for_model(tiny_qwen3(), asynctls_hf.AsyncTLSConfig(offload=True, prefetch_lag=0))
+    transport = cache.transport_factory(torch.device("cuda"))
+    assert isinstance(transport, CudaStreamTransport) and transport.stream is None
+    with pytest.raises(ValueError, match="side_stream=False"):
+        CudaStreamTransport("cuda", stream=object(), side_stream=False)
 
 
 def test_auto_stays_resident_on_the_cpu_and_true_offloads_without_generate():

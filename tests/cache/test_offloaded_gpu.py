@@ -67,12 +67,23 @@ def test_exact_mode_with_a_high_priority_stream_and_a_capped_copy_grid_equals_re
     lands; graphed, so the capped kernel is captured too."""
     model = tiny_qwen3().cuda()
     resident = generate(model, 64, cuda_graph=True)
-    monkeypatch.setattr(asynctls_hf.cache.cache, "default_transport",
-                        lambda device: CudaStreamTransport(device, priority=-1, copy_programs=3))
+    monkeypatch.setattr(asynctls_hf.cache.cache, "default_transport",  # a copy stream even in exact mode
+                        lambda device, side_stream: CudaStreamTransport(device, priority=-1, copy_programs=3))
     offloaded = generate(model, 64, offload=True, prefetch_lag=0, cuda_graph=True)
     assert_same_scores_exactly(resident, offloaded)
     transport = next(iter(returned_cache(offloaded)._transports.values()))
     assert transport.copy_programs == 3 and transport.stream.priority < 0
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_only_lag_1_uses_a_side_stream(lag):
+    """Exact mode copies and writes its store on the compute stream: no second stream runs work in the process,
+    which would slow every later graph replay (CudaStreamTransport)."""
+    model = tiny_qwen3().cuda()
+    offloaded = generate(model, 8, offload=True, prefetch_lag=lag)
+    layer = returned_cache(offloaded).layers[0].offloaded
+    assert (layer.engine.transport.stream is None) == (lag == 0)
+    assert (layer.store.write_stream is None) == (lag == 0)
 
 
 LAGGED_REFERENCE = {"block": LaggedSelection, "token": LaggedTokenSelection}
