@@ -39,6 +39,7 @@ import json
 import math
 import multiprocessing
 import random
+import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
@@ -93,6 +94,7 @@ class TrainSettings:
     seed: int = 0
     init: str | None = None  # continue from this checkpoint's weights instead of a fresh model
     list_recall: float = 0.0  # share of recall sequences that are list-recall ones (recall_sequence's list_share)
+    keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -161,11 +163,30 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def answer_text(task: str, answers: list[str]) -> str:
-    """The continuation of a RULER prompt's answer prefix that the probe learns to write."""
+def answer_text(task: str, answers: list[str], keys: list[str] | None = None) -> str:
+    """The continuation of a RULER prompt's answer prefix that the probe learns to write; with `keys` (one per
+    answer, several keys asked) each value follows its key as its needle has it (keyed_list)."""
     if task == "vt":
         return " ".join(answers)
+    if keys is not None:
+        return keyed_list([(key, [value]) for key, value in zip(keys, answers, strict=True)])
     return " " + ", ".join(answers) + "."
+
+
+def keyed_list(entries: list[tuple[str, list[str]]]) -> str:
+    """" K1 is: V1, K2 is: V2, V3." for (key, its values) entries: the answer to a question for several keys
+    written so that each value comes right after its key, as in the needle that states it ("... for K1 is: V1."),
+    where copying retrieves it. Without the keys a probe must count which key of the question a value is for:
+    given the answer so far, the shipped Qwen3 probe writes the first digit of a niah_multiquery value right 17-33%
+    of the time, and 77-97% when each value follows its key (teacher-forced, 30 samples at 1k tokens;
+    EVAL.md). The RULER scores count the values written, whatever else is."""
+    return " " + ", ".join(f"{key} is: {', '.join(values)}" for key, values in entries) + "."
+
+
+def queried_keys(sample: dict) -> list[str]:
+    """The keys a RULER needle prompt asks for, in the question's order ("for K1, K2, and K3 mentioned ...")."""
+    query = sample["input"].rsplit(" for ", 1)[1].removesuffix(" mentioned in the provided text are")
+    return re.split(r", and |, ", query)
 
 
 Sequence = tuple[list[int], list[bool]]  # tokens, and which of them are answers (retrieved, not guessable)
@@ -183,16 +204,20 @@ def in_document_order(task: str, sample: dict) -> list[str]:
     return answers
 
 
-def ruler_sequence(tokenizer, task: str, length: int, seed: int) -> Sequence:
-    """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order)
-    and EOS."""
+def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False) -> Sequence:
+    """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
+    with `keyed`, a question for several keys answered by keyed_list) and EOS."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
-    answer = tokenizer(answer_text(task, in_document_order(task, sample)))["input_ids"] + [tokenizer.eos_token_id]
+    keys = None
+    if keyed and ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1:
+        keys = queried_keys(sample)
+    answer = tokenizer(answer_text(task, in_document_order(task, sample), keys))["input_ids"]
+    answer += [tokenizer.eos_token_id]
     return prompt + answer, [False] * len(prompt) + [True] * len(answer)
 
 
-def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0) -> Sequence:
+def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -205,7 +230,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0) 
     multi-query tasks: RULER's plural frame, keys that get up to four values (each stated by its own needle), a
     key with several values restated as the list of its values so far ("The special magic numbers for K mentioned
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
-    supervised), and questions that ask for all values of one key or of two to four keys at once.
+    supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
+    those for several keys answered by keyed_list).
     """
     rng = random.Random(TRAIN_SEED_OFFSET + seed)
     encode = functools.lru_cache(maxsize=64)(lambda text: tuple(tokenizer(text)["input_ids"]))
@@ -265,7 +291,9 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0) 
     for keys in asked_keys:
         query = keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
         asked = encode((question + prefix).format(kind=kind, query=query))
-        if listing:
+        if listing and keyed and len(keys) > 1:
+            answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
+        elif listing:
             answer = listed([value for _, _, values in keys for value in values])
         else:
             answer = tokenizer(keys[0][2][0] + ".")["input_ids"]
@@ -275,21 +303,24 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0) 
     return tokens, answers
 
 
-def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, tokenizer=None) -> Sequence:
-    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share as in
-    recall_sequence."""
+def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
+                  tokenizer=None) -> Sequence:
+    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share and
+    keyed as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share)
-    return ruler_sequence(tokenizer, task, length, seed)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed)
+    return ruler_sequence(tokenizer, task, length, seed, keyed)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool]) -> Sequence:
     return make_sequence(*job)
 
 
-def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0):
-    """Sample jobs for one step: (task, length, seed, list_share), lengths uniform in [max_length/2, max_length].
+def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
+               keyed: bool = False):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed), lengths uniform in [max_length/2,
+    max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -299,7 +330,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed))
         total += length
     return jobs
 
@@ -379,7 +410,8 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
 
     def submit() -> None:
         nonlocal next_seed
-        jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall)
+        jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
+                          settings.keyed_answers)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -484,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-recall", type=float, default=defaults.list_recall,
                         help="share of the densely supervised needle sequences that list several values per key and "
                         "ask for several keys (RULER's multi-value and multi-query tasks)")
+    parser.add_argument("--keyed-answers", action="store_true",
+                        help="answer questions for several keys (niah_multiquery, list recall) with each key before "
+                        "its values: 'K1 is: V1, K2 is: V2.' (keyed_list)")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -497,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         advance_accuracy=args.advance_accuracy,
         retrieval_accuracy=args.retrieval_accuracy, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
+        keyed_answers=args.keyed_answers,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -87,6 +87,49 @@ def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
         assert written == sample["outputs"]
 
 
+def test_keyed_answers_name_each_queried_key_before_its_value(tokenizer):
+    """--keyed-answers: a niah_multiquery answer is 'K1 is: V1, K2 is: V2, ...' in the question's order, scored
+    as fully right; a single key's values (niah_multivalue) are written as before."""
+    sample = ruler.TASKS["niah_multiquery"].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + 5)[0]
+    keys = train.queried_keys(sample)
+    assert len(keys) == 4 and all(f"for {key} is: {value}." in sample["input"]
+                                  for key, value in zip(keys, sample["outputs"], strict=True))
+    tokens, answers = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=5, keyed=True)
+    written = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
+    assert written.strip() == ", ".join(f"{key} is: {value}" for key, value in zip(keys, sample["outputs"],
+                                                                                     strict=True)) + "."
+    assert ruler.TASKS["niah_multiquery"].score_sample(written, sample) == 1.0
+    assert tokens[: len(tokens) - len(written)] == train.ruler_sequence(tokenizer, "niah_multiquery", 2048, 5)[0][
+        : len(tokens) - len(written)]
+    for task in ("niah_multivalue", "niah_single_1"):
+        assert train.ruler_sequence(tokenizer, task, 1024, 3, keyed=True) == train.ruler_sequence(
+            tokenizer, task, 1024, 3)
+
+
+def test_keyed_list_recall_names_the_keys_of_questions_for_several(tokenizer):
+    """With keyed answers a list-recall question for several keys lists each key's values after it, each value
+    stated by a needle of that key; questions for one key stay plain lists."""
+    keyed_spans = 0
+    for seed in range(12):
+        tokens, answers = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, keyed=True)
+        stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
+        spans, current = [], []
+        for token, is_answer in zip(tokens, answers, strict=True):
+            if is_answer and token != tokenizer.eos_token_id:
+                current.append(token)
+            elif current:
+                spans.append(tokenizer.decode(current).strip().rstrip("."))
+                current = []
+        for span in spans:
+            if " is: " not in span:
+                continue
+            keyed_spans += 1
+            for entry in span.split(" is: ")[1:]:
+                value = entry.split(", ")[0]
+                assert f"is: {value}." in stated, f"{value} was not stated by a needle"
+    assert keyed_spans > 0
+
+
 def test_collate_and_loss_count_only_real_targets():
     sequences = [([5, 6, 7, 8], [False, False, True, True]), ([5, 6], [False, True])]
     input_ids, kind = train.collate(sequences, pad_id=0)
@@ -139,7 +182,7 @@ def test_shipped_recipe_trains_its_phases_each_continuing_the_last(tmp_path):
     out = tmp_path / "probe"
     argv = ["--arch", "qwen3", "--shipped", "--out", str(out), "--device", "cpu", "--hidden-size", "32",
             "--num-layers", "1", "--num-heads", "2", "--num-kv-heads", "1", "--head-dim", "16",
-            "--tokens-per-step", "2048", "--max-steps", "1", "--workers", "1"]
+            "--tokens-per-step", "2048", "--max-steps", "1", "--workers", "1", "--keyed-answers"]
     assert train.main(argv) == 0
     summary = json.loads((out / "training.json").read_text())
     phases = train.SHIPPED_RECIPES["qwen3"]
@@ -148,4 +191,5 @@ def test_shipped_recipe_trains_its_phases_each_continuing_the_last(tmp_path):
     assert first["init"] is None and first["time_budget_s"] == phases[0]["time_budget_s"]
     assert last["init"] == str(out) and last["list_recall"] == phases[1]["list_recall"] > 0
     assert last["stages"] == phases[1]["stages"] and last["hidden_size"] == 32
+    assert first["keyed_answers"] and last["keyed_answers"]  # a flag the phases do not set holds for every phase
     assert summary["steps"] == 1 and summary["final_stage_length"] == phases[1]["stages"][0]
