@@ -178,8 +178,10 @@ def keyed_list(entries: list[tuple[str, list[str]]]) -> str:
     written so that each value comes right after its key, as in the needle that states it ("... for K1 is: V1."),
     where copying retrieves it. Without the keys a probe must count which key of the question a value is for:
     given the answer so far, the shipped Qwen3 probe writes the first digit of a niah_multiquery value right 17-33%
-    of the time, and 77-97% when each value follows its key (teacher-forced, 30 samples at 1k tokens;
-    EVAL.md). The RULER scores count the values written, whatever else is."""
+    of the time, and 77-97% when each value follows its key (teacher-forced, 30 samples at 1k tokens). The RULER
+    scores count the values written, whatever else is. Trained this way for 362 steps at 1k on a CPU, though, the
+    probe wrote one key's value and then more values instead of the next key, and scored below the same training
+    without keys (EVAL.md, "Where the probes miss the multi-answer tasks")."""
     return " " + ", ".join(f"{key} is: {', '.join(values)}" for key, values in entries) + "."
 
 
