@@ -23,6 +23,9 @@ stock-compiled: the first ones compile and record), tokens/s (batch / step), the
 (the weights, plus the whole KV cache for stock or AsyncTLS's sparse reads: block summaries, the labels of the kept
 blocks' tokens and the attended tokens) and the GB/s that amounts to against the H200's HBM (DESIGN.md section 4),
 the peak GPU memory, and how many steps were replayed from a graph. A run that does not fit is reported as such.
+Methods run in the order given, all in one process: a lag-1 method's copy stream slows every graph step timed
+after it in the process by about 0.3 µs a kernel (BENCHMARKS.md, "The side stream"), so list the lag-1 methods
+last, or time them in a run of their own.
 
 With random weights consecutive steps' queries are nearly unrelated, so an offloaded cache finds a third to a half
 of the wanted tokens resident, where a trained model finds 0.7-0.9 (EVAL.md's temporal locality).

@@ -27,7 +27,10 @@ layer, about the 4.8 ms of GEMMs a whole Qwen3-8B step spends): the compute a wh
 `--copy-stream-priority` and `--copy-programs` set the offload transport's copy stream priority (CUDA's
 convention: -1 high, 0 default) and the copy kernel's grid cap (0: uncapped), the two ways to share the GPU
 between the copies and that compute. `--profile N` (CUDA) profiles N more steps of each (placement, context) with
-torch.profiler and writes their kernels per step, both streams, by GPU time, to offload_decode_profile.md.
+torch.profiler and writes their kernels per step, both streams, by GPU time, to offload_decode_profile.md. A
+profile slows every step the process times after it (about 0.3 µs a graph kernel, like a second stream's work:
+BENCHMARKS.md, "The side stream"), so with --profile only the first cell's times are comparable; time without it.
+Likewise a lag-1 placement's copy stream slows the cells timed after it: time exact and lag 1 in separate runs.
 """
 
 from __future__ import annotations
@@ -313,7 +316,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--copy-programs", type=int, default=0,
                         help="cap on each copy launch's programs (0: one per piece of a block, uncapped)")
     parser.add_argument("--profile", type=int, default=0,
-                        help="CUDA: profile this many more steps per cell (offload_decode_profile.md; default: 0)")
+                        help="CUDA: profile this many more steps per cell (offload_decode_profile.md; default: 0); "
+                             "it slows the cells timed after it")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     if args.dense_layer and args.attention != "gqa":
