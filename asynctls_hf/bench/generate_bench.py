@@ -15,7 +15,9 @@ include the first steps' one-time costs (kernel compilation, CUDA-graph capture)
 tokens/s it gives (the steady state of a longer generation), the peak GPU memory, and the bytes an offloaded cache
 read back from pinned host memory for prefill attention (stats' context_read_bytes). A run that does not fit
 (CacheMemoryError before prefill, or CUDA out of memory) is reported as such and the benchmark goes on. Random
-weights: speed does not depend on their values. """
+weights: speed does not depend on their values. Runs go in the order given, in one process: a lag-1 run's copy
+stream slows every graph step of the runs after it (BENCHMARKS.md, "The side stream"), so give lag-1 runs last.
+"""
 
 from __future__ import annotations
 
