@@ -137,10 +137,11 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(ASYNCTLS_SETTINGS)}: one cache each, filled in turn")
     parser.add_argument("--actions", type=lambda text: text.split(","), required=True)
     parser.add_argument("--one-stream", action="store_true",
-                        help="offloaded caches copy and write their store on the current stream, no side stream")
+                        help="offloaded caches copy and write their store on the current stream, no side stream (since "
+                             "2026-12-03 exact mode's default; this forces it for lag 1 too)")
     args = parser.parse_args()
     if args.one_stream:
-        cache_module.default_transport = lambda device: CudaStreamTransport(
+        cache_module.default_transport = lambda device, side_stream=True: CudaStreamTransport(
             device, stream=torch.cuda.current_stream(device))
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda")
