@@ -13,3 +13,6 @@ D=eval_results/2026-12-03_cpu_probes_answer-positions
 for task in niah_multivalue niah_multiquery; do
   python $D/answer_positions.py /tmp/p_lr1k 1024 $task > $D/list-recall-1k/${task}_1k.txt
 done
+python -m asynctls_hf.eval --model /tmp/p_lr1k --methods full --tasks niah_multivalue,niah_multiquery,niah_single_2 \
+  --context-lengths 4096 --samples 20 --out /tmp/eval_lr1k
+cp -r /tmp/eval_lr1k/p_lr1k $D/list-recall-1k/eval
