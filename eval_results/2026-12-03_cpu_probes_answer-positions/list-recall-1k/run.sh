@@ -15,4 +15,6 @@ for task in niah_multivalue niah_multiquery; do
 done
 python -m asynctls_hf.eval --model /tmp/p_lr1k --methods full --tasks niah_multivalue,niah_multiquery,niah_single_2 \
   --context-lengths 4096 --samples 20 --out /tmp/eval_lr1k
+python -m asynctls_hf.eval --model /tmp/p_lr1k --methods full --tasks niah_multivalue,niah_multiquery \
+  --context-lengths 16384 --samples 20 --out /tmp/eval_lr1k
 cp -r /tmp/eval_lr1k/p_lr1k $D/list-recall-1k/eval
