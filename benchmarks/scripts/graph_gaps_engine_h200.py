@@ -26,13 +26,9 @@ from benchmarks.scripts.graph_gaps_h200 import decode_like_step, gaps_and_time, 
 CONTEXT, GROUPS, WIDTH, PICKS, SLOTS = 98304, 8, 128, 944, 8192
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda")
-    tiny = tiny_tensors(device)
+def engines_for(device: torch.device) -> tuple[list[OffloadEngine], torch.Tensor, torch.Tensor]:
+    """Four exact token-granularity engines over pinned 96k-token, 8-group stores, and the positions [1, 8, 128 +
+    PICKS] (the window, then random picks) and validity a step of theirs translates."""
     transport = CudaStreamTransport(device)
     engines = []
     for _ in range(4):
@@ -45,9 +41,19 @@ def main() -> None:
         engines.append(engine)
     torch.cuda.synchronize()
     generator = torch.Generator().manual_seed(0)
-    positions = torch.stack([torch.randperm(CONTEXT, generator=generator)[:PICKS] for _ in range(GROUPS)])
-    positions = torch.cat([torch.arange(128).expand(GROUPS, -1), positions], dim=1)[None].to(device)
-    valid = torch.ones_like(positions, dtype=torch.bool)
+    picks = torch.stack([torch.randperm(CONTEXT, generator=generator)[:PICKS] for _ in range(GROUPS)])
+    positions = torch.cat([torch.arange(128).expand(GROUPS, -1), picks], dim=1)[None].to(device)
+    return engines, positions, torch.ones_like(positions, dtype=torch.bool)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda")
+    tiny = tiny_tensors(device)
+    engines, positions, valid = engines_for(device)
     selected = positions[..., 128:].contiguous()
 
     def step(extra=None) -> None:

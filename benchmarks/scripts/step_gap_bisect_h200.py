@@ -38,12 +38,9 @@ from asynctls_hf.bench.decode_step_bench import (
 from asynctls_hf.bench.generate_bench import model_config
 from asynctls_hf.bench.profile_step import profiled_timeline
 from asynctls_hf.config import AsyncTLSConfig
-from asynctls_hf.offload.engine import OffloadEngine
-from asynctls_hf.offload.store import HostBlockStore
-from asynctls_hf.offload.transport import CudaStreamTransport
+from benchmarks.scripts.graph_gaps_engine_h200 import engines_for
 
 CONTEXT, BATCH, WARMUP, STEPS, PROFILED = 98304, 1, 4, 12, 2
-GROUPS, WIDTH, PICKS, SLOTS = 8, 128, 944, 8192
 
 
 def step_gaps(timeline) -> dict:
@@ -63,26 +60,6 @@ def step_gaps(timeline) -> dict:
     return {"kernels": len(step), "kernel_ms": sum(end - start for _, start, end, _ in step) / 1e3,
             "median_gap_us": statistics.median(gaps), "mean_gap_us": statistics.mean(gaps),
             "overlaps": sum(gap < -0.01 for gap in gaps), "rsqrt_us": statistics.median(rsqrt) if rsqrt else 0.0}
-
-
-def engines_for(device: torch.device) -> tuple[list[OffloadEngine], torch.Tensor, torch.Tensor]:
-    """Four exact token-granularity engines over pinned 96k-token, 8-group stores, and the positions [1, 8, 128 +
-    PICKS] (the window, then random picks) and validity a step of theirs translates."""
-    transport = CudaStreamTransport(device)
-    engines = []
-    for _ in range(4):
-        store = HostBlockStore(1, GROUPS, WIDTH, WIDTH, 64, DTYPE, capacity_tokens=CONTEXT,
-                               write_stream=transport.stream)
-        chunk = torch.randn(1, GROUPS, CONTEXT, WIDTH, device=device, dtype=DTYPE)
-        engine = OffloadEngine(store, SLOTS, transport, device, window_tokens=128, granularity="token")
-        engine.append(chunk, chunk)
-        engine.finish_pending()
-        engines.append(engine)
-    torch.cuda.synchronize()
-    generator = torch.Generator().manual_seed(0)
-    picks = torch.stack([torch.randperm(CONTEXT, generator=generator)[:PICKS] for _ in range(GROUPS)])
-    positions = torch.cat([torch.arange(128).expand(GROUPS, -1), picks], dim=1)[None].to(device)
-    return engines, positions, torch.ones_like(positions, dtype=torch.bool)
 
 
 def measure(model, method: str, extra=None, keep: bool = False) -> tuple[dict, object]:
