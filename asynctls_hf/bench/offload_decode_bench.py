@@ -234,14 +234,16 @@ def profile_report(rows: list[dict], top: int = 30) -> str:
     return "# Kernels per decode step\n\n" + "\n\n".join(sections) + "\n"
 
 
-def transport_for(args, side_stream: bool, device: torch.device) -> Transport:
+def transport_for(args, side_stream: bool, graph_only: bool, device: torch.device) -> Transport:
     """The offload transport on `device` with the copy stream priority and grid cap asked for; with a copy stream
-    only where the placement has one (`side_stream`: lag 1, as the package's default_transport)."""
+    only where the placement has one (`side_stream`: lag 1), used only inside captured steps when `graph_only`
+    (graphed), as the package's default_transport."""
     if device.type != "cuda":
         return default_transport(device)
     if not side_stream:
         return CudaStreamTransport(device, side_stream=False, copy_programs=args.copy_programs or None)
-    return CudaStreamTransport(device, priority=args.copy_stream_priority, copy_programs=args.copy_programs or None)
+    return CudaStreamTransport(device, priority=args.copy_stream_priority, copy_programs=args.copy_programs or None,
+                               graph_only=graph_only)
 
 
 def measure_placement(name: str, args, config, device: torch.device) -> list[dict]:
@@ -251,7 +253,8 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
     placement_config = config.replace(**PLACEMENTS[name])
     cache = AsyncTLSCache(
         [shape.geometry] * layers, placement_config, max_length=max_length,
-        transport_factory=functools.partial(transport_for, args, placement_config.prefetch_lag > 0),
+        transport_factory=functools.partial(transport_for, args, placement_config.prefetch_lag > 0,
+                                            device.type == "cuda" and config.cuda_graph),
     )
     cache.plan_placement(args.batch, DTYPE, [device] * layers)
     cache.observe_attention_mask(None, args.batch, 1, device)

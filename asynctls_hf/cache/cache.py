@@ -59,10 +59,13 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
-def default_transport(device: torch.device, side_stream: bool = True) -> Transport:
-    """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, or with
-    side_stream False none: copies and store writes on the current stream), synchronous copies elsewhere."""
-    return CudaStreamTransport(device, side_stream=side_stream) if device.type == "cuda" else SyncTransport()
+def default_transport(device: torch.device, side_stream: bool = True, graph_only: bool = False) -> Transport:
+    """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, used only
+    inside CUDA-graph captures when `graph_only`; or with side_stream False none: copies and store writes on the
+    current stream), synchronous copies elsewhere."""
+    if device.type != "cuda":
+        return SyncTransport()
+    return CudaStreamTransport(device, side_stream=side_stream, graph_only=side_stream and graph_only)
 
 
 class AsyncTLSCache(Cache):
@@ -77,9 +80,9 @@ class AsyncTLSCache(Cache):
     `plan_placement` (which generate() calls before prefill, knowing the batch and max_length) decides; a cache
     never planned stays resident under "auto". Offloaded layers on a device share one transport, made by
     `transport_factory(device)` (default_transport: a CudaStreamTransport on CUDA, with one copy stream for
-    prefetch_lag 1 and none in exact mode, whose copies run on the compute stream anyway: a side stream's use
-    slows every later CUDA-graph step of the process, CudaStreamTransport; synchronous copies on a CPU device, the
-    tests).
+    prefetch_lag 1 and none in exact mode, whose copies run on the compute stream anyway: a side stream's eager use
+    slows every later CUDA-graph step of the process, CudaStreamTransport; with config.cuda_graph the copy stream
+    runs only inside captured steps; synchronous copies on a CPU device, the tests).
 
     `block_recorder`, None unless set, is called at each sparse decode step of each layer (after block
     filtering) as block_recorder(layer_idx, kept_blocks, kept_valid): kept_blocks [B, NG, Kb] are the block
@@ -98,7 +101,7 @@ class AsyncTLSCache(Cache):
     ):
         self.config = config if config is not None else AsyncTLSConfig()
         self.transport_factory = transport_factory or functools.partial(
-            default_transport, side_stream=self.config.prefetch_lag > 0)
+            default_transport, side_stream=self.config.prefetch_lag > 0, graph_only=self.config.cuda_graph)
         self.max_length = max_length
         super().__init__(
             layers=[

@@ -70,7 +70,7 @@ class OffloadedKV:
         self.ring_tokens, window_tokens = window_layout(config)
         store = HostBlockStore(
             batch, num_groups, key_width, value_width, config.block_size, dtype, values_in_keys=values_in_keys,
-            capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda", write_stream=transport.stream,
+            capacity_tokens=capacity_tokens, pin_memory=device.type == "cuda", write_stream=transport.write_stream,
         )
         self.engine = OffloadEngine(
             store, offload_slots(config), transport, device, prefetch_lag=config.prefetch_lag,

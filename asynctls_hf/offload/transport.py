@@ -43,6 +43,7 @@ class WaitTimer:
 
 class Transport(Protocol):
     stream: torch.cuda.Stream | None  # the side stream the copies run on (None: the current stream)
+    write_stream: torch.cuda.Stream | None  # the stream the store's writes run on (None: the current stream)
 
     def copy_blocks(
         self,
@@ -100,6 +101,7 @@ class SyncTransport:
     tests), or any device where the pinned store is not readable from a kernel."""
 
     stream = None
+    write_stream = None
 
     def copy_blocks(
         self,
@@ -139,6 +141,11 @@ class CudaStreamTransport:
     measured on an H200; BENCHMARKS.md, "The side stream"), the resident step's included. `copy_programs` caps
     each copy launch's grid (None: one program per tile of rows, see ops.copy_rows), which decides how much of the
     GPU the copies take from the compute running beside them.
+
+    `graph_only` (with a side stream): the copy stream runs work only inside CUDA-graph captures, where the copies
+    become a branch of the captured step that its replays run beside the compute; copies issued outside a capture
+    (the eager steps before it) run inline and the store's writes run on the current stream (`write_stream` None),
+    so the process never runs eager work on a second stream.
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class CudaStreamTransport:
         priority: int = 0,
         copy_programs: int | None = None,
         side_stream: bool = True,
+        graph_only: bool = False,
     ):
         if stream is not None and not side_stream:
             raise ValueError("CudaStreamTransport got a stream and side_stream=False; pass one or the other")
@@ -156,6 +164,8 @@ class CudaStreamTransport:
         self.stream = None
         if side_stream:
             self.stream = stream if stream is not None else torch.cuda.Stream(self.device, priority=priority)
+        self.write_stream = None if graph_only else self.stream
+        self.graph_only = graph_only
         self.copy_programs = copy_programs
         self.forked_in_capture = False  # copies issued while a CUDA graph is being captured, not yet joined
 
@@ -177,14 +187,15 @@ class CudaStreamTransport:
     ) -> PendingCopy:
         if not store.pin_memory:
             raise ValueError("CudaStreamTransport reads the store from a kernel: the store must be pinned")
-        if inline or self.stream is None:
+        capturing = torch.cuda.is_current_stream_capturing()
+        if inline or self.stream is None or (self.graph_only and not capturing):
             BlockCopies.of(make_plan()).run(store, key_buffer, value_buffer, backend="triton",
                                             programs=self.copy_programs)
             return PendingCopy()
         pending = PendingCopy()
         issued = torch.cuda.Event()
         issued.record()
-        self.forked_in_capture |= torch.cuda.is_current_stream_capturing()
+        self.forked_in_capture |= capturing
         for tensor in reads:
             tensor.record_stream(self.stream)
         with torch.cuda.stream(self.stream):

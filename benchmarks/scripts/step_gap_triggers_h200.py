@@ -141,7 +141,7 @@ def main() -> None:
                              "2026-12-03 exact mode's default; this forces it for lag 1 too)")
     args = parser.parse_args()
     if args.one_stream:
-        cache_module.default_transport = lambda device, side_stream=True: CudaStreamTransport(
+        cache_module.default_transport = lambda device, side_stream=True, graph_only=False: CudaStreamTransport(
             device, stream=torch.cuda.current_stream(device))
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda")

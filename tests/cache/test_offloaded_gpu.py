@@ -68,22 +68,28 @@ def test_exact_mode_with_a_high_priority_stream_and_a_capped_copy_grid_equals_re
     model = tiny_qwen3().cuda()
     resident = generate(model, 64, cuda_graph=True)
     monkeypatch.setattr(asynctls_hf.cache.cache, "default_transport",  # a copy stream even in exact mode
-                        lambda device, side_stream: CudaStreamTransport(device, priority=-1, copy_programs=3))
+                        lambda device, side_stream, graph_only: CudaStreamTransport(device, priority=-1,
+                                                                                    copy_programs=3))
     offloaded = generate(model, 64, offload=True, prefetch_lag=0, cuda_graph=True)
     assert_same_scores_exactly(resident, offloaded)
     transport = next(iter(returned_cache(offloaded)._transports.values()))
     assert transport.copy_programs == 3 and transport.stream.priority < 0
 
 
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["eager", "graphed"])
 @pytest.mark.parametrize("lag", [0, 1])
-def test_only_lag_1_uses_a_side_stream(lag):
-    """Exact mode copies and writes its store on the compute stream: no second stream runs work in the process,
-    which would slow every later graph replay (CudaStreamTransport)."""
+def test_only_lag_1_uses_a_side_stream_and_graphed_only_in_captures(lag, cuda_graph):
+    """Exact mode copies and writes its store on the compute stream; graphed lag 1 copies on its side stream only
+    inside captured steps and writes its store on the compute stream: no second stream runs eager work, which would
+    slow every later graph replay (CudaStreamTransport)."""
     model = tiny_qwen3().cuda()
-    offloaded = generate(model, 8, offload=True, prefetch_lag=lag)
-    layer = returned_cache(offloaded).layers[0].offloaded
+    offloaded = generate(model, 8, offload=True, prefetch_lag=lag, cuda_graph=cuda_graph)
+    cache = returned_cache(offloaded)
+    layer = cache.layers[0].offloaded
     assert (layer.engine.transport.stream is None) == (lag == 0)
-    assert (layer.store.write_stream is None) == (lag == 0)
+    assert layer.engine.transport.graph_only == (lag == 1 and cuda_graph)
+    assert (layer.store.write_stream is None) == (lag == 0 or cuda_graph)
+    assert cache.stats()["graph_replays"] == (6 if cuda_graph else 0)
 
 
 LAGGED_REFERENCE = {"block": LaggedSelection, "token": LaggedTokenSelection}
@@ -98,12 +104,16 @@ def test_lag_1_equals_the_lagged_selection_reference(build, granularity):
     assert_same_scores_exactly(reference, offloaded)
 
 
-@pytest.mark.parametrize(("lag", "granularity"), [(0, "block"), (1, "block"), (0, "token"), (1, "token")])
-def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag, granularity):
+@pytest.mark.parametrize(("lag", "granularity", "cuda_graph"), [
+    (0, "block", False), (1, "block", False), (0, "token", False), (1, "token", False),
+    (1, "block", True), (1, "token", True),
+], ids=lambda value: {False: "eager", True: "graphed"}.get(value, str(value)) if isinstance(value, bool) else None)
+def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag, granularity, cuda_graph):
     """Sleep a random while on the copy stream before each upload and on the compute stream before each step's
     selection: a missing event would let attention read a slot before its copy lands, or a copy overwrite a slot
     a step still reads. (Exact mode copies on the compute stream: there the copy stream's sleeps delay only the
-    prefill's writes to the store.)"""
+    prefill's writes to the store. Graphed, the sleeps inside the capture are replayed with it: the copy branch of
+    every replayed step runs late.)"""
     model = tiny_qwen3().cuda()
     reference = (
         generate(model, 48) if lag == 0
@@ -136,10 +146,13 @@ def test_random_delays_on_both_streams_change_nothing(monkeypatch, lag, granular
         engine_class = asynctls_hf.offload.OffloadEngine
         monkeypatch.setattr(engine_class, name, delayed_on_compute(getattr(engine_class, name)))
     monkeypatch.setattr(asynctls_hf.offload.HostBlockStore, "_write_from_device", delayed_write)
-    offloaded = generate(model, 48, offload=True, prefetch_lag=lag, offload_granularity=granularity)
+    offloaded = generate(model, 48, offload=True, prefetch_lag=lag, offload_granularity=granularity,
+                         cuda_graph=cuda_graph)
     assert_same_scores_exactly(reference, offloaded)
-    waited = returned_cache(offloaded).stats()["copy_wait_seconds"]
-    assert waited > 0 if lag else waited == 0  # exact mode copies on the compute stream itself
+    stats = returned_cache(offloaded).stats()
+    assert stats["graph_replays"] == (46 if cuda_graph else 0)
+    # exact mode copies on the compute stream itself; a replayed step's wait is not timed (no events in a graph)
+    assert stats["copy_wait_seconds"] > 0 if lag and not cuda_graph else stats["copy_wait_seconds"] == 0
 
 
 @pytest.mark.parametrize("delayed", [False, True], ids=["prompt", "delayed-writes"])
