@@ -41,7 +41,7 @@ def main() -> None:
         for sample in samples:
             prompt = sample["input"]
             keys = re.findall(r"special magic numbers for ([\w-]+) is", prompt)
-            for key, noun in zip(keys, rng.sample(NOUNS, len(keys))):
+            for key, noun in zip(keys, rng.sample(NOUNS, len(keys)), strict=True):
                 prompt = prompt.replace(key, rewrite(key, noun))
             inputs = tokenizer(prompt, return_tensors="pt")
             with torch.no_grad():

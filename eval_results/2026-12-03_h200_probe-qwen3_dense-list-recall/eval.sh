@@ -1,5 +1,5 @@
 #!/bin/bash
-# Full attention on needle tasks for the continued probe B (run.sh's training; its weights are in B/), 20 samples,
+# Full attention on needle tasks for a continued probe, $MODEL (default: B/, run.sh's training), 20 samples,
 # float32, one process per (task, length). Each argument is a wave of task@length cells run at once; the waves run
 # in turn. Back: $OUT/eval.tar. The two H200 calls of 2026-12-03:
 #   1. the six needle tasks at 16k in one wave, then at 32k in two waves of three; five cells ran out of GPU memory
@@ -13,8 +13,9 @@
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall; E=/tmp/eval; mkdir -p $E
+MODEL=${MODEL:-$D/B}
 one() {  # task length
-  timeout 280 python3 -m asynctls_hf.eval --model $D/B --methods full --tasks $1 --context-lengths $2 --samples 20 \
+  timeout 280 python3 -m asynctls_hf.eval --model $MODEL --methods full --tasks $1 --context-lengths $2 --samples 20 \
     --dtype float32 --no-progress --out $E/$1_$2 > $E/$1_$2.log 2>&1
   echo "[$SECONDS s] $1 $2 rc=$?"
 }
@@ -22,5 +23,5 @@ for wave in "$@"; do
   for cell in ${wave//,/ }; do one ${cell%@*} ${cell#*@} & done
   wait
 done
-for f in $E/*/B/results.md; do echo "$f: $(grep '^| full' $f)"; done
+for f in $E/*/$(basename $MODEL)/results.md; do echo "$f: $(grep '^| full' $f)"; done
 cd $E && tar cf $OUT/eval.tar .
