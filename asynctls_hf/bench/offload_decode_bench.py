@@ -253,8 +253,7 @@ def measure_placement(name: str, args, config, device: torch.device) -> list[dic
     placement_config = config.replace(**PLACEMENTS[name])
     cache = AsyncTLSCache(
         [shape.geometry] * layers, placement_config, max_length=max_length,
-        transport_factory=functools.partial(transport_for, args, placement_config.prefetch_lag > 0,
-                                            device.type == "cuda" and config.cuda_graph),
+        transport_factory=functools.partial(transport_for, args, placement_config.prefetch_lag > 0, config.cuda_graph),
     )
     cache.plan_placement(args.batch, DTYPE, [device] * layers)
     cache.observe_attention_mask(None, args.batch, 1, device)

@@ -65,7 +65,7 @@ def default_transport(device: torch.device, side_stream: bool = True, graph_only
     current stream), synchronous copies elsewhere."""
     if device.type != "cuda":
         return SyncTransport()
-    return CudaStreamTransport(device, side_stream=side_stream, graph_only=side_stream and graph_only)
+    return CudaStreamTransport(device, side_stream=side_stream, graph_only=graph_only)
 
 
 class AsyncTLSCache(Cache):

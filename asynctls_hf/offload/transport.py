@@ -142,10 +142,10 @@ class CudaStreamTransport:
     each copy launch's grid (None: one program per tile of rows, see ops.copy_rows), which decides how much of the
     GPU the copies take from the compute running beside them.
 
-    `graph_only` (with a side stream): the copy stream runs work only inside CUDA-graph captures, where the copies
-    become a branch of the captured step that its replays run beside the compute; copies issued outside a capture
-    (the eager steps before it) run inline and the store's writes run on the current stream (`write_stream` None),
-    so the process never runs eager work on a second stream.
+    `graph_only` (with a side stream; without one it changes nothing): the copy stream runs work only inside
+    CUDA-graph captures, where the copies become a branch of the captured step that its replays run beside the
+    compute; copies issued outside a capture (the eager steps before it) run inline and the store's writes run on
+    the current stream (`write_stream` None), so the process never runs eager work on a second stream.
     """
 
     def __init__(
@@ -164,8 +164,8 @@ class CudaStreamTransport:
         self.stream = None
         if side_stream:
             self.stream = stream if stream is not None else torch.cuda.Stream(self.device, priority=priority)
-        self.write_stream = None if graph_only else self.stream
-        self.graph_only = graph_only
+        self.graph_only = graph_only and self.stream is not None
+        self.write_stream = None if self.graph_only else self.stream
         self.copy_programs = copy_programs
         self.forked_in_capture = False  # copies issued while a CUDA graph is being captured, not yet joined
 

@@ -189,6 +189,7 @@ def test_exact_mode_transport_on_cuda_has_no_side_stream():
     cache = asynctls_hf.AsyncTLSCache.for_model(tiny_qwen3(), asynctls_hf.AsyncTLSConfig(offload=True, prefetch_lag=0))
     transport = cache.transport_factory(torch.device("cuda"))
     assert isinstance(transport, CudaStreamTransport) and transport.stream is None
+    assert cache.config.cuda_graph and not transport.graph_only and transport.write_stream is None
     with pytest.raises(ValueError, match="side_stream=False"):
         CudaStreamTransport("cuda", stream=object(), side_stream=False)
 
