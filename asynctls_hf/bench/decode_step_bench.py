@@ -4,7 +4,7 @@ from a CUDA graph, and graphed with the cache offloaded, in one run.
     asynctls-hf bench decode-step [--model qwen3-8b|glm-4.7-flash] [--context-lengths 1k,48k,96k]
         [--batches 1,4,8]
         [--methods stock,eager,graphed,graphed-offload,graphed-offload-token,graphed-offload-token-lag1,stock-compiled]
-        [--steps 32] [--warmup 4] [--query-smoothing 0.3]
+        [--steps 32] [--warmup 4] [--query-smoothing 0.3] [--copy-programs 0]
         [--out DIR] [AsyncTLS settings]
 
 Methods: stock (the unpatched model, sdpa, DynamicCache), eager (AsyncTLS, cuda_graph=False), graphed (AsyncTLS, the
@@ -32,13 +32,15 @@ of the wanted tokens resident, where a trained model finds 0.7-0.9 (EVAL.md's te
 `--query-smoothing BETA` makes consecutive queries related as a trained model's are, for every method alike: each
 attention layer's query projection output is replaced by its running mean, q_t = (1 - BETA) q_(t-1) + BETA
 proj(x_t) (two elementwise kernels per layer; 1, the default, leaves the model as it is). The hit rate column
-shows what a setting gives.
+shows what a setting gives. `--copy-programs N` caps each offload copy launch at N programs (as `bench
+offload-decode`'s option), so that lag 1's copies, a branch of the captured step, leave SMs to the compute beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import statistics
 import time
@@ -51,6 +53,7 @@ import asynctls_hf
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench.generate_bench import did_not_fit, model_config
 from asynctls_hf.bench.offload_transfer_bench import markdown_table, write_results
+from asynctls_hf.cache.cache import default_transport
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 
 DTYPE = torch.bfloat16
@@ -130,10 +133,16 @@ def filled_stock_cache(model, batch: int, context: int, device: torch.device,
     return cache
 
 
-def filled_asynctls_cache(model, batch: int, context: int, max_length: int, device: torch.device):
+def filled_asynctls_cache(model, batch: int, context: int, max_length: int, device: torch.device,
+                          copy_programs: int | None = None):
     """An AsyncTLSCache for the patched `model` (placed as its config says) holding `context` random tokens per
-    layer, indexed as prefill indexes them."""
+    layer, indexed as prefill indexes them; an offloaded one's copy launches capped at `copy_programs` programs
+    (None: default_transport's, uncapped)."""
     cache = asynctls_hf.AsyncTLSCache.for_model(model, max_length=max_length)
+    if copy_programs is not None:
+        cache.transport_factory = functools.partial(
+            default_transport, side_stream=cache.config.prefetch_lag > 0, graph_only=cache.config.cuda_graph,
+            copy_programs=copy_programs)
     cache.plan_placement(batch, DTYPE, [device] * len(cache.layers))
     cache.observe_attention_mask(None, batch, context, device)
     generator = torch.Generator(device).manual_seed(context + batch)
@@ -231,7 +240,8 @@ def measure(model, method: str, batch: int, context: int, args, config) -> dict:
                 times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps)
             else:
                 with asynctls_hf.patched(model, config.replace(**ASYNCTLS_SETTINGS[method])):
-                    cache = filled_asynctls_cache(model, batch, context, context + args.warmup + args.steps + 1, device)
+                    cache = filled_asynctls_cache(model, batch, context, context + args.warmup + args.steps + 1, device,
+                                                  args.copy_programs or None)
                     times = time_forward_steps(model, cache, batch, context, args.warmup, args.steps,
                                                on_timing_start=cache.reset_stats)
                     stats = cache.stats()
@@ -268,6 +278,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "so consecutive steps want overlapping tokens as a trained model's do (default: 1, off)")
     parser.add_argument("--out", type=Path, default=Path("decode_step_results"),
                         help="folder for decode_step.json and decode_step.md")
+    parser.add_argument("--copy-programs", type=int, default=0,
+                        help="cap on each offload copy launch's programs, leaving the rest of the GPU to the compute "
+                             "beside lag 1's copies (default: 0, uncapped)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     unknown = set(args.methods) - set(METHODS)
@@ -275,6 +288,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; the methods are {', '.join(METHODS)}")
     if not 0.0 < args.query_smoothing <= 1.0:
         parser.error(f"--query-smoothing is a share in (0, 1], got {args.query_smoothing}")
+    if args.copy_programs < 0:
+        parser.error(f"--copy-programs must be 0 (uncapped) or positive, got {args.copy_programs}")
     return args
 
 

@@ -10,7 +10,9 @@ replays as nodes of their own, included), its launches and GPU time per step and
 its launches (nothing running on any stream: a launch waiting on the one before it, or on the host), the kernel
 count and kernel time per step, and the step's wall time. `--query-smoothing` as in `bench decode-step` (a trained
 model's hit rate for an offloaded cache). `--timeline FILE` writes every profiled kernel as a CSV line (name, start
-µs, end µs, stream), for comparing two steps' timelines.
+µs, end µs, stream), for comparing two steps' timelines. When kernels ran on more than one stream (lag 1's copies),
+a table per stream follows: its launches and busy time per step, and how much of that another stream was busy too
+(whether the copies ran beside the compute or after it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,46 @@ def kernel_table(kernels: list[tuple[str, float, float]], steps: int) -> tuple[l
     rows = sorted(((name, len(times) / steps, sum(times) / steps, idle_before[name] / steps)
                    for name, times in by_name.items()), key=lambda row: -row[2])
     return rows, sum(row[1] for row in rows), sum(row[2] for row in rows)
+
+
+def busy_intervals(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(start, end) intervals -> their union as disjoint (start, end) intervals, by start."""
+    union: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if union and start <= union[-1][1]:
+            union[-1] = (union[-1][0], max(union[-1][1], end))
+        else:
+            union.append((start, end))
+    return union
+
+
+def overlap_us(first: list[tuple[float, float]], second: list[tuple[float, float]]) -> float:
+    """Time two unions of disjoint intervals (busy_intervals) share, in their unit."""
+    shared, i, j = 0.0, 0, 0
+    while i < len(first) and j < len(second):
+        shared += max(0.0, min(first[i][1], second[j][1]) - max(first[i][0], second[j][0]))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return shared
+
+
+def stream_table(timeline: list[tuple[str, float, float, int]], steps: int) -> list[tuple[int, float, float, float]]:
+    """timeline: (name, start µs, end µs, stream) of every kernel profiled. Returns per stream, most launches first,
+    (stream, launches per step, busy µs per step, µs per step of that during which another stream was busy too);
+    busy time counts overlapping kernels of the stream once."""
+    by_stream: dict[int, list[tuple[float, float]]] = {}
+    for _, start, end, stream in timeline:
+        by_stream.setdefault(stream, []).append((start, end))
+    unions = {stream: busy_intervals(intervals) for stream, intervals in by_stream.items()}
+    rows = []
+    for stream, union in unions.items():
+        others = busy_intervals([interval for other, intervals in unions.items() if other != stream
+                                 for interval in intervals])
+        rows.append((stream, len(by_stream[stream]) / steps, sum(end - start for start, end in union) / steps,
+                     overlap_us(union, others) / steps))
+    return sorted(rows, key=lambda row: -row[1])
 
 
 def profiled_kernels(profiler) -> list[tuple[str, float, float]]:
@@ -103,12 +145,13 @@ def main(argv=None) -> int:
                 max_length = args.context + 2 * (WARMUP_STEPS + args.steps) + 1
                 cache = filled_asynctls_cache(model, args.batch, args.context, max_length, device)
                 step_times, profiler = profiled_steps(model, cache, args)
-    rows, kernels, kernel_us = kernel_table(profiled_kernels(profiler), args.steps)
+    timeline = profiled_timeline(profiler)
+    rows, kernels, kernel_us = kernel_table([(name, start, end) for name, start, end, _ in timeline], args.steps)
     if args.timeline:
         with open(args.timeline, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(("name", "start_us", "end_us", "stream"))
-            writer.writerows(profiled_timeline(profiler))
+            writer.writerows(timeline)
     print(f"{args.model} {args.method} context {args.context} batch {args.batch} "
           f"query smoothing {args.query_smoothing}")
     print(f"{'kernel':100s} {'per step':>8s} {'µs/step':>9s} {'idle before':>11s}")
@@ -118,6 +161,11 @@ def main(argv=None) -> int:
     idle_ms = sum(row[3] for row in rows) / 1e3
     print(f"kernels per step: {kernels:.0f}; kernel time per step {kernel_us / 1e3:.2f} ms; idle between kernels "
           f"{idle_ms:.2f} ms; step wall time (median, unprofiled) {step_ms:.2f} ms")
+    streams = stream_table(timeline, args.steps)
+    if len(streams) > 1:
+        print(f"{'stream':>8s} {'launches/step':>14s} {'busy µs/step':>13s} {'beside another stream µs/step':>30s}")
+        for stream, launches, busy, beside in streams:
+            print(f"{stream:8d} {launches:14.1f} {busy:13.1f} {beside:30.1f}")
     return 0
 
 

@@ -59,13 +59,15 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
-def default_transport(device: torch.device, side_stream: bool = True, graph_only: bool = False) -> Transport:
+def default_transport(device: torch.device, side_stream: bool = True, graph_only: bool = False,
+                      copy_programs: int | None = None) -> Transport:
     """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, used only
     inside CUDA-graph captures when `graph_only`; or with side_stream False none: copies and store writes on the
-    current stream), synchronous copies elsewhere."""
+    current stream; each copy launch's grid capped at `copy_programs`, None: uncapped), synchronous copies
+    elsewhere."""
     if device.type != "cuda":
         return SyncTransport()
-    return CudaStreamTransport(device, side_stream=side_stream, graph_only=graph_only)
+    return CudaStreamTransport(device, side_stream=side_stream, graph_only=graph_only, copy_programs=copy_programs)
 
 
 class AsyncTLSCache(Cache):

@@ -56,3 +56,20 @@ def test_smoothed_queries_are_the_running_mean_of_the_projections(build):
     torch.testing.assert_close(outputs[0], raw[0])
     with torch.no_grad():  # the hooks are gone
         torch.testing.assert_close(projections[0](inputs[2]), raw[2])
+
+
+def test_copy_programs_reach_the_offloaded_caches_transport(monkeypatch):
+    import asynctls_hf
+
+    monkeypatch.setattr(decode_step_bench, "DTYPE", torch.float32)
+    model = tiny_qwen3()
+    config = asynctls_hf.AsyncTLSConfig(offload=True, cuda_graph=False, block_size=16, top_blocks=4, sink_tokens=4,
+                                        local_tokens=16, token_budget=40)
+    with asynctls_hf.patched(model, config):
+        cache = decode_step_bench.filled_asynctls_cache(model, 2, 40, 48, torch.device("cpu"), copy_programs=6)
+        assert cache.offloaded
+        # On the CPU copies are synchronous; the factory builds a CUDA device's transport with the cap (no stream in
+        # exact mode, so nothing touches a GPU).
+        assert cache.transport_factory(torch.device("cuda")).copy_programs == 6
+    with pytest.raises(SystemExit):
+        decode_step_bench.parse_args(["--copy-programs", "-1"])

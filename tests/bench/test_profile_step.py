@@ -6,7 +6,7 @@ import pytest
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
-from asynctls_hf.bench.profile_step import kernel_table, profiled_timeline
+from asynctls_hf.bench.profile_step import kernel_table, profiled_timeline, stream_table
 
 
 def test_idle_time_is_counted_before_the_launch_that_ends_it():
@@ -37,3 +37,11 @@ def test_the_timeline_lists_kernels_copies_and_fills_of_every_stream_by_start():
 
     assert profiled_timeline(Recorded()) == [("copy_rows", 2.0, 6.0, 13), ("gemm", 5.0, 9.0, 7),
                                              ("Memcpy DtoD (Device -> Device)", 9.5, 10.0, 7)]
+
+
+def test_each_stream_counts_its_busy_time_once_and_the_time_another_stream_was_busy_beside_it():
+    # One step: stream 7 runs a, b (overlapping each other: busy 0-12) and d (20-30); stream 13 runs the copy c
+    # from 10 to 22, beside a/b for 2 µs and beside d for 2 µs.
+    timeline = [("a", 0.0, 8.0, 7), ("b", 5.0, 12.0, 7), ("c", 10.0, 22.0, 13), ("d", 20.0, 30.0, 7)]
+    assert stream_table(timeline, steps=1) == [(7, 3.0, 22.0, 4.0), (13, 1.0, 12.0, 4.0)]
+    assert stream_table(timeline[:2], steps=2) == [(7, 1.0, 6.0, 0.0)]
