@@ -14,6 +14,7 @@ from asynctls_hf.cache.offloaded import window_positions
 from asynctls_hf.config import AsyncTLSConfig
 from asynctls_hf.offload import CudaStreamTransport, Placement, SyncTransport, Transport, plan_placement
 from asynctls_hf.offload.plan import CacheMemoryError, device_usable, free_device_memory, host_available_memory
+from asynctls_hf.ops.triton_common import multiprocessor_count
 
 __all__ = ["AsyncTLSCache", "CacheMemoryError", "DecodePlan", "LayerGeometry", "free_device_memory"]
 
@@ -59,14 +60,23 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
+# Lag 1's copies on the side stream take at most 1 / COPY_SM_SHARE of the SMs (one program each): uncapped, the copy
+# kernel's thousands of programs crowd out the compute beside them (Qwen3-8B graphed step at 96k, batch 4, H200:
+# 14.32 ms uncapped, 11.95-12.57 ms at 24-48 programs, resident 10.60-10.95; BENCHMARKS.md, "Lag 1's copies capped").
+COPY_SM_SHARE = 5
+
+
 def default_transport(device: torch.device, side_stream: bool = True, graph_only: bool = False,
                       copy_programs: int | None = None) -> Transport:
     """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, used only
     inside CUDA-graph captures when `graph_only`; or with side_stream False none: copies and store writes on the
-    current stream; each copy launch's grid capped at `copy_programs`, None: uncapped), synchronous copies
-    elsewhere."""
+    current stream), synchronous copies elsewhere. Each copy launch's grid is capped at `copy_programs`; by default,
+    with a side stream, at a fifth of the SMs (COPY_SM_SHARE), so that the copies leave the rest to the compute beside
+    them; without one (exact mode: nothing runs beside the copies) uncapped."""
     if device.type != "cuda":
         return SyncTransport()
+    if copy_programs is None and side_stream:
+        copy_programs = max(1, multiprocessor_count(device) // COPY_SM_SHARE)
     return CudaStreamTransport(device, side_stream=side_stream, graph_only=graph_only, copy_programs=copy_programs)
 
 
