@@ -32,8 +32,8 @@ of the wanted tokens resident, where a trained model finds 0.7-0.9 (EVAL.md's te
 `--query-smoothing BETA` makes consecutive queries related as a trained model's are, for every method alike: each
 attention layer's query projection output is replaced by its running mean, q_t = (1 - BETA) q_(t-1) + BETA
 proj(x_t) (two elementwise kernels per layer; 1, the default, leaves the model as it is). The hit rate column
-shows what a setting gives. `--copy-programs N` caps each offload copy launch at N programs (as `bench
-offload-decode`'s option), so that lag 1's copies, a branch of the captured step, leave SMs to the compute beside them.
+shows what a setting gives. `--copy-programs N` caps each offload copy launch at N programs instead of the package's
+cap (default_transport: a fifth of the SMs for lag 1's copies, a branch of the captured step beside the compute).
 """
 
 from __future__ import annotations
@@ -279,8 +279,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("decode_step_results"),
                         help="folder for decode_step.json and decode_step.md")
     parser.add_argument("--copy-programs", type=int, default=0,
-                        help="cap on each offload copy launch's programs, leaving the rest of the GPU to the compute "
-                             "beside lag 1's copies (default: 0, uncapped)")
+                        help="cap on each offload copy launch's programs (default: 0, the package's cap)")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     unknown = set(args.methods) - set(METHODS)

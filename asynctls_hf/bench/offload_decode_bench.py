@@ -24,10 +24,10 @@ The attention alone leaves little compute for the offloaded copies to overlap wi
 later layers compute). `--dense-layer` (gqa) puts the Qwen3-8B layer's GEMMs around each layer's attention (the
 q/k/v and output projections and the MLP, one set of random bf16 weights shared by the layers: 384 MB read per
 layer, about the 4.8 ms of GEMMs a whole Qwen3-8B step spends): the compute a whole model gives the copies.
-`--copy-stream-priority` and `--copy-programs` set the offload transport's copy stream priority (CUDA's
-convention: -1 high, 0 default) and the copy kernel's grid cap (0: uncapped), the two ways to share the GPU
-between the copies and that compute. `--profile N` (CUDA) profiles N more steps of each (placement, context) with
-torch.profiler and writes their kernels per step, both streams, by GPU time, to offload_decode_profile.md. A
+`--copy-stream-priority` and `--copy-programs` set the offload transport's copy stream priority (CUDA's convention:
+-1 high, 0 default) and the copy kernel's grid cap (0: the package's, default_transport's), the two ways to share
+the GPU between the copies and that compute. `--profile N` (CUDA) profiles N more steps of each (placement, context)
+with torch.profiler and writes their kernels per step, both streams, by GPU time, to offload_decode_profile.md. A
 profile slows every step the process times after it (about 0.3 µs a graph kernel, like a second stream's work:
 BENCHMARKS.md, "The side stream"), so with --profile only the first cell's times are comparable; time without it.
 Likewise a lag-1 placement's copy stream slows the cells timed after it: time exact and lag 1 in separate runs.
@@ -52,7 +52,7 @@ from asynctls_hf.bench import profile_step
 from asynctls_hf.bench.offload_transfer_bench import markdown_table
 from asynctls_hf.bench.ops_bench import MODELS
 from asynctls_hf.cache import AsyncTLSCache
-from asynctls_hf.cache.cache import default_transport
+from asynctls_hf.cache.cache import default_transport, side_copy_programs
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 from asynctls_hf.graphs import StepGraph, capture_decode_step
 from asynctls_hf.offload import CudaStreamTransport, Transport
@@ -235,15 +235,16 @@ def profile_report(rows: list[dict], top: int = 30) -> str:
 
 
 def transport_for(args, side_stream: bool, graph_only: bool, device: torch.device) -> Transport:
-    """The offload transport on `device` with the copy stream priority and grid cap asked for; with a copy stream
-    only where the placement has one (`side_stream`: lag 1), used only inside captured steps when `graph_only`
-    (graphed), as the package's default_transport."""
+    """The offload transport on `device` with the copy stream priority and grid cap asked for (no cap asked: the
+    package's, side_copy_programs for lag 1's copy stream); with a copy stream only where the placement has one
+    (`side_stream`: lag 1), used only inside captured steps when `graph_only` (graphed), as the package's
+    default_transport."""
     if device.type != "cuda":
         return default_transport(device)
     if not side_stream:
         return CudaStreamTransport(device, side_stream=False, copy_programs=args.copy_programs or None)
-    return CudaStreamTransport(device, priority=args.copy_stream_priority, copy_programs=args.copy_programs or None,
-                               graph_only=graph_only)
+    return CudaStreamTransport(device, priority=args.copy_stream_priority,
+                               copy_programs=args.copy_programs or side_copy_programs(device), graph_only=graph_only)
 
 
 def measure_placement(name: str, args, config, device: torch.device) -> list[dict]:
@@ -316,7 +317,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="priority of the offload copy stream of lag-1 placements (exact ones have none): 0 "
                              "default, -1 high (CUDA: lower is higher)")
     parser.add_argument("--copy-programs", type=int, default=0,
-                        help="cap on each copy launch's programs (0: one per piece of a block, uncapped)")
+                        help="cap on each copy launch's programs (0: the package's, a fifth of the SMs for lag 1's "
+                             "copy stream, uncapped for exact copies)")
     parser.add_argument("--profile", type=int, default=0,
                         help="CUDA: profile this many more steps per cell (offload_decode_profile.md; default: 0); "
                              "it slows the cells timed after it")

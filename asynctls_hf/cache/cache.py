@@ -66,6 +66,11 @@ class DecodePlan:
 COPY_SM_SHARE = 5
 
 
+def side_copy_programs(device: torch.device) -> int:
+    """The default cap on a side-stream copy launch's programs on `device`: a fifth of its SMs."""
+    return max(1, multiprocessor_count(device) // COPY_SM_SHARE)
+
+
 def default_transport(device: torch.device, side_stream: bool = True, graph_only: bool = False,
                       copy_programs: int | None = None) -> Transport:
     """How offloaded layers on `device` copy blocks: a CudaStreamTransport on CUDA (with one copy stream, used only
@@ -76,7 +81,7 @@ def default_transport(device: torch.device, side_stream: bool = True, graph_only
     if device.type != "cuda":
         return SyncTransport()
     if copy_programs is None and side_stream:
-        copy_programs = max(1, multiprocessor_count(device) // COPY_SM_SHARE)
+        copy_programs = side_copy_programs(device)
     return CudaStreamTransport(device, side_stream=side_stream, graph_only=graph_only, copy_programs=copy_programs)
 
 

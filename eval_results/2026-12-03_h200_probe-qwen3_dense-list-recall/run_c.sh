@@ -1,5 +1,5 @@
 #!/bin/bash
-# Not run yet (for the next H200 session). Phase C: phase A's weights (A/, every recall sequence a list-recall one
+# Run 2026-12-03 (EVAL.md). Phase C: phase A's weights (A/, every recall sequence a list-recall one
 # at 1k) continued at 4k, 16k and 32k with every recall sequence a list-recall one (phase B had half, and lost part
 # of A's skill at every length), 150 s; then full attention on the six needle tasks at 16k (three at a time) and
 # 32k (one at a time) by eval.sh. Back: $OUT/C/ (weights, training.json), the log, $OUT/eval.tar.

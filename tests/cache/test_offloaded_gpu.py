@@ -81,7 +81,8 @@ def test_exact_mode_with_a_high_priority_stream_and_a_capped_copy_grid_equals_re
 def test_only_lag_1_uses_a_side_stream_and_graphed_only_in_captures(lag, cuda_graph):
     """Exact mode copies and writes its store on the compute stream; graphed lag 1 copies on its side stream only
     inside captured steps and writes its store on the compute stream: no second stream runs eager work, which would
-    slow every later graph replay (CudaStreamTransport)."""
+    slow every later graph replay (CudaStreamTransport). Lag 1's copy launches leave most SMs to the compute beside
+    them; exact mode's, with nothing beside them, are uncapped."""
     model = tiny_qwen3().cuda()
     offloaded = generate(model, 8, offload=True, prefetch_lag=lag, cuda_graph=cuda_graph)
     cache = returned_cache(offloaded)
@@ -89,6 +90,8 @@ def test_only_lag_1_uses_a_side_stream_and_graphed_only_in_captures(lag, cuda_gr
     assert (layer.engine.transport.stream is None) == (lag == 0)
     assert layer.engine.transport.graph_only == (lag == 1 and cuda_graph)
     assert (layer.store.write_stream is None) == (lag == 0 or cuda_graph)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    assert layer.engine.transport.copy_programs == (None if lag == 0 else sms // asynctls_hf.cache.cache.COPY_SM_SHARE)
     assert cache.stats()["graph_replays"] == (6 if cuda_graph else 0)
 
 
