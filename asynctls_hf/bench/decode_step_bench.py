@@ -137,7 +137,7 @@ def filled_asynctls_cache(model, batch: int, context: int, max_length: int, devi
                           copy_programs: int | None = None):
     """An AsyncTLSCache for the patched `model` (placed as its config says) holding `context` random tokens per
     layer, indexed as prefill indexes them; an offloaded one's copy launches capped at `copy_programs` programs
-    (None: default_transport's, uncapped)."""
+    (None: default_transport's cap)."""
     cache = asynctls_hf.AsyncTLSCache.for_model(model, max_length=max_length)
     if copy_programs is not None:
         cache.transport_factory = functools.partial(
@@ -288,7 +288,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0.0 < args.query_smoothing <= 1.0:
         parser.error(f"--query-smoothing is a share in (0, 1], got {args.query_smoothing}")
     if args.copy_programs < 0:
-        parser.error(f"--copy-programs must be 0 (uncapped) or positive, got {args.copy_programs}")
+        parser.error(f"--copy-programs must be 0 (the package's cap) or positive, got {args.copy_programs}")
     return args
 
 

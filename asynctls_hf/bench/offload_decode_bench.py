@@ -327,7 +327,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.dense_layer and args.attention != "gqa":
         parser.error("--dense-layer models the Qwen3-8B layer's dense GEMMs: use it with --attention gqa")
     if args.copy_programs < 0:
-        parser.error(f"--copy-programs must be 0 (uncapped) or positive, got {args.copy_programs}")
+        parser.error(f"--copy-programs must be 0 (the package's cap) or positive, got {args.copy_programs}")
     if args.profile < 0:
         parser.error(f"--profile is a number of steps, 0 (none) or more, got {args.profile}")
     return args
