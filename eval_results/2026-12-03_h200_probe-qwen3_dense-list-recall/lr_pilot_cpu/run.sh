@@ -12,3 +12,10 @@ for rate in 1e-3 3e-4; do
     --context-lengths 1024 --samples 20 --no-progress --out /tmp/lr_eval_$rate > /dev/null 2>&1
   cp /tmp/lr_eval_$rate/lr_$rate/results.md $D/eval_1k_lr_$rate.md
 done
+# Then A and both continuations at 4k, twice the continuations' training length (niah_multivalue, niah_multiquery).
+for model in $P/A /tmp/lr_1e-3 /tmp/lr_3e-4; do
+  name=$(basename $model)
+  python -m asynctls_hf.eval --model $model --methods full --tasks niah_multivalue,niah_multiquery \
+    --context-lengths 4096 --samples 20 --no-progress --out /tmp/lr_eval4k_$name > /dev/null 2>&1
+  cp /tmp/lr_eval4k_$name/$name/results.md $D/eval_4k_$name.md
+done
