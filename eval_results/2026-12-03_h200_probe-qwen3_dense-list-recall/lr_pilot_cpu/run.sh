@@ -2,7 +2,8 @@
 # Does the continuation's learning rate wear away phase A's multi-answer skill? A (../A) continued on the development
 # CPU at 2k tokens with half list recall (as phase B's mix), 8k tokens a step, 900 s, at B's learning rate (1e-3)
 # and at a third of it (3e-4); each then with full attention on niah_multivalue and niah_multiquery at 1k (20
-# samples), as A itself scored (98.8 / 91.2, ../eval_cpu). Run from the repo root; results beside this script.
+# samples), as A itself scored (98.8 / 91.2, ../eval_cpu); then A and both at 4k. Run from the repo root; results
+# beside this script.
 set -eu
 P=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall; D=$P/lr_pilot_cpu
 for rate in 1e-3 3e-4; do
