@@ -53,7 +53,6 @@ import asynctls_hf
 from asynctls_hf.api import cache_argument
 from asynctls_hf.bench.generate_bench import did_not_fit, model_config
 from asynctls_hf.bench.offload_transfer_bench import markdown_table, write_results
-from asynctls_hf.cache.cache import default_transport
 from asynctls_hf.cli_options import add_config_arguments, config_from_args, integer_list
 
 DTYPE = torch.bfloat16
@@ -139,10 +138,8 @@ def filled_asynctls_cache(model, batch: int, context: int, max_length: int, devi
     layer, indexed as prefill indexes them; an offloaded one's copy launches capped at `copy_programs` programs
     (None: default_transport's cap)."""
     cache = asynctls_hf.AsyncTLSCache.for_model(model, max_length=max_length)
-    if copy_programs is not None:
-        cache.transport_factory = functools.partial(
-            default_transport, side_stream=cache.config.prefetch_lag > 0, graph_only=cache.config.cuda_graph,
-            copy_programs=copy_programs)
+    if copy_programs is not None:  # the cache's own factory, default_transport, with the cap
+        cache.transport_factory = functools.partial(cache.transport_factory, copy_programs=copy_programs)
     cache.plan_placement(batch, DTYPE, [device] * len(cache.layers))
     cache.observe_attention_mask(None, batch, context, device)
     generator = torch.Generator(device).manual_seed(context + batch)

@@ -60,9 +60,10 @@ class DecodePlan:
     window_positions: torch.Tensor | None = None
 
 
-# Lag 1's copies on the side stream take at most 1 / COPY_SM_SHARE of the SMs (one program each): uncapped, the copy
-# kernel's thousands of programs crowd out the compute beside them (Qwen3-8B graphed step at 96k, batch 4, H200:
-# 14.32 ms uncapped, 11.95-12.57 ms at 24-48 programs, resident 10.60-10.95; BENCHMARKS.md, "Lag 1's copies capped").
+# Lag 1's copies on the side stream take at most 1 / COPY_SM_SHARE of the SMs (one program each): uncapped, the
+# copy kernel's hundreds of programs per layer crowd out the compute beside them (Qwen3-8B graphed step at 96k,
+# batch 4, H200: 14.32 ms uncapped, 11.95-12.57 ms at 24-48 programs, resident 10.60-10.95; BENCHMARKS.md,
+# "Lag 1's copies capped").
 COPY_SM_SHARE = 5
 
 
