@@ -10,7 +10,8 @@ is the language-model loss on every token plus the loss on the answer tokens alo
 RULER prompts does not leave chance (DESIGN.md section 5); the restated needles give hundreds of retrieval
 targets per sequence, and the probe learns retrieval within a few hundred steps at 0.5-1k tokens. `--list-recall`
 makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
-keys: RULER's multi-value and multi-query tasks; off by default).
+keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
+order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md).
 
 A curriculum over lengths: each stage draws prompts of `length/2 .. length` tokens with a fixed number of tokens
 per step. A stage ends when the teacher-forced answer accuracy over the last 50 steps passes `--advance-accuracy`,
@@ -44,6 +45,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +97,7 @@ class TrainSettings:
     init: str | None = None  # continue from this checkpoint's weights instead of a fresh model
     list_recall: float = 0.0  # share of recall sequences that are list-recall ones (recall_sequence's list_share)
     keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
+    any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -191,7 +194,40 @@ def queried_keys(sample: dict) -> list[str]:
     return re.split(r", and |, ", query)
 
 
-Sequence = tuple[list[int], list[bool]]  # tokens, and which of them are answers (retrieved, not guessable)
+class Sequence(NamedTuple):
+    """A training sequence: its tokens, which of them are answers (retrieved, not guessable), and where a list of a
+    key's values is written, the other tokens that would be right too if its values may come in any order
+    (position -> every right token id, where there are several: any_order_alternatives)."""
+
+    tokens: list[int]
+    answers: list[bool]
+    alternatives: dict[int, list[int]]
+
+
+def any_order_alternatives(tokenizer, answer: list[int], groups: list[list[str]], offset: int) -> dict[int, list[int]]:
+    """The right tokens of an answer that lists values, when each group's values may come in any order.
+
+    `answer` holds the values of `groups` (a group: one key's values, in the order written) in turn. At each token
+    of a group's value j, every value j, j+1, ... of the group that agrees with the value's tokens so far is right:
+    a value not written yet, in any order. RULER's score counts the values written, not their order; trained on one
+    order the probe must guess which value comes next (at 1k it gave all four values of niah_multivalue in no fixed
+    order, EVAL.md). Returns {offset + index in answer: sorted token ids} where more than one token is right.
+    """
+    alternatives: dict[int, list[int]] = {}
+    cursor = 0
+    for values in groups:
+        encoded = [tokenizer(value)["input_ids"] for value in values]
+        for j, value in enumerate(encoded):
+            starts = (i for i in range(cursor, len(answer) - len(value) + 1) if answer[i : i + len(value)] == value)
+            start = next(starts, None)
+            if start is None:
+                raise ValueError(f"value {values[j]!r} is not written in the answer {tokenizer.decode(answer)!r}")
+            for i in range(len(value)):
+                right = {other[i] for other in encoded[j:] if len(other) > i and other[:i] == value[:i]}
+                if len(right) > 1:
+                    alternatives[offset + start + i] = sorted(right)
+            cursor = start + len(value)
+    return alternatives
 
 
 def in_document_order(task: str, sample: dict) -> list[str]:
@@ -208,15 +244,19 @@ def in_document_order(task: str, sample: dict) -> list[str]:
 
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False) -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
-    with `keyed`, a question for several keys answered by keyed_list) and EOS."""
+    with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
+    (niah_multivalue) with their any_order_alternatives."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
     keys = None
     if keyed and ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1:
         keys = queried_keys(sample)
-    answer = tokenizer(answer_text(task, in_document_order(task, sample), keys))["input_ids"]
+    values = in_document_order(task, sample)
+    answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
-    return prompt + answer, [False] * len(prompt) + [True] * len(answer)
+    several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
+    alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several else {}
+    return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives)
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False) -> Sequence:
@@ -233,7 +273,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     key with several values restated as the list of its values so far ("The special magic numbers for K mentioned
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
-    those for several keys answered by keyed_list).
+    those for several keys answered by keyed_list). Every list carries its any_order_alternatives.
     """
     rng = random.Random(TRAIN_SEED_OFFSET + seed)
     encode = functools.lru_cache(maxsize=64)(lambda text: tuple(tokenizer(text)["input_ids"]))
@@ -247,6 +287,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     prefix = ruler.NIAH_PREFIX if listing else ruler.NIAH_PREFIX_ONE
     tokens = list(encode(head.format(kind=kind)))
     answers = [False] * len(tokens)
+    alternatives: dict[int, list[int]] = {}
     stated: list[tuple[list[int], str, list[str]]] = []  # (key tokens, key text, values so far) of each key stated
 
     def listed(values: list[str]) -> list[int]:
@@ -262,6 +303,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 if len(values) > 1:  # the values of a key so far, as a list
                     restated = list(encode(prefix.format(kind=value_type, query=key_text)))
                     value = listed(values)
+                    alternatives |= any_order_alternatives(tokenizer, value, [values], len(tokens) + len(restated))
                     tokens += restated + value
                     answers += [False] * len(restated) + [True] * len(value)
                     continue
@@ -299,10 +341,13 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
             answer = listed([value for _, _, values in keys for value in values])
         else:
             answer = tokenizer(keys[0][2][0] + ".")["input_ids"]
+        if listing:
+            groups = [values for _, _, values in keys]
+            alternatives |= any_order_alternatives(tokenizer, answer, groups, len(tokens) + len(asked))
         answer = [*answer, tokenizer.eos_token_id]
         tokens += [*asked, *answer]
         answers += [False] * len(asked) + [True] * len(answer)
-    return tokens, answers
+    return Sequence(tokens, answers, alternatives)
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
@@ -337,34 +382,63 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     return jobs
 
 
-def collate(sequences: list[Sequence], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids [B, T] (right-padded) and a target kind per position [B, T]: 0 pad, 1 prompt, 2 answer.
+class Batch(NamedTuple):
+    """One step's sequences, right-padded: input_ids [B, T]; kind [B, T], the target kind of each position (0 pad,
+    1 prompt, 2 answer; kind[b, t] describes token t as a prediction target, predicted from position t - 1); and
+    the answer targets with several right tokens: alternative_positions [N, 2] (row, t) and alternative_tokens
+    [N, A] (the right token ids, padded with -1)."""
 
-    kind[b, t] describes token t as a prediction target (predicted from position t - 1).
-    """
-    width = max(len(tokens) for tokens, _ in sequences)
+    input_ids: torch.Tensor
+    kind: torch.Tensor
+    alternative_positions: torch.Tensor
+    alternative_tokens: torch.Tensor
+
+
+def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False) -> Batch:
+    """The Batch of `sequences`; with `any_order`, their alternatives too (otherwise none: N = 0)."""
+    width = max(len(sequence.tokens) for sequence in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     kind = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, (tokens, answers) in enumerate(sequences):
-        input_ids[row, : len(tokens)] = torch.tensor(tokens)
-        kind[row, 1 : len(tokens)] = 1 + torch.tensor(answers[1:], dtype=torch.long)
-    return input_ids, kind
+    positions, right = [], []
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence.tokens)] = torch.tensor(sequence.tokens)
+        kind[row, 1 : len(sequence.tokens)] = 1 + torch.tensor(sequence.answers[1:], dtype=torch.long)
+        if any_order:
+            for position, tokens in sorted(sequence.alternatives.items()):
+                positions.append((row, position))
+                right.append(tokens)
+    width = max(map(len, right), default=1)
+    alternative_tokens = torch.tensor([tokens + [-1] * (width - len(tokens)) for tokens in right],
+                                      dtype=torch.long).reshape(len(right), width)
+    alternative_positions = torch.tensor(positions, dtype=torch.long).reshape(len(positions), 2)
+    return Batch(input_ids, kind, alternative_positions, alternative_tokens)
 
 
-def probe_loss(logits: torch.Tensor, input_ids: torch.Tensor, kind: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def probe_loss(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict]:
     """Language-model loss on all tokens plus loss on the answer tokens; logits [B, T, V].
 
+    Where a target has several right tokens (the batch's alternatives), its loss is that of the set: minus the log
+    of the probability the model puts on all of them, and its prediction is right if it is any of them.
     Returns (loss, metrics): metrics has lm_loss, answer_loss, answer_accuracy (teacher-forced, per token) and
     answer_exact (share of sequences whose answer tokens are all right).
     """
     predicted = logits[:, :-1].float()
-    targets = input_ids[:, 1:]
-    target_kind = kind[:, 1:]
+    targets = batch.input_ids[:, 1:]
+    target_kind = batch.kind[:, 1:]
     token_loss = F.cross_entropy(predicted.transpose(1, 2), targets, reduction="none")  # [B, T-1]
+    correct = predicted.argmax(-1) == targets
+    if len(batch.alternative_positions):
+        rows, columns = batch.alternative_positions[:, 0], batch.alternative_positions[:, 1] - 1
+        candidates = predicted[rows, columns]  # [N, V]
+        right = candidates.gather(1, batch.alternative_tokens.clamp(min=0))
+        right = right.masked_fill(batch.alternative_tokens < 0, float("-inf"))  # [N, A]
+        set_loss = torch.logsumexp(candidates, 1) - torch.logsumexp(right, 1)
+        token_loss = token_loss.index_put((rows, columns), set_loss)
+        set_correct = (candidates.argmax(1, keepdim=True) == batch.alternative_tokens).any(1)
+        correct = correct.index_put((rows, columns), set_correct)
     is_target, is_answer = target_kind > 0, target_kind == 2
     lm_loss = token_loss[is_target].mean()
     answer_loss = token_loss[is_answer].mean()
-    correct = predicted.argmax(-1) == targets
     answer_exact = (correct | ~is_answer).all(dim=1).float().mean()
     metrics = {
         "lm_loss": lm_loss.item(),
@@ -426,13 +500,13 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
             break
         batch_stage, result = pending.popleft()
         submit()
-        input_ids, kind = collate(result.get(), tokenizer.pad_token_id)
-        input_ids, kind = input_ids.to(device), kind.to(device)
+        batch = Batch(*(tensor.to(device) for tensor in collate(result.get(), tokenizer.pad_token_id,
+                                                                   settings.any_order)))
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step, elapsed / settings.time_budget_s)
         with autocast:
-            logits = model(input_ids=input_ids, use_cache=False).logits
-        loss, metrics = probe_loss(logits, input_ids, kind)
+            logits = model(input_ids=batch.input_ids, use_cache=False).logits
+        loss, metrics = probe_loss(logits, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -521,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyed-answers", action="store_true",
                         help="answer questions for several keys (niah_multiquery, list recall) with each key before "
                         "its values: 'K1 is: V1, K2 is: V2.' (keyed_list)")
+    parser.add_argument("--any-order", action="store_true",
+                        help="train lists of a key's values as right in any order, as RULER scores them: at each "
+                        "value, every value of the key not written yet is a right answer (any_order_alternatives)")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -534,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         advance_accuracy=args.advance_accuracy,
         retrieval_accuracy=args.retrieval_accuracy, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
-        keyed_answers=args.keyed_answers,
+        keyed_answers=args.keyed_answers, any_order=args.any_order,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

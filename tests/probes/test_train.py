@@ -19,7 +19,7 @@ def tokenizer():
 
 
 def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
-    tokens, answers = train.recall_sequence(tokenizer, 1500, seed=7)
+    tokens, answers, _ = train.recall_sequence(tokenizer, 1500, seed=7)
     assert len(tokens) == len(answers) and 1000 < len(tokens) < 1800
     text = tokenizer.decode(tokens)
     assert text.startswith(ruler.NIAH_TEMPLATE_ONE.split("{context}")[0].split("{kind}")[0])
@@ -44,7 +44,7 @@ def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
 def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokenizer, seed):
     """With list_share=1 the frame is RULER's plural one; every answer span is a list of values, each stated
     earlier by a needle (not as an answer), and some key has several."""
-    tokens, answers = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+    tokens, answers, _ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
     assert len(tokens) == len(answers) and tokens[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(tokens).startswith(ruler.NIAH_TEMPLATE.split("{kind}")[0])
     spans, current = [], []
@@ -67,7 +67,7 @@ def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokeni
 
 
 def test_ruler_sequence_ends_with_the_answer(tokenizer):
-    tokens, answers = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
+    tokens, answers, _ = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
     answer = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
     sample = ruler.TASKS["niah_single_1"].make_samples(tokenizer, 1024, 1, train.TRAIN_SEED_OFFSET + 3)[0]
     assert ruler.TASKS["niah_single_1"].score_sample(answer, sample) == 1.0
@@ -77,7 +77,7 @@ def test_ruler_sequence_ends_with_the_answer(tokenizer):
 @pytest.mark.parametrize("task", ["niah_multivalue", "niah_multiquery"])
 def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
     sample = ruler.TASKS[task].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + 5)[0]
-    tokens, answers = train.ruler_sequence(tokenizer, task, 2048, seed=5)
+    tokens, answers, _ = train.ruler_sequence(tokenizer, task, 2048, seed=5)
     written = [value.strip() for value in
                tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1]).rstrip(".").split(",")]
     assert sorted(written) == sorted(sample["outputs"])
@@ -94,7 +94,7 @@ def test_keyed_answers_name_each_queried_key_before_its_value(tokenizer):
     keys = train.queried_keys(sample)
     assert len(keys) == 4 and all(f"for {key} is: {value}." in sample["input"]
                                   for key, value in zip(keys, sample["outputs"], strict=True))
-    tokens, answers = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=5, keyed=True)
+    tokens, answers, _ = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=5, keyed=True)
     written = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
     assert written.strip() == ", ".join(f"{key} is: {value}" for key, value in zip(keys, sample["outputs"],
                                                                                      strict=True)) + "."
@@ -111,7 +111,7 @@ def test_keyed_list_recall_names_the_keys_of_questions_for_several(tokenizer):
     stated by a needle of that key; questions for one key stay plain lists."""
     keyed_spans = 0
     for seed in range(12):
-        tokens, answers = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, keyed=True)
+        tokens, answers, _ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, keyed=True)
         stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
         spans, current = [], []
         for token, is_answer in zip(tokens, answers, strict=True):
@@ -131,25 +131,69 @@ def test_keyed_list_recall_names_the_keys_of_questions_for_several(tokenizer):
 
 
 def test_collate_and_loss_count_only_real_targets():
-    sequences = [([5, 6, 7, 8], [False, False, True, True]), ([5, 6], [False, True])]
-    input_ids, kind = train.collate(sequences, pad_id=0)
-    assert input_ids.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
-    assert kind.tolist() == [[0, 1, 2, 2], [0, 2, 0, 0]]
+    sequences = [train.Sequence([5, 6, 7, 8], [False, False, True, True], {}),
+                 train.Sequence([5, 6], [False, True], {})]
+    batch = train.collate(sequences, pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
+    assert batch.kind.tolist() == [[0, 1, 2, 2], [0, 2, 0, 0]]
+    assert batch.alternative_positions.shape == (0, 2)
     logits = torch.full((2, 4, 10), -10.0)
-    for row, tokens in enumerate(input_ids.tolist()):
+    for row, tokens in enumerate(batch.input_ids.tolist()):
         for position in range(3):
             logits[row, position, tokens[position + 1]] = 10.0  # right on every target, pads included
     logits[0, 2, 8] = -10.0  # wrong on the last answer token of row 0
-    _, metrics = train.probe_loss(logits, input_ids, kind)
+    _, metrics = train.probe_loss(logits, batch)
     assert metrics["answer_accuracy"] == pytest.approx(2 / 3)
     assert metrics["answer_exact"] == pytest.approx(0.5)
+
+
+def test_any_order_alternatives_accept_every_value_not_written_yet(tokenizer):
+    values = ["7144011", "7244011", "2548615"]
+    answer = tokenizer(" " + ", ".join(values) + ".")["input_ids"]
+    ids = tokenizer.convert_tokens_to_ids
+    alternatives = train.any_order_alternatives(tokenizer, answer, [values], offset=100)
+    # " 7144011" starts the answer: 7 or 2 first; after the 7, ##1 or ##2 (7144011 or 7244011); then only one way.
+    assert alternatives == {100: sorted(ids(["7", "2"])), 101: sorted(ids(["##1", "##2"])),
+                            108: sorted(ids(["7", "2"]))}
+    # Two groups (two keys asked): a value of the second key is never right in the first key's list.
+    groups = [["7144011", "2548615"], ["3000000"]]
+    answer = tokenizer(" " + ", ".join(v for group in groups for v in group) + ".")["input_ids"]
+    assert train.any_order_alternatives(tokenizer, answer, groups, offset=0) == {0: sorted(ids(["7", "2"]))}
+    with pytest.raises(ValueError, match="not written"):
+        train.any_order_alternatives(tokenizer, answer, [["1234567"]], offset=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_list_alternatives_are_answer_positions_that_hold_one_of_their_tokens(tokenizer, seed):
+    tokens, answers, alternatives = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+    for position, right in alternatives.items():
+        assert answers[position] and tokens[position] in right and len(right) > 1
+    _, _, ruler_alternatives = train.ruler_sequence(tokenizer, "niah_multivalue", 2048, seed=seed)
+    assert ruler_alternatives  # four values of one key: the first one can be any of them
+    assert not train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=seed).alternatives
+
+
+def test_set_loss_counts_every_right_token():
+    """A target with alternatives costs -log of the probability on all of them, and any of them is right."""
+    sequence = train.Sequence([5, 6, 7], [False, True, True], {1: [6, 9]})
+    logits = torch.zeros(1, 3, 10)
+    logits[0, 0, 9] = 3.0  # the first answer: the alternative 9, not the written 6
+    logits[0, 1, 7] = 3.0
+    plain, plain_metrics = train.probe_loss(logits, train.collate([sequence], pad_id=0))
+    loss, metrics = train.probe_loss(logits, train.collate([sequence], pad_id=0, any_order=True))
+    assert plain_metrics["answer_accuracy"] == 0.5 and metrics["answer_accuracy"] == 1.0
+    probabilities = logits[0, 0].softmax(0)
+    expected_first = -torch.log(probabilities[6] + probabilities[9])
+    second = -logits[0, 1].log_softmax(0)[7]
+    assert metrics["answer_loss"] == pytest.approx(((expected_first + second) / 2).item(), rel=1e-5)
+    assert loss.item() < plain.item()
 
 
 def test_train_runs_and_saves_a_loadable_checkpoint(tmp_path):
     settings = train.TrainSettings(
         arch="qwen3", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, stages=[640, 1024],
         tokens_per_step=2048, max_steps=3, time_budget_s=120, workers=1, stage_max_fraction=0.0,
-        retrieval_accuracy=0.0,
+        retrieval_accuracy=0.0, list_recall=1.0, any_order=True,
     )
     summary = train.train(settings, tmp_path / "probe", device="cpu", log=lambda line: None)
     assert summary["steps"] == 3 and summary["final_stage_length"] == 1024
