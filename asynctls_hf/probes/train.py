@@ -98,6 +98,8 @@ class TrainSettings:
     list_recall: float = 0.0  # share of recall sequences that are list-recall ones (recall_sequence's list_share)
     keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
+    answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
+    first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -204,6 +206,18 @@ class Sequence(NamedTuple):
     alternatives: dict[int, list[int]]
 
 
+def answer_spans(answers: list[bool]) -> list[tuple[int, int]]:
+    """(start, end) of each run of answer tokens in a sequence's `answers`."""
+    spans, start = [], None
+    for position, is_answer in enumerate([*answers, False]):
+        if is_answer and start is None:
+            start = position
+        elif not is_answer and start is not None:
+            spans.append((start, position))
+            start = None
+    return spans
+
+
 def any_order_alternatives(tokenizer, answer: list[int], groups: list[list[str]], offset: int) -> dict[int, list[int]]:
     """The right tokens of an answer that lists values, when each group's values may come in any order.
 
@@ -259,7 +273,8 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
     return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives)
 
 
-def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False) -> Sequence:
+def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
+                    answer_frame: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -274,6 +289,10 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives.
+
+    With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
+    needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
+    the value, where RULER's questions put it, rather than right before it.
     """
     rng = random.Random(TRAIN_SEED_OFFSET + seed)
     encode = functools.lru_cache(maxsize=64)(lambda text: tuple(tokenizer(text)["input_ids"]))
@@ -300,8 +319,9 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
             repeat = bool(stated) and rng.random() < 0.5
             if repeat:
                 key_tokens, key_text, values = rng.choice(stated)
-                if len(values) > 1:  # the values of a key so far, as a list
-                    restated = list(encode(prefix.format(kind=value_type, query=key_text)))
+                # A key's values so far as a list, or (a share `answer_frame`) its one value as RULER's answer
+                if len(values) > 1 or (answer_frame and rng.random() < answer_frame):
+                    restated = list(encode(prefix.format(kind=kind, query=key_text)))
                     value = listed(values)
                     alternatives |= any_order_alternatives(tokenizer, value, [values], len(tokens) + len(restated))
                     tokens += restated + value
@@ -351,23 +371,23 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                  tokenizer=None) -> Sequence:
-    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share and
-    keyed as in recall_sequence and ruler_sequence."""
+                  answer_frame: float = 0.0, tokenizer=None) -> Sequence:
+    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed
+    and answer_frame as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share, keyed)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame)
     return ruler_sequence(tokenizer, task, length, seed, keyed)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
-               keyed: bool = False):
-    """Sample jobs for one step: (task, length, seed, list_share, keyed), lengths uniform in [max_length/2,
-    max_length].
+               keyed: bool = False, answer_frame: float = 0.0):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame), lengths uniform in
+    [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -377,14 +397,15 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share, keyed))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame))
         total += length
     return jobs
 
 
 class Batch(NamedTuple):
     """One step's sequences, right-padded: input_ids [B, T]; kind [B, T], the target kind of each position (0 pad,
-    1 prompt, 2 answer; kind[b, t] describes token t as a prediction target, predicted from position t - 1); and
+    1 prompt, 2 answer, 3 an answer's first token: the one retrieval decides, the rest of a value can be copied
+    from where it was found; kind[b, t] describes token t as a prediction target, predicted from position t - 1); and
     the answer targets with several right tokens: alternative_positions [N, 2] (row, t) and alternative_tokens
     [N, A] (the right token ids, padded with -1)."""
 
@@ -402,7 +423,9 @@ def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False) -> 
     positions, right = [], []
     for row, sequence in enumerate(sequences):
         input_ids[row, : len(sequence.tokens)] = torch.tensor(sequence.tokens)
-        kind[row, 1 : len(sequence.tokens)] = 1 + torch.tensor(sequence.answers[1:], dtype=torch.long)
+        answers = torch.tensor(sequence.answers, dtype=torch.long)
+        first = answers[1:] * (1 - answers[:-1])  # an answer token after a prompt token
+        kind[row, 1 : len(sequence.tokens)] = 1 + answers[1:] + first
         if any_order:
             for position, tokens in sorted(sequence.alternatives.items()):
                 positions.append((row, position))
@@ -414,12 +437,14 @@ def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False) -> 
     return Batch(input_ids, kind, alternative_positions, alternative_tokens)
 
 
-def probe_loss(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict]:
-    """Language-model loss on all tokens plus loss on the answer tokens; logits [B, T, V].
+def probe_loss(logits: torch.Tensor, batch: Batch, first_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """Language-model loss on all tokens plus loss on the answer tokens, plus `first_weight` times the loss on the
+    answers' first tokens; logits [B, T, V].
 
     Where a target has several right tokens (the batch's alternatives), its loss is that of the set: minus the log
     of the probability the model puts on all of them, and its prediction is right if it is any of them.
-    Returns (loss, metrics): metrics has lm_loss, answer_loss, answer_accuracy (teacher-forced, per token) and
+    Returns (loss, metrics): metrics has lm_loss, answer_loss, answer_accuracy (teacher-forced, per token),
+    first_accuracy (on the answers' first tokens: retrieval, where the rest of an answer is mostly copying) and
     answer_exact (share of sequences whose answer tokens are all right).
     """
     predicted = logits[:, :-1].float()
@@ -436,17 +461,20 @@ def probe_loss(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict]:
         token_loss = token_loss.index_put((rows, columns), set_loss)
         set_correct = (candidates.argmax(1, keepdim=True) == batch.alternative_tokens).any(1)
         correct = correct.index_put((rows, columns), set_correct)
-    is_target, is_answer = target_kind > 0, target_kind == 2
+    is_target, is_answer, is_first = target_kind > 0, target_kind >= 2, target_kind == 3
     lm_loss = token_loss[is_target].mean()
     answer_loss = token_loss[is_answer].mean()
+    first_loss = token_loss[is_first].mean()
     answer_exact = (correct | ~is_answer).all(dim=1).float().mean()
     metrics = {
         "lm_loss": lm_loss.item(),
         "answer_loss": answer_loss.item(),
         "answer_accuracy": correct[is_answer].float().mean().item(),
+        "first_accuracy": correct[is_first].float().mean().item(),
         "answer_exact": answer_exact.item(),
     }
-    return lm_loss + answer_loss, metrics
+    loss = lm_loss + answer_loss
+    return (loss + first_weight * first_loss if first_weight else loss), metrics
 
 
 def learning_rate(settings: TrainSettings, step: int, elapsed_fraction: float) -> float:
@@ -487,7 +515,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     def submit() -> None:
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
-                          settings.keyed_answers)
+                          settings.keyed_answers, settings.answer_frame)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -506,7 +534,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
             group["lr"] = learning_rate(settings, step, elapsed / settings.time_budget_s)
         with autocast:
             logits = model(input_ids=batch.input_ids, use_cache=False).logits
-        loss, metrics = probe_loss(logits, batch)
+        loss, metrics = probe_loss(logits, batch, settings.first_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -598,12 +626,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--any-order", action="store_true",
                         help="train lists of a key's values as right in any order, as RULER scores them: at each "
                         "value, every value of the key not written yet is a right answer (any_order_alternatives)")
+    parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
+                        help="share of the restated one-value needles written as RULER's answer ('The special magic "
+                        "number for K mentioned in the provided text is V.'): the key five words before the value")
+    parser.add_argument("--first-weight", type=float, default=defaults.first_weight,
+                        help="extra weight of the loss on each answer's first token, the one that retrieval decides "
+                        "(the rest of a value is mostly copied from where it was found)")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
     args = parser.parse_args(argv)
     if not 0.0 <= args.list_recall <= 1.0:
         parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
+    if not 0.0 <= args.answer_frame <= 1.0:
+        parser.error(f"--answer-frame is a share of restatements, between 0 and 1; got {args.answer_frame}")
     settings = TrainSettings(
         arch=args.arch, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         num_kv_heads=args.num_kv_heads, head_dim=args.head_dim, stages=[int(s) for s in args.stages.split(",")],
@@ -611,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
         advance_accuracy=args.advance_accuracy,
         retrieval_accuracy=args.retrieval_accuracy, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
-        keyed_answers=args.keyed_answers, any_order=args.any_order,
+        keyed_answers=args.keyed_answers, any_order=args.any_order, answer_frame=args.answer_frame,
+        first_weight=args.first_weight,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from asynctls_hf.eval import ruler
@@ -135,16 +136,32 @@ def test_collate_and_loss_count_only_real_targets():
                  train.Sequence([5, 6], [False, True], {})]
     batch = train.collate(sequences, pad_id=0)
     assert batch.input_ids.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
-    assert batch.kind.tolist() == [[0, 1, 2, 2], [0, 2, 0, 0]]
+    assert batch.kind.tolist() == [[0, 1, 3, 2], [0, 3, 0, 0]]  # 3: an answer's first token
     assert batch.alternative_positions.shape == (0, 2)
     logits = torch.full((2, 4, 10), -10.0)
     for row, tokens in enumerate(batch.input_ids.tolist()):
         for position in range(3):
             logits[row, position, tokens[position + 1]] = 10.0  # right on every target, pads included
     logits[0, 2, 8] = -10.0  # wrong on the last answer token of row 0
-    _, metrics = train.probe_loss(logits, batch)
+    loss, metrics = train.probe_loss(logits, batch)
     assert metrics["answer_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["first_accuracy"] == 1.0
     assert metrics["answer_exact"] == pytest.approx(0.5)
+    # --first-weight adds the first tokens' loss again, weighted; here they are right, so it adds little.
+    weighted, _ = train.probe_loss(logits, batch, first_weight=2.0)
+    assert weighted.item() == pytest.approx(loss.item(), abs=1e-4)
+    logits[1, 0, 6] = -10.0  # now wrong on the first answer token of row 1
+    loss, metrics = train.probe_loss(logits, batch)
+    weighted, _ = train.probe_loss(logits, batch, first_weight=2.0)
+    assert metrics["first_accuracy"] == 0.5
+    first_loss = (F.cross_entropy(logits[0, 1], batch.input_ids[0, 2])
+                  + F.cross_entropy(logits[1, 0], batch.input_ids[1, 1])) / 2
+    assert weighted.item() == pytest.approx(loss.item() + 2.0 * first_loss.item(), rel=1e-5)
+
+
+def test_answer_spans_are_the_runs_of_answer_tokens():
+    assert train.answer_spans([False, True, True, False, True]) == [(1, 3), (4, 5)]
+    assert train.answer_spans([False, False]) == []
 
 
 def test_any_order_alternatives_accept_every_value_not_written_yet(tokenizer):
@@ -237,3 +254,27 @@ def test_shipped_recipe_trains_its_phases_each_continuing_the_last(tmp_path):
     assert last["stages"] == phases[1]["stages"] and last["hidden_size"] == 32
     assert first["keyed_answers"] and last["keyed_answers"]  # a flag the phases do not set holds for every phase
     assert summary["steps"] == 1 and summary["final_stage_length"] == phases[1]["stages"][0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_answer_frame_restates_one_value_where_rulers_question_puts_its_key(tokenizer, seed):
+    """--answer-frame: restated one-value needles in the body read as RULER's answer, the key five words before a
+    value that a needle of that key stated earlier; without it only the questions' answers do."""
+    frame = list(tokenizer(" mentioned in the provided text is")["input_ids"])
+
+    def restated_in_answer_frame(sequence) -> list[str]:
+        found = []
+        for start, end in train.answer_spans(sequence.answers):
+            framed = sequence.tokens[start - len(frame) : start] == frame
+            if framed and sequence.tokens[end - 1] != tokenizer.eos_token_id:  # not a question's answer
+                found.append(tokenizer.decode(sequence.tokens[start - len(frame) - 40 : end]))
+        return found
+
+    framed = train.recall_sequence(tokenizer, 3000, seed=seed, answer_frame=1.0)
+    assert not restated_in_answer_frame(train.recall_sequence(tokenizer, 3000, seed=seed))
+    restatements = restated_in_answer_frame(framed)
+    assert restatements
+    text = tokenizer.decode(framed.tokens)
+    for restatement in restatements:
+        key, value = restatement.split(" for ")[-1].split(" mentioned in the provided text is ")
+        assert f"for {key} is: {value}" in text, restatement
