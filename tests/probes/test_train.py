@@ -278,3 +278,16 @@ def test_answer_frame_restates_one_value_where_rulers_question_puts_its_key(toke
     for restatement in restatements:
         key, value = restatement.split(" for ")[-1].split(" mentioned in the provided text is ")
         assert f"for {key} is: {value}" in text, restatement
+
+
+def test_the_first_token_gate_holds_a_fresh_probe_at_short_prompts(tmp_path):
+    """With --gate-metric first_accuracy a stage's end waits for the first answer tokens: a fresh probe, which
+    gets few of them right, stays at the first stage after its time share and 50 steps are spent."""
+    settings = train.TrainSettings(
+        arch="qwen3", hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, stages=[640, 1024],
+        tokens_per_step=640, max_steps=52, time_budget_s=600, workers=1, stage_max_fraction=0.0,
+        retrieval_accuracy=0.5, advance_accuracy=1.1, gate_metric="first_accuracy",
+    )
+    summary = train.train(settings, tmp_path / "gated", device="cpu", log=lambda line: None)
+    assert summary["final_stage_length"] == 640
+    assert max(record["first_accuracy"] for record in summary["history"]) < 0.5

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Not run yet (for the next H200 session). The GLM probe trained again from scratch (the shipped recipe's first
+# phase: the defaults, stages 512 to 32k, 420 s here), two runs side by side (7 sample workers each), both with
+# their stages gated on the first answer tokens' accuracy (--gate-metric first_accuracy: the shipped probe passed
+# the answer-token gate by copying, without retrieving by key; EVAL.md, "Why the GLM probe does not find the asked
+# key"): M with that alone, N also with --first-weight 4 and --answer-frame 0.5. Then first_token.py on each (does it
+# retrieve?) and full attention on niah_multikey_1 and niah_single_3 at 1k and 16k (20 samples). About 560 s.
+# Back: $OUT/{M,N}/ (weights, training.json), the logs, first_token_{M,N}.txt, $OUT/eval_{M,N}.tar.
+# Usage (repo root): OUT=dir bash eval_results/2026-12-03_cpu_probe-glm4_moe_lite_first-weight/run_h200_next.sh
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+G=eval_results/2026-12-03_cpu_probe-glm4_moe_lite_first-weight
+E=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/eval.sh
+train() {  # name, extra flags
+  local name=$1; shift
+  timeout 470 python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --gate-metric first_accuracy \
+    --time-budget 420 --workers 7 --out /tmp/work/$name "$@" > $OUT/train_$name.log 2>&1
+  echo "[$SECONDS s] train $name rc=$?"; grep -v shards $OUT/train_$name.log | tail -2
+  mkdir -p $OUT/$name && cp /tmp/work/$name/model.safetensors /tmp/work/$name/training.json $OUT/$name/
+  python3 $G/first_token.py /tmp/work/$name > $OUT/first_token_$name.txt 2>/dev/null
+}
+train M &
+train N --first-weight 4 --answer-frame 0.5 &
+wait
+for name in M N; do
+  MODEL=/tmp/work/$name bash $E niah_multikey_1@1024,niah_single_3@1024,niah_multikey_1@16384,niah_single_3@16384
+done
