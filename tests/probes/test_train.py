@@ -26,14 +26,7 @@ def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
     assert text.startswith(ruler.NIAH_TEMPLATE_ONE.split("{context}")[0].split("{kind}")[0])
     assert tokens[-1] == tokenizer.eos_token_id and answers[-1]
     # Every answer span is a value that was stated earlier in the sequence (or EOS after a question's answer).
-    spans, current = [], []
-    for token, is_answer in zip(tokens, answers, strict=True):
-        if is_answer:
-            current.append(token)
-        elif current:
-            spans.append(current)
-            current = []
-    spans.append(current)
+    spans = [tokens[start:end] for start, end in train.answer_spans(answers)]
     assert len(spans) >= 2
     for span in spans:
         value = [token for token in span if token != tokenizer.eos_token_id]
@@ -48,18 +41,10 @@ def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokeni
     tokens, answers, _ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
     assert len(tokens) == len(answers) and tokens[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(tokens).startswith(ruler.NIAH_TEMPLATE.split("{kind}")[0])
-    spans, current = [], []
-    for position, (token, is_answer) in enumerate(zip(tokens, answers, strict=True)):
-        if is_answer:
-            current.append((position, token))
-        elif current:
-            spans.append(current)
-            current = []
-    spans.append(current)
     stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
     longest = 0
-    for span in spans:
-        text = tokenizer.decode([t for _, t in span if t != tokenizer.eos_token_id]).strip().rstrip(".")
+    for start, end in train.answer_spans(answers):
+        text = tokenizer.decode([t for t in tokens[start:end] if t != tokenizer.eos_token_id]).strip().rstrip(".")
         values = [value.strip() for value in text.split(",")]
         longest = max(longest, len(values))
         for value in values:
