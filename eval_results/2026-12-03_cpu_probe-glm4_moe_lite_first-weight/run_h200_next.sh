@@ -5,7 +5,8 @@
 # the answer-token gate by copying, without retrieving by key; EVAL.md, "Why the GLM probe does not find the asked
 # key"): M with that alone, N also with --first-weight 4 and --answer-frame 0.5. Then first_token.py on each (does it
 # retrieve?) and full attention on niah_multikey_1 and niah_single_3 at 1k and 16k (20 samples). About 560 s.
-# Back: $OUT/{M,N}/ (weights, training.json), the logs, first_token_{M,N}.txt, $OUT/eval_{M,N}.tar.
+# Back: $OUT/{M,N}/ (weights, training.json), $OUT/logs.tar (the training logs, first_token_{M,N}.txt; the device
+# returns at most 8 files), $OUT/eval_{M,N}.tar.
 # Usage (repo root): OUT=dir bash eval_results/2026-12-03_cpu_probe-glm4_moe_lite_first-weight/run_h200_next.sh
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -25,3 +26,4 @@ wait
 for name in M N; do
   MODEL=/tmp/work/$name bash $E niah_multikey_1@1024,niah_single_3@1024,niah_multikey_1@16384,niah_single_3@16384
 done
+cd $OUT && tar cf logs.tar train_M.log train_N.log first_token_M.txt first_token_N.txt && rm train_?.log first_token_?.txt
