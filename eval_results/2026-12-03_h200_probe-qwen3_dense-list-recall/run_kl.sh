@@ -1,5 +1,5 @@
 #!/bin/bash
-# Not run yet (for the next H200 session). J (J/), the best probe so far on the multi-answer tasks, continued for
+# Ran once (H200, 2026-12-03; EVAL.md has the scores, the files it returned were lost). J (J/), the best probe so far on the multi-answer tasks, continued for
 # 240 s more with half list recall, side by side: K at 1e-4 (J's own rate, which did better than 3e-4 from G), L at
 # 3e-5. Each scored on niah_multikey_1 and the multi-answer tasks at 16k (three processes per model at once; six ran
 # out of GPU memory on 2026-12-03, so one model at a time) and on niah_single_3 and niah_multikey_1 at 32k, where J
