@@ -11,6 +11,9 @@
 #   OUT=dir bash .../run_h200_next.sh eval    about 200 s. Back: $OUT/eval_{M,N}.tar
 # The device returns at most 8 files. Ran once as one call (H200, 2026-12-03): the trainings and first_token.py
 # finished, the evals did not (the 600 s box), and the files it returned were lost before they were read.
+# The train part ran again on 2026-12-06 (H100; eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/
+# has its files and what followed): neither run left the 512-token stage in 420 s, first_token.py did not finish
+# inside the box, and the eval part was not run.
 # Usage (repo root): OUT=dir bash eval_results/2026-12-03_cpu_probe-glm4_moe_lite_first-weight/run_h200_next.sh PART
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
