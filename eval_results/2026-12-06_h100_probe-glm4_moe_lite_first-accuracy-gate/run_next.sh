@@ -3,16 +3,16 @@
 # EVAL.md, "The GLM probe from scratch, gated on first tokens"). The Qwen3 probe's multi-answer tasks rose with a
 # short dense list-recall phase at 1k and a phase at length at a third of the rate (EVAL.md, phases A and D); the
 # same two phases here, gated on first tokens as M3 was:
-#   OUT=dir bash .../run_next.sh list   P: M3 at 1k, every recall sequence a list-recall one, 1e-3, 150 s; then Q: P
-#                                       at 4k-32k with half list recall, 3e-4, 300 s. About 520 s. Back: $OUT/{P,Q}/,
-#                                       the logs.
-#   OUT=dir bash .../run_next.sh eval Q full attention, 20 samples, float32: the six needle tasks at 16k (two waves
-#                                       of three), then niah_single_3 and niah_multikey_1 at 32k (one at a time).
-#                                       About 200 s. A Qwen3 probe's 32k float32 prefill peaks near 86 GiB: with GQA,
-#                                       transformers asks SDPA for enable_gqa, which in float32 only the math kernel
-#                                       serves (a [B, heads, S, S] score matrix). The GLM probe has as many KV heads
-#                                       as query heads, so it should fit an H100 (not measured).
-#                                       Back: $OUT/eval_Q.tar.
+#   OUT=dir bash .../run_next.sh list      P: M3 at 1k, every recall sequence a list-recall one, 1e-3, 140 s; then Q:
+#                                          P at 4k-32k with half list recall, 3e-4, 270 s; then full attention on Q,
+#                                          20 samples, float32, the six needle tasks at 16k (two waves of three) as
+#                                          far as the 600 s box allows. Back: $OUT/{P,Q}/, the logs, $OUT/eval_Q.tar.
+#   OUT=dir bash .../run_next.sh eval DIR  the same 16k evaluation, then niah_single_3 and niah_multikey_1 at 32k
+#                                          (one at a time). About 200 s. A Qwen3 probe's 32k float32 prefill peaks
+#                                          near 86 GiB: with GQA, transformers asks SDPA for enable_gqa, which in
+#                                          float32 only the math kernel serves (a [B, heads, S, S] score matrix).
+#                                          The GLM probe has as many KV heads as query heads, so it should fit an
+#                                          H100 (not measured). Back: $OUT/eval_NAME.tar.
 # Usage (repo root): OUT=dir bash eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/run_next.sh PART
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -24,15 +24,16 @@ train() {  # name, seconds, train flags...
   timeout $((seconds + 45)) python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --gate-metric first_accuracy \
     --time-budget $seconds --workers 14 --out /tmp/$name "$@" > $OUT/train_$name.log 2>&1
   echo "[$SECONDS s] train $name rc=$?"; grep -v shards $OUT/train_$name.log | tail -2
-  cp /tmp/$name/model.safetensors /tmp/$name/training.json $OUT/$name/
+  cp /tmp/$name/* $OUT/$name/
 }
-case ${1:?give the part to run: list or eval NAME} in
+S16=niah_single_1@16384,niah_single_2@16384,niah_single_3@16384
+M16=niah_multikey_1@16384,niah_multivalue@16384,niah_multiquery@16384
+case ${1:?give the part to run: list or eval DIR} in
   list)
-    train P 150 --init $D/M3 --stages 1024 --list-recall 1.0 --learning-rate 1e-3
-    train Q 300 --init /tmp/P --stages 4096,16384,32768 --list-recall 0.5 --learning-rate 3e-4 ;;
-  eval)
-    S16=niah_single_1@16384,niah_single_2@16384,niah_single_3@16384
-    M16=niah_multikey_1@16384,niah_multivalue@16384,niah_multiquery@16384
-    MODEL=/tmp/${2:?give the model name} bash $E $S16 $M16 niah_single_3@32768 niah_multikey_1@32768 ;;
-  *) echo "unknown part $1: list or eval NAME" >&2; exit 2 ;;
+    train P 140 --init $D/M3 --stages 1024 --list-recall 1.0 --learning-rate 1e-3
+    train Q 270 --init /tmp/P --stages 4096,16384,32768 --list-recall 0.5 --learning-rate 3e-4
+    MODEL=/tmp/Q timeout $((580 - SECONDS)) bash $E $S16 $M16
+    (cd /tmp/eval/Q && tar cf $OUT/eval_Q.tar .) ;;
+  eval) MODEL=${2:?give the checkpoint directory} bash $E $S16 $M16 niah_single_3@32768 niah_multikey_1@32768 ;;
+  *) echo "unknown part $1: list or eval DIR" >&2; exit 2 ;;
 esac
