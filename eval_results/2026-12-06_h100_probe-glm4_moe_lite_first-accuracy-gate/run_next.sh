@@ -1,8 +1,18 @@
 #!/bin/bash
-# Not run yet. The next device session's GLM probe steps, from M3 (the first GLM probe that finds the asked key:
-# EVAL.md, "The GLM probe from scratch, gated on first tokens"). The Qwen3 probe's multi-answer tasks rose with a
-# short dense list-recall phase at 1k and a phase at length at a third of the rate (EVAL.md, phases A and D); the
-# same two phases here, gated on first tokens as M3 was:
+# The GLM probe's list-recall phases, from M3 (the first GLM probe that finds the asked key: EVAL.md, "The GLM probe
+# from scratch, gated on first tokens"). The Qwen3 probe's multi-answer tasks rose with a short dense list-recall
+# phase at 1k and a phase at length at a third of the rate (EVAL.md, phases A and D); the same two phases here,
+# gated on first tokens as M3 was. Ran 2026-12-06 on one H100 (a first run with 150 s and 300 s the same day
+# returned files that were lost unread; its Q, not evaluated, logged first token 0.54 at 32k at its end):
+#   1. OUT=dir bash THIS_FOLDER/run_next.sh list (509 s; Q's files were over the device's 8-file limit and came back
+#      in the next call from /tmp/Q, with the 32k evaluations below)
+#   2. on the same warm machine: tar Q, then MODEL=/tmp/Q bash $E niah_single_3@32768,niah_multikey_1@32768
+#   3. R, Q continued at 1e-4 (300 s), then the 16k waves and those two 32k cells on R, as one inline command:
+#      python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --gate-metric first_accuracy --time-budget 300 \
+#        --workers 14 --init /tmp/Q --stages 4096,16384,32768 --list-recall 0.5 --learning-rate 1e-4 --out /tmp/R
+#   4. MODEL=/tmp/Q bash $E niah_single_1@32768,niah_single_2@32768 niah_multivalue@32768,niah_multiquery@32768
+# P's and R's weights are not kept; Q's are the shipped GLM probe's (asynctls_hf/probes/checkpoints/glm4_moe_lite).
+# The parts:
 #   OUT=dir bash .../run_next.sh list      P: M3 at 1k, every recall sequence a list-recall one, 1e-3, 140 s; then Q:
 #                                          P at 4k-32k with half list recall, 3e-4, 270 s; then full attention on Q,
 #                                          20 samples, float32, the six needle tasks at 16k (two waves of three) as
@@ -11,8 +21,8 @@
 #                                          (one at a time). About 200 s. A Qwen3 probe's 32k float32 prefill peaks
 #                                          near 86 GiB: with GQA, transformers asks SDPA for enable_gqa, which in
 #                                          float32 only the math kernel serves (a [B, heads, S, S] score matrix).
-#                                          The GLM probe has as many KV heads as query heads, so it should fit an
-#                                          H100 (not measured). Back: $OUT/eval_NAME.tar.
+#                                          The GLM probe has as many KV heads as query heads: two of its 32k cells
+#                                          ran side by side on the H100 (step 2). Back: $OUT/eval_NAME.tar.
 # Usage (repo root): OUT=dir bash eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/run_next.sh PART
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
