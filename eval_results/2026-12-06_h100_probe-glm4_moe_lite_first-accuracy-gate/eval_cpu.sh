@@ -2,10 +2,10 @@
 # Full attention on the needle tasks the H100 calls did not run, on the development CPU (2 cores), float32, 20
 # samples, one task at a time (about 6 minutes each at 16k). METHODS (default full) and BUDGETS (default 1024) pick
 # other methods: Q's niah_multikey_1 at 16k ran with METHODS=asynctls,quest BUDGETS=512,1024, then with
-# METHODS=token-topk (Q/ then held the files of asynctls_hf/probes/checkpoints/glm4_moe_lite, which are Q's; copy
+# METHODS=token-topk, then METHODS=asynctls BUDGETS=2048 (Q/ then held the files of asynctls_hf/probes/checkpoints/glm4_moe_lite, which are Q's; copy
 # them there to run it again). Back: eval_cpu_NAME/TASK_LENGTH/ beside this script (results.md: the last run's).
-# asynctls with exact labels (eval_cpu_Q_exact-labels/) ran as that command with --methods asynctls --budgets 1024
-# --label-channels 192 --label-bits 8.
+# asynctls with other labels ran as that command with --methods asynctls --budgets 1024 and --label-channels 192
+# --label-bits 8 (eval_cpu_Q_exact-labels/) or --label-channels 96 (eval_cpu_Q_labels-96/).
 # Usage (repo root): [METHODS=m,m BUDGETS=b,b] bash THIS_FOLDER/eval_cpu.sh NAME TASK@LENGTH...
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
