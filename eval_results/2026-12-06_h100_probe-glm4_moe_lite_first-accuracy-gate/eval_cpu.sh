@@ -5,7 +5,8 @@
 # METHODS=token-topk, then METHODS=asynctls BUDGETS=2048 (Q/ then held the files of asynctls_hf/probes/checkpoints/glm4_moe_lite, which are Q's; copy
 # them there to run it again). Back: eval_cpu_NAME/TASK_LENGTH/ beside this script (results.md: the last run's).
 # asynctls with other labels ran as that command with --methods asynctls --budgets 1024 and --label-channels 192
-# --label-bits 8 (eval_cpu_Q_exact-labels/) or --label-channels 96 (eval_cpu_Q_labels-96/).
+# --label-bits 8 (eval_cpu_Q_exact-labels/) or --label-channels 96 (eval_cpu_Q_labels-96/; its budget-512 JSON came
+# from the same command with --budgets 512 and --model a copy of Q in /tmp/Q).
 # Usage (repo root): [METHODS=m,m BUDGETS=b,b] bash THIS_FOLDER/eval_cpu.sh NAME TASK@LENGTH...
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
