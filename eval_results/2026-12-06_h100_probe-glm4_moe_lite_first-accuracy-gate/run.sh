@@ -9,19 +9,10 @@
 #   4. OUT=dir bash THIS_FOLDER/run.sh length     M2 at 16k and 32k at 3e-4, 300 s: M3/, then eval_M3/.
 # M's weights are not kept either (M2 and M3 are). To run 2 again, copy config.json, generation_config.json and the
 # tokenizer files of asynctls_hf/probes/checkpoints/glm4_moe_lite into M/ beside M's weights.
+# train() is common.sh's; it now returns every file of a checkpoint (these runs returned the weights and
+# training.json only).
 # Usage (repo root): OUT=dir bash eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/run.sh PART [NAME]
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-D=eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate
-E=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/eval.sh
-train() {  # name, seconds, train flags...
-  local name=$1 seconds=$2; shift 2
-  mkdir -p $OUT/$name
-  timeout $((seconds + 45)) python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --gate-metric first_accuracy \
-    --time-budget $seconds --workers 14 --out /tmp/$name "$@" > $OUT/train_$name.log 2>&1
-  echo "[$SECONDS s] train $name rc=$?"; grep -v shards $OUT/train_$name.log | tail -2
-  cp /tmp/$name/model.safetensors /tmp/$name/training.json $OUT/$name/
-}
+source eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/common.sh
 evaluate() {  # name: full attention, 20 samples, float32, at 16k (three processes at once)
   MODEL=/tmp/$1 bash $E niah_multikey_1@16384,niah_single_3@16384,niah_multivalue@16384 | tail -3
 }

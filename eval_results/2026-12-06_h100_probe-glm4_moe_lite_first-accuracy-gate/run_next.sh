@@ -24,18 +24,7 @@
 #                                          The GLM probe has as many KV heads as query heads: two of its 32k cells
 #                                          ran side by side on the H100 (step 2). Back: $OUT/eval_NAME.tar.
 # Usage (repo root): OUT=dir bash eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/run_next.sh PART
-set -u
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-D=eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate
-E=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/eval.sh
-train() {  # name, seconds, train flags...
-  local name=$1 seconds=$2; shift 2
-  mkdir -p $OUT/$name
-  timeout $((seconds + 45)) python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --gate-metric first_accuracy \
-    --time-budget $seconds --workers 14 --out /tmp/$name "$@" > $OUT/train_$name.log 2>&1
-  echo "[$SECONDS s] train $name rc=$?"; grep -v shards $OUT/train_$name.log | tail -2
-  cp /tmp/$name/* $OUT/$name/
-}
+source eval_results/2026-12-06_h100_probe-glm4_moe_lite_first-accuracy-gate/common.sh
 S16=niah_single_1@16384,niah_single_2@16384,niah_single_3@16384
 M16=niah_multikey_1@16384,niah_multivalue@16384,niah_multiquery@16384
 case ${1:?give the part to run: list or eval DIR} in
