@@ -115,13 +115,14 @@ SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained it
         {"list_recall": 0.5, "stages": [4096, 16384, 32768], "learning_rate": 1e-3, "time_budget_s": 300.0},
     ],
     "glm4_moe_lite": [
-        {"gate_metric": "first_accuracy", "time_budget_s": 420.0},
-        {"gate_metric": "first_accuracy", "time_budget_s": 525.0},
-        {"gate_metric": "first_accuracy", "stages": [16384, 32768], "learning_rate": 3e-4, "time_budget_s": 300.0},
-        {"gate_metric": "first_accuracy", "list_recall": 1.0, "stages": [1024], "learning_rate": 1e-3,
-         "time_budget_s": 140.0},
-        {"gate_metric": "first_accuracy", "list_recall": 0.5, "stages": [4096, 16384, 32768], "learning_rate": 3e-4,
-         "time_budget_s": 270.0},
+        {"gate_metric": "first_accuracy", **phase}
+        for phase in (
+            {"time_budget_s": 420.0},
+            {"time_budget_s": 525.0},
+            {"stages": [16384, 32768], "learning_rate": 3e-4, "time_budget_s": 300.0},
+            {"list_recall": 1.0, "stages": [1024], "learning_rate": 1e-3, "time_budget_s": 140.0},
+            {"list_recall": 0.5, "stages": [4096, 16384, 32768], "learning_rate": 3e-4, "time_budget_s": 270.0},
+        )
     ],
 }
 
