@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from asynctls_hf.cache import AsyncTLSCache
+from asynctls_hf.offload.pinned import release_deferred
 
 _STEP_INPUTS = ("input_ids", "position_ids", "cache_position")  # tensors a decode step reads, copied per replay
 _IGNORED_INPUTS = ("attention_mask",)  # the AsyncTLS forward reads padding from the cache, not from the mask
@@ -72,6 +73,8 @@ def capture_decode_step(cache: AsyncTLSCache, run_step, pool=None) -> StepGraph:
     except Exception:
         cache.restore_host_step_state(host_before)
         raise
+    finally:
+        release_deferred()  # host memory the garbage collector freed during capture
     host_after = cache.host_step_state()
     cache.restore_host_step_state(host_before)  # replay() advances it
     return StepGraph(graph, output, host_before, host_after)

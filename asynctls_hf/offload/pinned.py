@@ -6,6 +6,10 @@ found room for could take a third more host memory than planned and be killed fo
 cached out of MemAvailable's sight. Here the memory is an anonymous mapping of the exact size, registered with
 CUDA (cudaHostRegister) while a tensor uses it and unregistered, then unmapped, when the last tensor viewing it is
 freed.
+A mapping freed while a CUDA graph is being captured (the garbage collector may free one at any allocation) cannot
+wait for the devices then: a synchronize would end the capture, and unmapping memory CUDA still has registered
+would leave the range registered, so that page-locking fresh memory there fails. It is set aside and released by
+`release_deferred()`, which page_locked_empty and the decode-graph capture call once capture is over.
 """
 
 from __future__ import annotations
@@ -41,12 +45,31 @@ class PageLockedMapping(mmap.mmap):
             )
         self.registered_address = address
 
+    def release(self) -> None:
+        """Waits for every device, then unregisters the memory (it is unmapped when the mapping is freed)."""
+        for device in range(torch.cuda.device_count()):
+            torch.cuda.synchronize(device)
+        torch.cuda.cudart().cudaHostUnregister(self.registered_address)
+        self.registered_address = None
+
     def __del__(self) -> None:
-        if self.registered_address is not None and not sys.is_finalizing():  # at exit the driver frees it
-            for device in range(torch.cuda.device_count()):
-                torch.cuda.synchronize(device)
-            torch.cuda.cudart().cudaHostUnregister(self.registered_address)
-            self.registered_address = None
+        if self.registered_address is None or sys.is_finalizing():  # at exit the driver frees it
+            return
+        if torch.cuda.is_current_stream_capturing():
+            _deferred.append(self)  # kept mapped and registered until release_deferred()
+            return
+        self.release()
+
+
+_deferred: list[PageLockedMapping] = []  # freed during a CUDA graph capture, still registered and mapped
+
+
+def release_deferred() -> None:
+    """Unregisters and unmaps the page-locked memory freed during a CUDA graph capture. Call it outside capture."""
+    while _deferred:
+        mapping = _deferred.pop()
+        mapping.release()
+        mapping.close()
 
 
 def page_locked_empty(shape: tuple[int, ...], dtype: torch.dtype, *, register: bool = True) -> torch.Tensor:
@@ -58,5 +81,6 @@ def page_locked_empty(shape: tuple[int, ...], dtype: torch.dtype, *, register: b
     nbytes = max(numel * dtype.itemsize, 1)
     mapping = PageLockedMapping(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as malloc's own
     if register:
+        release_deferred()
         mapping.register()
     return torch.frombuffer(mapping, dtype=torch.uint8)[: numel * dtype.itemsize].view(dtype).view(shape)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from asynctls_hf.offload import pinned
 from asynctls_hf.offload.pinned import page_locked_empty
 
 MIB = 2**20
@@ -52,3 +53,21 @@ def test_registered_memory_is_pinned_and_copies_asynchronously():
     del host, host_back  # unregistered after a device synchronization, then unmapped
     again = page_locked_empty((1000, 37), torch.float32)
     assert again.is_pinned()
+
+
+@pytest.mark.gpu
+def test_memory_freed_during_graph_capture_is_released_after_it():
+    """Freed inside a capture, the mapping is set aside rather than synchronizing (which would end the capture)
+    and stays registered until the next page_locked_empty, which releases it: fresh memory then page-locks."""
+    host = page_locked_empty((1000, 37), torch.float32)
+    counter = torch.zeros(4, device="cuda")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        del host
+        counter.add_(1)
+    assert len(pinned._deferred) == 1
+    graph.replay()
+    torch.cuda.synchronize()
+    assert counter.tolist() == [1.0] * 4
+    again = page_locked_empty((1000, 37), torch.float32)
+    assert not pinned._deferred and again.is_pinned()
