@@ -47,10 +47,12 @@ def select_from_blocks(
     blocks: torch.Tensor,
     block_usable: torch.Tensor,
     fixed_slots: torch.Tensor,
+    scaling: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token selection among the tokens of `blocks` [B, NG, Kb] int64 where block_usable [B, NG, Kb] bool, on the
-    labels. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool: fixed_slots [B, F]
-    (valid as plan.fixed_valid), then the selected tokens' slots in no particular order."""
+    labels, ranked as config.token_scoring says (`scaling`: the attention's softmax scale, for head mass).
+    Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool: fixed_slots [B, F] (valid as
+    plan.fixed_valid), then the selected tokens' slots in no particular order."""
     candidates, token_scores = ops.candidate_scores(
         query,
         layer.label_channels,
@@ -63,6 +65,7 @@ def select_from_blocks(
         plan.candidate_high,
         config.block_size,
         config.label_bits,
+        scaling if config.token_scoring == "head_mass" else None,
         backend=config.backend,
     )  # [B, NG, Kb * block_size] each: slots of the blocks, and their label scores (-inf if not candidates)
     return ops.select_tokens_into(
@@ -81,20 +84,22 @@ def select_tokens(
     plan: DecodePlan,
     config: AsyncTLSConfig,
     *,
+    scaling: float,
     on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-level selection for one decode step of a resident layer, shared by each group's query heads.
 
-    query [B, NG, G, Dk]. Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool:
-    sinks, then the local window, then the best tokens of the best blocks in no particular order (block filtering
-    on the min/max summaries, then token selection on the quantized labels). Pad slots and duplicates are never
-    valid. on_kept_blocks, when given, is called with the blocks block filtering kept, kept_blocks [B, NG, Kb]
-    int64, and kept_valid [B, NG, Kb] bool (False for picks that hold no candidate slot).
+    query [B, NG, G, Dk]; scaling, the attention's softmax scale. Returns slots [B, NG, token_budget] int64 and
+    valid [B, NG, token_budget] bool: sinks, then the local window, then the best tokens of the best blocks in no
+    particular order (block filtering on the min/max summaries, then token selection on the quantized labels). Pad
+    slots and duplicates are never valid. on_kept_blocks, when given, is called with the blocks block filtering
+    kept, kept_blocks [B, NG, Kb] int64, and kept_valid [B, NG, Kb] bool (False for picks that hold no candidate
+    slot).
     """
     if config.selected_tokens == 0:
         return fixed_only(plan.fixed_slots, plan, query.shape[1])
     kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
-    return select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, plan.fixed_slots)
+    return select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, plan.fixed_slots, scaling)
 
 
 def select_offloaded_tokens(
@@ -103,6 +108,7 @@ def select_offloaded_tokens(
     plan: DecodePlan,
     config: AsyncTLSConfig,
     *,
+    scaling: float,
     on_kept_blocks: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """select_tokens for an offloaded layer, in positions of its device buffer (layer.offloaded.keys).
@@ -120,13 +126,15 @@ def select_offloaded_tokens(
         return fixed_only(fixed_positions, plan, query.shape[1])
     kept_blocks, kept_valid = filter_blocks(query, layer, plan, config, on_kept_blocks)
     if offloaded.engine.granularity == "token":
-        slots, valid = select_from_blocks(query, layer, plan, config, kept_blocks, kept_valid, fixed_positions)
+        slots, valid = select_from_blocks(
+            query, layer, plan, config, kept_blocks, kept_valid, fixed_positions, scaling
+        )
         return offloaded.engine.fetch_tokens(
             slots, valid, fixed=fixed_positions.shape[1], successor_limit=plan.candidate_high
         )
     blocks = offloaded.engine.begin_step(torch.where(kept_valid, kept_blocks, -1))
     slots, valid = select_from_blocks(
-        query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions
+        query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, fixed_positions, scaling
     )
     # The sinks and window entries are device positions already; a selected token whose block is not resident
     # comes out not valid at position 0 (sink 0): the slot it names may hold a partial block's tail, host memory
@@ -206,7 +214,7 @@ def decode_attention(cache: AsyncTLSCache, layer_idx: int, query: torch.Tensor, 
     else:
         record = None if cache.block_recorder is None else functools.partial(cache.block_recorder, layer_idx)
         select = select_tokens if layer.offloaded is None else select_offloaded_tokens
-        slots, valid = select(grouped_query, layer, plan, cache.config, on_kept_blocks=record)
+        slots, valid = select(grouped_query, layer, plan, cache.config, scaling=scaling, on_kept_blocks=record)
         output = ops.sparse_attention(
             grouped_query, layer.keys, layer.values, slots, valid, scaling, backend=cache.config.backend
         )

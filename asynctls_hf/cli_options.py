@@ -16,6 +16,8 @@ CONFIG_OPTIONS = {
     "local_tokens": "most recent tokens, always attended",
     "label_channels": "key channels per token label",
     "label_bits": "bits per label channel: 4, 8 or 16",
+    "token_scoring": "how token selection ranks candidates: head_mass (each head's softmax mass) or summed (query "
+                     "summed over heads)",
     "backend": "auto (Triton kernels on CUDA, torch elsewhere), torch or triton",
     "offload": "keep the KV cache in pinned host memory: false, true, or auto (only when it does not fit the GPU)",
     "prefetch_lag": "with offload: 0 is exact; 1 attends over what is resident while copying (faster, not exact)",
@@ -77,7 +79,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
         default = CONFIG_DEFAULTS[name]
         shown = "a quarter of the key width" if default is None else default
         value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice,
-                      "offload_granularity": str}.get(name, int)
+                      "offload_granularity": str, "token_scoring": str}.get(name, int)
         group.add_argument(f"--{name.replace('_', '-')}", type=value_type,
                            help=f"{description} (default: {str(shown).lower() if isinstance(shown, bool) else shown})")
 

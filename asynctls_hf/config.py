@@ -9,6 +9,7 @@ _OFFLOAD_CHOICES = (False, True, "auto")
 _OFFLOAD_GRANULARITY_CHOICES = ("block", "token")
 _BACKEND_CHOICES = ("auto", "torch", "triton")
 _LABEL_BITS_CHOICES = (4, 8, 16)
+_TOKEN_SCORING_CHOICES = ("head_mass", "summed")
 
 
 def default_label_channels(key_width: int, latent: bool = False) -> int:
@@ -34,6 +35,10 @@ class AsyncTLSConfig:
         width rounded down to a power of two (32 of 128 for Qwen3), a third for MLA's latent keys (192 of 576
         for GLM-4.7-Flash; default_label_channels).
     label_bits: bits per label channel: 4 (packed two per byte), 8, or 16 (the key's own dtype).
+    token_scoring: how token selection ranks a group's candidates from their labels: "summed" (the label score of
+        the query summed over the group's heads) or "head_mass" (the attention mass the heads would give the
+        candidate, each head's softmax over the candidates of its own label scores, summed over the heads; one head
+        that singles out a token is heard over heads with larger query norms: EVAL.md, "Token selection by head mass").
     sink_tokens: first real tokens of each row, always attended.
     local_tokens: most recent tokens, always attended.
     offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto": when
@@ -65,6 +70,7 @@ class AsyncTLSConfig:
     token_budget: int = 1024
     label_channels: int | None = None
     label_bits: int = 4
+    token_scoring: str = "summed"
     sink_tokens: int = 16
     local_tokens: int = 64
     offload: bool | str = False
@@ -89,6 +95,10 @@ class AsyncTLSConfig:
         if self.label_bits == 4 and self.label_channels is not None and self.label_channels % 2:
             raise ValueError(
                 f"label_channels must be even when label_bits=4 (two 4-bit codes per byte), got {self.label_channels}"
+            )
+        if self.token_scoring not in _TOKEN_SCORING_CHOICES:
+            raise ValueError(
+                f"token_scoring must be one of {_TOKEN_SCORING_CHOICES}, got {self.token_scoring!r}"
             )
         if self.sink_tokens + self.local_tokens > self.token_budget:
             raise ValueError(

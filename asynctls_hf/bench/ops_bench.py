@@ -228,13 +228,15 @@ def check_kernels(query, layer, plan, config, shape) -> None:
     finite = reference.isfinite()
     if not torch.equal(finite, scores.isfinite()) or _relative_error(scores[finite], reference[finite]) > 1e-4:
         raise AssertionError("Triton block_scores disagrees with the reference")
-    slots, valid = select_tokens(query, layer, plan, config)
+    slots, valid = select_tokens(query, layer, plan, config, scaling=shape.scaling)
     output = ops.sparse_attention(query, layer.keys, layer.values, slots, valid, shape.scaling, backend="triton")
     reference = ops.sparse_attention(query, layer.keys, layer.values, slots, valid, shape.scaling, backend="torch")
     if _relative_error(output, reference) > 2e-2:
         raise AssertionError("Triton sparse_attention disagrees with the reference")
     # Scores that differ in the last bits may swap the tokens at the selection's edge: 1% of slack.
-    reference_slots, reference_valid = select_tokens(query, layer, plan, config.replace(backend="torch"))
+    reference_slots, reference_valid = select_tokens(
+        query, layer, plan, config.replace(backend="torch"), scaling=shape.scaling
+    )
     chosen = (slots[..., None] == reference_slots[..., None, :]).any(dim=-1) & valid
     if not torch.equal(reference_valid.sum(dim=-1), valid.sum(dim=-1)) or chosen.sum() < 0.99 * valid.sum():
         raise AssertionError("the Triton token selection picks other tokens than the PyTorch one")
@@ -259,7 +261,7 @@ def time_sparse(shape: ModelShape, layer: AsyncTLSLayer, batch: int, context: in
         check_kernels(query, layer, plan, config, shape)
 
     def operator():
-        slots, valid = select_tokens(query, layer, plan, config)
+        slots, valid = select_tokens(query, layer, plan, config, scaling=shape.scaling)
         return ops.sparse_attention(query, layer.keys, layer.values, slots, valid, shape.scaling,
                                     backend=config.backend)
 
@@ -271,10 +273,10 @@ def time_sparse(shape: ModelShape, layer: AsyncTLSLayer, batch: int, context: in
     kept_scores, kept_blocks = ops.select_top_k(block_scores, kept_count, backend=config.backend)
     candidate_arguments = (query, layer.label_channels, layer.label_codes, layer.label_scale, layer.label_zero,
                            kept_blocks, kept_scores, plan.candidate_low, plan.candidate_high, config.block_size,
-                           config.label_bits)
+                           config.label_bits, shape.scaling if config.token_scoring == "head_mass" else None)
     candidates, token_scores = ops.candidate_scores(*candidate_arguments, backend=config.backend)
     selected_count = min(config.selected_tokens, candidates.shape[-1])
-    slots, valid = select_tokens(query, layer, plan, config)
+    slots, valid = select_tokens(query, layer, plan, config, scaling=shape.scaling)
     stages = {
         "block_scores": lambda: ops.block_scores(query, block_max, block_min, plan.block_valid,
                                                  backend=config.backend),

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     query = torch.randn(args.batch, shape.groups, shape.heads_per_group, shape.key_width, dtype=DTYPE, device=device)
 
     def operator():
-        slots, valid = select_tokens(query, layer, plan, config)
+        slots, valid = select_tokens(query, layer, plan, config, scaling=shape.scaling)
         return ops.sparse_attention(query, layer.keys, layer.values, slots, valid, shape.scaling, backend="triton")
 
     graph = capture_graph(operator)

@@ -9,7 +9,8 @@ window; only the two selection levels differ. So the comparison isolates the sel
                      keeps every token of the kept blocks (the budget's remainder goes to the local window)
     double-sparsity  token labels only: top_blocks covers every block, so no block is filtered out
     token-topk       exact token top-k, the upper bound of token selection: every block, labels of the full key
-                     width at 16 bits, i.e. the exact q . k summed over the group's heads
+                     width at 16 bits, i.e. the exact q . k (summed over the group's heads, or each head's softmax
+                     mass with token_scoring "head_mass": the ranking is the shared setting's)
     streaming        sinks and local window only (StreamingLLM): sink_tokens + local_tokens == budget
 
 Add a method by adding one entry to METHODS; the tests parametrize over it.

@@ -168,14 +168,16 @@ def candidate_scores(
     candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
+    head_scaling: float | None = None,
     *,
     backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates of the kept blocks and their masked label scores, one launch; shapes in naive.candidate_scores."""
+    """Candidates of the kept blocks and their masked label scores (by the summed query, or by head mass with
+    head_scaling); shapes in naive.candidate_scores."""
     return _dispatch(
         backend, query.device, "labels_triton", "candidate_scores",
         query, label_channels, label_codes, label_scale, label_zero, kept_blocks, kept_block_scores, candidate_low,
-        candidate_high, block_size, bits,
+        candidate_high, block_size, bits, head_scaling,
     )
 
 

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from asynctls_hf.ops import naive
 from asynctls_hf.ops.triton_common import FLOAT_DTYPES, check_index, check_same_device, require
 
 LABEL_BITS = (4, 8, 16)
@@ -206,7 +207,7 @@ def append_token_labels(
 
 
 @triton.jit
-def _score_slots(
+def _load_label_tile(
     codes_ptr,
     scale_ptr,
     zero_ptr,
@@ -215,15 +216,13 @@ def _score_slots(
     stride_zero_s,
     slots,
     slot_ok,
-    query_low,
-    query_high,
     WIDTH: tl.constexpr,
     BITS: tl.constexpr,
     COLUMNS_PAD: tl.constexpr,
 ):
-    """Label scores [N] float32 of storage slots [N] of one row and group (the pointers point at that row and
-    group), WIDTH code columns each. query_low [COLUMNS_PAD] holds the query on the label channels, or for 4 bits
-    on the even channels (low nibbles), with query_high on the odd ones; padded columns are zero."""
+    """The labels of storage slots [N] of one row and group (the pointers point at that row and group): codes
+    [N, COLUMNS_PAD] float32 (for 4 bits the low nibbles, with the high nibbles second; otherwise the codes twice),
+    scale [N] and zero [N] float32. Padded columns and slots not ok are zero."""
     columns = tl.arange(0, COLUMNS_PAD)
     codes = tl.load(
         codes_ptr + slots[:, None] * stride_codes_s + columns[None, :],
@@ -232,19 +231,33 @@ def _score_slots(
     )
     if BITS == 4:
         codes = codes.to(tl.int32)
-        code_dot = tl.sum(
-            (codes & 15).to(tl.float32) * query_low[None, :] + (codes >> 4).to(tl.float32) * query_high[None, :],
-            axis=1,
-        )
+        low = (codes & 15).to(tl.float32)
+        high = (codes >> 4).to(tl.float32)
+    else:
+        low = codes.to(tl.float32)
+        high = low
+    if BITS == 16:
+        scale = tl.full(slots.shape, 1.0, tl.float32)
+        zero = tl.zeros(slots.shape, tl.float32)
+    else:
+        scale = tl.load(scale_ptr + slots * stride_scale_s, mask=slot_ok, other=0.0)
+        zero = tl.load(zero_ptr + slots * stride_zero_s, mask=slot_ok, other=0.0)
+    return low, high, scale, zero
+
+
+@triton.jit
+def _tile_scores(low, high, scale, zero, query_low, query_high, BITS: tl.constexpr):
+    """Label scores [N] float32 of a tile from _load_label_tile, for the query on the label channels query_low
+    [COLUMNS_PAD] (for 4 bits the even channels, with query_high the odd ones; padded columns zero)."""
+    if BITS == 4:
+        code_dot = tl.sum(low * query_low[None, :] + high * query_high[None, :], axis=1)
         query_sum = tl.sum(query_low, axis=0) + tl.sum(query_high, axis=0)
     else:
-        code_dot = tl.sum(codes.to(tl.float32) * query_low[None, :], axis=1)
+        code_dot = tl.sum(low * query_low[None, :], axis=1)
         query_sum = tl.sum(query_low, axis=0)
     if BITS == 16:
         scores = code_dot
     else:
-        scale = tl.load(scale_ptr + slots * stride_scale_s, mask=slot_ok, other=0.0)
-        zero = tl.load(zero_ptr + slots * stride_zero_s, mask=slot_ok, other=0.0)
         scores = scale * code_dot + zero * query_sum
     return scores
 
@@ -312,11 +325,13 @@ def _candidate_scores_kernel(
     HEADS_PAD: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     TILE: tl.constexpr,
+    PER_HEAD: tl.constexpr,
 ):
     """Grid (candidate tiles, B * NG): TILE candidates (TILE / BLOCK_SIZE kept blocks) of one row and group.
 
-    Writes candidates [B, NG, Kb * BLOCK_SIZE] int64 and scores float32 (both contiguous), -inf where the kept
-    block's score is -inf or the slot is outside [candidate_low[b], candidate_high[b]).
+    Writes candidates [B, NG, Kb * BLOCK_SIZE] int64 and scores float32 (both contiguous): the scores of the
+    query summed over the group's heads [B, NG, N], or with PER_HEAD each head's [B, NG, G, N]; -inf where the
+    kept block's score is -inf or the slot is outside [candidate_low[b], candidate_high[b]).
     """
     batch = tl.program_id(1) // groups
     group = tl.program_id(1) % groups
@@ -336,24 +351,17 @@ def _candidate_scores_kernel(
     candidate_high = tl.load(candidate_high_ptr + batch)
     valid = rank_ok & (block_score > float("-inf")) & (slots >= candidate_low) & (slots < candidate_high)
 
-    # The group's query summed over its heads, on the label channels (even / odd channels for 4 bits).
-    head = tl.arange(0, HEADS_PAD)
+    # The label channels (even / odd channels for 4 bits) and the tile's labels, read once.
     columns = tl.arange(0, COLUMNS_PAD)
-    query_ptr += batch * stride_query_b + group * stride_query_g + head[:, None] * stride_query_h
-    label_channels_ptr += batch * stride_channels_b + group * stride_channels_g
     column_ok = columns < WIDTH
-    mask = (head < heads)[:, None] & column_ok[None, :]
+    label_channels_ptr += batch * stride_channels_b + group * stride_channels_g
     if BITS == 4:
         channel_low = tl.load(label_channels_ptr + 2 * columns, mask=column_ok, other=0)
         channel_high = tl.load(label_channels_ptr + 2 * columns + 1, mask=column_ok, other=0)
-        query_low = tl.sum(tl.load(query_ptr + channel_low[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
-        query_high = tl.sum(tl.load(query_ptr + channel_high[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
     else:
-        channel = tl.load(label_channels_ptr + columns, mask=column_ok, other=0)
-        query_low = tl.sum(tl.load(query_ptr + channel[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
-        query_high = query_low
-
-    scores = _score_slots(
+        channel_low = tl.load(label_channels_ptr + columns, mask=column_ok, other=0)
+        channel_high = channel_low
+    low, high, scale, zero = _load_label_tile(
         codes_ptr + batch.to(tl.int64) * stride_codes_b + group.to(tl.int64) * stride_codes_g,
         scale_ptr + batch.to(tl.int64) * stride_scale_b + group.to(tl.int64) * stride_scale_g,
         zero_ptr + batch.to(tl.int64) * stride_zero_b + group.to(tl.int64) * stride_zero_g,
@@ -362,15 +370,31 @@ def _candidate_scores_kernel(
         stride_zero_s,
         slots,
         valid,
-        query_low,
-        query_high,
         WIDTH,
         BITS,
         COLUMNS_PAD,
     )
-    out_offset = (batch * groups + group).to(tl.int64) * kept_count * BLOCK_SIZE + candidates
-    tl.store(candidates_ptr + out_offset, slots, mask=rank_ok)
-    tl.store(scores_ptr + out_offset, tl.where(valid, scores, float("-inf")), mask=rank_ok)
+    query_ptr += batch * stride_query_b + group * stride_query_g
+    row = (batch * groups + group).to(tl.int64)
+    n_candidates = kept_count * BLOCK_SIZE
+    tl.store(candidates_ptr + row * n_candidates + candidates, slots, mask=rank_ok)
+    if PER_HEAD:
+        # Each head's own scores: scores is [B, NG, G, N].
+        for head in range(heads):
+            query_low = tl.load(query_ptr + head * stride_query_h + channel_low, mask=column_ok, other=0.0)
+            query_high = tl.load(query_ptr + head * stride_query_h + channel_high, mask=column_ok, other=0.0)
+            scores = _tile_scores(low, high, scale, zero, query_low.to(tl.float32), query_high.to(tl.float32), BITS)
+            tl.store(scores_ptr + (row * heads + head) * n_candidates + candidates,
+                     tl.where(valid, scores, float("-inf")), mask=rank_ok)
+    else:
+        # The group's query summed over its heads: scores is [B, NG, N].
+        head = tl.arange(0, HEADS_PAD)
+        mask = (head < heads)[:, None] & column_ok[None, :]
+        head_ptr = query_ptr + head[:, None] * stride_query_h
+        query_low = tl.sum(tl.load(head_ptr + channel_low[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
+        query_high = tl.sum(tl.load(head_ptr + channel_high[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
+        scores = _tile_scores(low, high, scale, zero, query_low, query_high, BITS)
+        tl.store(scores_ptr + row * n_candidates + candidates, tl.where(valid, scores, float("-inf")), mask=rank_ok)
 
 
 def candidate_scores(
@@ -385,8 +409,10 @@ def candidate_scores(
     candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
+    head_scaling: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates of the kept blocks and their label scores in one launch (shapes in naive.candidate_scores).
+    """Candidates of the kept blocks and their label scores in one launch (shapes in naive.candidate_scores);
+    with head_scaling each head's scores, then naive.head_mass_scores of them.
 
     query [B, NG, G, Dk]; label_channels [B, NG, C] int; label_codes [B, NG, S, W]; label_scale, label_zero
     [B, NG, S] float32;
@@ -413,7 +439,9 @@ def candidate_scores(
                       candidate_high=candidate_high)
     n_candidates = kept_count * block_size
     candidates = torch.empty(batch, groups, n_candidates, dtype=torch.int64, device=query.device)
-    scores = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=query.device)
+    per_head = head_scaling is not None
+    score_shape = (batch, groups, heads, n_candidates) if per_head else (batch, groups, n_candidates)
+    scores = torch.empty(score_shape, dtype=torch.float32, device=query.device)
     tile = max(block_size, 128)
     _candidate_scores_kernel[(triton.cdiv(n_candidates, tile), batch * groups)](
         query,
@@ -443,5 +471,6 @@ def candidate_scores(
         HEADS_PAD=triton.next_power_of_2(heads),
         BLOCK_SIZE=block_size,
         TILE=tile,
+        PER_HEAD=per_head,
     )
-    return candidates, scores
+    return candidates, naive.head_mass_scores(scores, head_scaling) if per_head else scores

@@ -207,6 +207,7 @@ def candidate_scores(
     candidate_high: torch.Tensor,
     block_size: int,
     bits: int,
+    head_scaling: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token selection's candidates (every slot of the kept blocks) and their label scores, in one op.
 
@@ -215,6 +216,9 @@ def candidate_scores(
     candidate_high [B] bound the slots that may be picked. Returns candidates [B, NG, Kb * block_size] int64
     (block kept_blocks[k] contributes slots k * block_size ...) and their scores float32, -inf where the block
     score is -inf or the slot is outside [candidate_low, candidate_high) of its row.
+
+    The score of a candidate is the label score of the query summed over the group's heads when head_scaling is
+    None; with head_scaling (the attention's softmax scale) it is head_mass_scores of each head's label scores.
     """
     offsets = torch.arange(block_size, device=query.device)
     candidates = (kept_blocks[..., None] * block_size + offsets).flatten(-2)
@@ -223,9 +227,30 @@ def candidate_scores(
         & (candidates >= candidate_low[:, None, None])
         & (candidates < candidate_high[:, None, None])
     )
-    query_channels = query.float().sum(dim=2).gather(-1, label_channels)  # [B, NG, C]
-    scores = candidate_label_scores(query_channels, label_codes, label_scale, label_zero, candidates, bits)
-    return candidates, scores.masked_fill(~candidate_valid, NEG_INF)
+    if head_scaling is None:
+        query_channels = query.float().sum(dim=2).gather(-1, label_channels)  # [B, NG, C]
+        scores = candidate_label_scores(query_channels, label_codes, label_scale, label_zero, candidates, bits)
+        return candidates, scores.masked_fill(~candidate_valid, NEG_INF)
+    head_scores = torch.stack([
+        candidate_label_scores(query[:, :, head].float().gather(-1, label_channels), label_codes, label_scale,
+                               label_zero, candidates, bits)
+        for head in range(query.shape[2])
+    ], dim=2)  # [B, NG, G, N]
+    return candidates, head_mass_scores(head_scores.masked_fill(~candidate_valid[:, :, None], NEG_INF), head_scaling)
+
+
+def head_mass_scores(head_scores: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Rank candidates by the attention mass the group's heads would give them, as estimated from the labels.
+
+    head_scores [B, NG, G, N] float32, each head's label scores of the candidates (-inf, in every head, for a
+    candidate that may not be picked). Returns [B, NG, N] float32: log sum_h softmax_n(scaling * head_scores[h]),
+    -inf where not a candidate. Summing the raw scores instead lets the heads with the largest query norms pick
+    for all of them; this way each head's share counts by its own softmax.
+    """
+    scaled = head_scores * scaling
+    # A group with no candidate has a normalizer of -inf; clamped, its scores stay -inf instead of NaN.
+    normalizer = scaled.logsumexp(dim=-1, keepdim=True).clamp(min=torch.finfo(torch.float32).min)
+    return (scaled - normalizer).logsumexp(dim=2)
 
 
 def select_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,7 @@ class LaggedSelection:
     def __init__(self):
         self.previous: dict[int, torch.Tensor] = {}
 
-    def __call__(self, query, layer, plan, config, *, on_kept_blocks=None):
+    def __call__(self, query, layer, plan, config, *, scaling, on_kept_blocks=None):
         kept_blocks, kept_valid = attention.filter_blocks(query, layer, plan, config)
         wanted = torch.where(kept_valid, kept_blocks, -1)
         previous = self.previous.get(id(layer))
@@ -46,7 +46,7 @@ class LaggedSelection:
             appended_block = (plan.length - 1) // config.block_size
             blocks = torch.where(previous >= appended_block, -1, previous)
         return attention.select_from_blocks(
-            query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, plan.fixed_slots
+            query, layer, plan, config, blocks.clamp(min=0), blocks >= 0, plan.fixed_slots, scaling
         )
 
 
@@ -61,8 +61,8 @@ class LaggedTokenSelection:
         self.select = attention.select_tokens  # the resident selection, before this object replaces it
         self.slots: dict[int, ResidentSet] = {}
 
-    def __call__(self, query, layer, plan, config, *, on_kept_blocks=None):
-        slots, valid = self.select(query, layer, plan, config)
+    def __call__(self, query, layer, plan, config, *, scaling, on_kept_blocks=None):
+        slots, valid = self.select(query, layer, plan, config, scaling=scaling)
         fixed = plan.fixed_slots.shape[1]
         picked = torch.where(valid[..., fixed:], slots[..., fixed:], -1).sort(dim=-1).values
         held = self.slots.get(id(layer))

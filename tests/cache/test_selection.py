@@ -31,8 +31,17 @@ def exact_scores(cache, query):
     return torch.einsum("bgd,bgld->bgl", query.sum(dim=2), layer.keys[:, :, : layer.length])
 
 
+def exact_head_mass(cache, query, candidates, scaling):
+    """log sum over each group's heads of the head's softmax over `candidates` [N] of scaling * q . k:
+    [B, NG, N]."""
+    layer = cache.layers[0]
+    head_scores = torch.einsum("bghd,bgld->bghl", query, layer.keys[:, :, candidates]) * scaling
+    return torch.log_softmax(head_scores, dim=-1).logsumexp(dim=2)
+
+
+@pytest.mark.parametrize("token_scoring", ["summed", "head_mass"])
 @pytest.mark.parametrize("length", [100, 133])
-def test_full_blocks_and_16_bit_labels_give_exact_token_top_k(length):
+def test_full_blocks_and_16_bit_labels_give_exact_token_top_k(length, token_scoring):
     config = AsyncTLSConfig(
         block_size=8,
         top_blocks=1000,
@@ -41,16 +50,21 @@ def test_full_blocks_and_16_bit_labels_give_exact_token_top_k(length):
         local_tokens=5,
         label_channels=WIDTH,
         label_bits=16,
+        token_scoring=token_scoring,
     )
     pads = [0, 7, 30]
+    scaling = WIDTH**-0.5
     cache, query = filled_cache(config, pads, length)
     plan = cache.decode_plan(length, query.device)
-    slots, valid = select_tokens(query, cache.layers[0], plan, config)
-    scores = exact_scores(cache, query)
+    slots, valid = select_tokens(query, cache.layers[0], plan, config, scaling=scaling)
     for row, pad in enumerate(pads):
         candidates = torch.arange(pad + config.sink_tokens, length - config.local_tokens)
+        if token_scoring == "summed":
+            scores = exact_scores(cache, query)[row, :, candidates]
+        else:
+            scores = exact_head_mass(cache, query, candidates, scaling)[row]
         for group in range(GROUPS):
-            expected = candidates[scores[row, group, candidates].topk(config.selected_tokens).indices]
+            expected = candidates[scores[group].topk(config.selected_tokens).indices]
             chosen = slots[row, group, config.sink_tokens + config.local_tokens :]
             assert set(chosen.tolist()) == set(expected.tolist())
 
@@ -64,7 +78,7 @@ def test_selection_invariants_with_padding(label_bits):
     length = 101
     cache, query = filled_cache(config, pads, length, seed=label_bits)
     plan = cache.decode_plan(length, query.device)
-    slots, valid = select_tokens(query, cache.layers[0], plan, config)
+    slots, valid = select_tokens(query, cache.layers[0], plan, config, scaling=WIDTH**-0.5)
     assert slots.shape == valid.shape == (len(pads), GROUPS, config.token_budget)
     for row, pad in enumerate(pads):
         real_length = length - pad
@@ -82,7 +96,9 @@ def test_selection_invariants_with_padding(label_bits):
 def test_streaming_budget_attends_only_sinks_and_local_window():
     config = AsyncTLSConfig(block_size=8, top_blocks=4, token_budget=12, sink_tokens=4, local_tokens=8)
     cache, query = filled_cache(config, [0, 5], 60)
-    slots, valid = select_tokens(query, cache.layers[0], cache.decode_plan(60, query.device), config)
+    slots, valid = select_tokens(
+        query, cache.layers[0], cache.decode_plan(60, query.device), config, scaling=WIDTH**-0.5
+    )
     assert valid.all()
     assert set(slots[1, 0].tolist()) == {5, 6, 7, 8, *range(52, 60)}
 
@@ -93,7 +109,9 @@ def test_block_filter_keeps_the_blocks_with_the_highest_upper_bound():
     )
     length = 96
     cache, query = filled_cache(config, [0], length)
-    slots, valid = select_tokens(query, cache.layers[0], cache.decode_plan(length, query.device), config)
+    slots, valid = select_tokens(
+        query, cache.layers[0], cache.decode_plan(length, query.device), config, scaling=WIDTH**-0.5
+    )
     layer = cache.layers[0]
     keys = layer.keys[0, :, :length].view(GROUPS, length // 8, 8, WIDTH)
     bounds = torch.einsum("gd,gnd->gn", query[0].clamp(min=0).sum(1), keys.amax(2)) + torch.einsum(

@@ -59,7 +59,9 @@ def selections(config: AsyncTLSConfig, seed: int = 0) -> list[Selection]:
     layer = cache.layers[0]
     layer.append(keys, values, prompt_query, cache.row_start)
     query = torch.randn(batch, GROUPS, HEADS_PER_GROUP, WIDTH, generator=generator)
-    slots, valid = select_tokens(query, layer, cache.decode_plan(LENGTH, query.device), config)
+    slots, valid = select_tokens(
+        query, layer, cache.decode_plan(LENGTH, query.device), config, scaling=WIDTH**-0.5
+    )
 
     fixed_count = config.sink_tokens + config.local_tokens
     summed_query = query.sum(dim=2)  # [B, NG, Dk]

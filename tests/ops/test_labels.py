@@ -81,7 +81,8 @@ def _kept_blocks(batch, groups, n_blocks, kept, invalid_ranks):
     [(4, torch.float32, 16, 4, 64), (4, torch.bfloat16, 128, 20, 576), (8, torch.float16, 32, 1, 128),
      (16, torch.bfloat16, 16, 8, 32)],
 )
-def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels, heads, key_width):
+@pytest.mark.parametrize("head_scaling", [None, 0.125])
+def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels, heads, key_width, head_scaling):
     batch, groups, block_size, stored = 3, 1 if heads == 20 else 2, 16, 111
     n_blocks = -(-stored // block_size)
     codes, scale, zero = _label_storage(batch, groups, n_blocks * block_size, channels, bits, dtype)
@@ -93,15 +94,40 @@ def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels
     candidate_low = torch.tensor([4, 20, 37], device=DEVICE)  # sinks after each row's padding
     arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores, candidate_low,
                  torch.tensor([stored - 8, stored - 8, stored - 30], device=DEVICE),
-                 block_size, bits)
+                 block_size, bits, head_scaling)
     candidates, scores = candidate_scores(*arguments, backend="triton")
     reference_candidates, reference_scores = naive.candidate_scores(*arguments)
     assert torch.equal(candidates, reference_candidates)
     assert_scores_match(scores, reference_scores)
+    assert not scores.isnan().any()
+
+
+def test_head_mass_picks_what_one_head_attends_to_where_the_summed_query_would_not():
+    """Two heads over three candidates: head 0 spreads its mass (0.63, 0.28, 0.09 after scaling), head 1 puts
+    0.75 on candidate 2. The summed raw scores (40, 36, 39) rank candidate 0 first; head mass ranks candidate 2
+    first (0.84 against 0.76)."""
+    head_scores = torch.tensor([[[[40.0, 36.0, 30.0], [0.0, 0.0, 9.0]]]])  # [B=1, NG=1, G=2, N=3]
+    scaling = 0.2
+    mass = naive.head_mass_scores(head_scores, scaling)
+    assert head_scores.sum(dim=2).argmax().item() == 0
+    assert mass.argmax().item() == 2
+    expected = torch.softmax(head_scores * scaling, dim=-1).sum(dim=2).log()
+    torch.testing.assert_close(mass, expected)
+
+
+def test_head_mass_of_a_group_without_candidates_is_minus_infinity_not_nan():
+    head_scores = torch.full((2, 1, 4, 5), float("-inf"))
+    head_scores[0, 0, :, 1] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    mass = naive.head_mass_scores(head_scores, 0.5)
+    assert not mass.isnan().any()
+    assert torch.isinf(mass[1]).all() and (mass[1] < 0).all()
+    assert mass[0, 0, 1].item() == pytest.approx(torch.tensor(4.0).log().item())  # every head's mass on slot 1
+    assert torch.isinf(mass[0, 0, [0, 2, 3, 4]]).all()
 
 
 @pytest.mark.gpu
-def test_candidate_scores_at_full_size_on_gpu():
+@pytest.mark.parametrize("head_scaling", [None, 128**-0.5])
+def test_candidate_scores_at_full_size_on_gpu(head_scaling):
     batch, groups, heads, channels, bits, block_size, stored = 4, 8, 4, 32, 4, 64, 96 * 1024
     codes, scale, zero = _label_storage(batch, groups, stored, channels, bits, torch.bfloat16)
     query = torch.randn(batch, groups, heads, 128, dtype=torch.bfloat16, device=DEVICE)
@@ -109,7 +135,7 @@ def test_candidate_scores_at_full_size_on_gpu():
     kept_blocks, kept_scores = _kept_blocks(batch, groups, stored // block_size, 128, invalid_ranks=[127])
     arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores,
                  torch.full((batch,), 16, device=DEVICE),
-                 torch.full((batch,), stored - 64, device=DEVICE), block_size, bits)
+                 torch.full((batch,), stored - 64, device=DEVICE), block_size, bits, head_scaling)
     candidates, scores = candidate_scores(*arguments, backend="triton")
     reference_candidates, reference_scores = naive.candidate_scores(*arguments)
     assert torch.equal(candidates, reference_candidates)

@@ -140,7 +140,8 @@ def test_absorbed_decode_equals_expanded_attention(dtype, settings):
         query_latent = torch.einsum("bhtn,hnr->bhtr", query_nope[:, :, step], key_up)
         grouped_query = torch.cat([query_latent, query_rot[:, :, step]], dim=-1).view(batch, 1, heads, 576)
         layer = cache.layers[0]
-        slots, valid = select_tokens(grouped_query, layer, cache.decode_plan(layer.length, layer.device), config)
+        slots, valid = select_tokens(grouped_query, layer, cache.decode_plan(layer.length, layer.device), config,
+                                     scaling=module.scaling)
         attended = torch.zeros_like(attended).scatter_(1, slots[:, 0], valid[:, 0])
         assert attended.sum(dim=1).tolist() == [settings["token_budget"]] * batch
 
@@ -177,7 +178,7 @@ def test_sparse_selection_is_shared_by_heads_within_budget_and_keeps_sinks_and_l
     for layer in cache.layers:
         length = layer.length
         query = torch.randn(3, 1, model.config.num_attention_heads, 40, generator=generator)  # [B, NG=1, H, 576]
-        slots, valid = select_tokens(query, layer, cache.decode_plan(length, layer.device), config)
+        slots, valid = select_tokens(query, layer, cache.decode_plan(length, layer.device), config, scaling=1.0)
         assert slots.shape == valid.shape == (3, 1, SPARSE["token_budget"])  # one set of slots for all heads
         for row in range(3):
             chosen = slots[row, 0][valid[row, 0]].tolist()
