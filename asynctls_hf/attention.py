@@ -50,7 +50,7 @@ def select_from_blocks(
     scaling: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token selection among the tokens of `blocks` [B, NG, Kb] int64 where block_usable [B, NG, Kb] bool, on the
-    labels, ranked as config.token_scoring says (`scaling`: the attention's softmax scale, for head mass).
+    labels, ranked as layer.token_scoring says (`scaling`: the attention's softmax scale, for head mass).
     Returns slots [B, NG, token_budget] int64 and valid [B, NG, token_budget] bool: fixed_slots [B, F] (valid as
     plan.fixed_valid), then the selected tokens' slots in no particular order."""
     candidates, token_scores = ops.candidate_scores(
@@ -65,7 +65,7 @@ def select_from_blocks(
         plan.candidate_high,
         config.block_size,
         config.label_bits,
-        scaling if config.token_scoring == "head_mass" else None,
+        scaling if layer.token_scoring == "head_mass" else None,
         backend=config.backend,
     )  # [B, NG, Kb * block_size] each: slots of the blocks, and their label scores (-inf if not candidates)
     return ops.select_tokens_into(

@@ -25,6 +25,11 @@ CONFIG_OPTIONS = {
     "prefetch_successors": "with offload by tokens and lag 1: tokens after each selected one also copied",
     "cuda_graph": "on CUDA, replay the decode step from a CUDA graph: true or false",
 }
+# How the fields whose default depends on the model (None) pick it.
+DEFAULT_DESCRIPTIONS = {
+    "label_channels": "a quarter of the key width; a third for MLA",
+    "token_scoring": "head_mass for MLA, summed for GQA",
+}
 BOOLEAN_CHOICES = {"false": False, "true": True}
 OFFLOAD_CHOICES = {"false": False, "true": True, "auto": "auto"}
 CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AsyncTLSConfig)}
@@ -77,7 +82,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
                                 f"(default: {CONFIG_DEFAULTS['token_budget']})")
     for name, description in CONFIG_OPTIONS.items():
         default = CONFIG_DEFAULTS[name]
-        shown = "a quarter of the key width" if default is None else default
+        shown = DEFAULT_DESCRIPTIONS.get(name, default) if default is None else default
         value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice,
                       "offload_granularity": str, "token_scoring": str}.get(name, int)
         group.add_argument(f"--{name.replace('_', '-')}", type=value_type,

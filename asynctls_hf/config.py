@@ -23,6 +23,14 @@ def default_label_channels(key_width: int, latent: bool = False) -> int:
     return min(1 << (quarter.bit_length() - 1), key_width)
 
 
+def default_token_scoring(latent: bool = False) -> str:
+    """"head_mass" for latent keys (MLA: every head of a layer shares one selection; on the GLM probe the summed
+    query lost needles that one head found, and head mass took them back), "summed" for GQA keys (on the Qwen3 probe
+    head mass gained nothing, and it costs the decode step more; EVAL.md and BENCHMARKS.md, "Token selection by
+    head mass")."""
+    return "head_mass" if latent else "summed"
+
+
 @dataclass(frozen=True)
 class AsyncTLSConfig:
     """Settings of two-level sparse decoding.
@@ -38,7 +46,9 @@ class AsyncTLSConfig:
     token_scoring: how token selection ranks a group's candidates from their labels: "summed" (the label score of
         the query summed over the group's heads) or "head_mass" (the attention mass the heads would give the
         candidate, each head's softmax over the candidates of its own label scores, summed over the heads; one head
-        that singles out a token is heard over heads with larger query norms: EVAL.md, "Token selection by head mass").
+        that singles out a token is heard over heads with larger query norms). None picks head_mass for MLA's
+        latent keys (one group holds every head: 20 in GLM-4.7-Flash) and summed for GQA (4 heads a group in
+        Qwen3-8B), as measured (EVAL.md, "Token selection by head mass"; default_token_scoring).
     sink_tokens: first real tokens of each row, always attended.
     local_tokens: most recent tokens, always attended.
     offload: keep the full KV cache in pinned CPU memory (True), never (False), or when needed ("auto": when
@@ -70,7 +80,7 @@ class AsyncTLSConfig:
     token_budget: int = 1024
     label_channels: int | None = None
     label_bits: int = 4
-    token_scoring: str = "summed"
+    token_scoring: str | None = None
     sink_tokens: int = 16
     local_tokens: int = 64
     offload: bool | str = False
@@ -96,7 +106,7 @@ class AsyncTLSConfig:
             raise ValueError(
                 f"label_channels must be even when label_bits=4 (two 4-bit codes per byte), got {self.label_channels}"
             )
-        if self.token_scoring not in _TOKEN_SCORING_CHOICES:
+        if self.token_scoring is not None and self.token_scoring not in _TOKEN_SCORING_CHOICES:
             raise ValueError(
                 f"token_scoring must be one of {_TOKEN_SCORING_CHOICES}, got {self.token_scoring!r}"
             )
@@ -144,6 +154,11 @@ class AsyncTLSConfig:
         if channels > key_width:
             raise ValueError(f"label_channels ({channels}) must not exceed the model's key width ({key_width})")
         return channels
+
+    def token_scoring_for(self, latent: bool = False) -> str:
+        """How token selection ranks candidates for latent (MLA) or GQA keys: the configured token_scoring, or
+        default_token_scoring."""
+        return self.token_scoring if self.token_scoring is not None else default_token_scoring(latent)
 
     def replace(self, **overrides) -> AsyncTLSConfig:
         """A copy with some fields changed (validated again)."""

@@ -273,7 +273,7 @@ def time_sparse(shape: ModelShape, layer: AsyncTLSLayer, batch: int, context: in
     kept_scores, kept_blocks = ops.select_top_k(block_scores, kept_count, backend=config.backend)
     candidate_arguments = (query, layer.label_channels, layer.label_codes, layer.label_scale, layer.label_zero,
                            kept_blocks, kept_scores, plan.candidate_low, plan.candidate_high, config.block_size,
-                           config.label_bits, shape.scaling if config.token_scoring == "head_mass" else None)
+                           config.label_bits, shape.scaling if layer.token_scoring == "head_mass" else None)
     candidates, token_scores = ops.candidate_scores(*candidate_arguments, backend=config.backend)
     selected_count = min(config.selected_tokens, candidates.shape[-1])
     slots, valid = select_tokens(query, layer, plan, config, scaling=shape.scaling)

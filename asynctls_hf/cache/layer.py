@@ -60,6 +60,7 @@ class AsyncTLSLayer(CacheLayerMixin):
         self.values_in_keys = values_in_keys
         self.max_length = max_length
         self.num_label_channels = config.label_channels_for(key_width, latent=values_in_keys)
+        self.token_scoring = config.token_scoring_for(latent=values_in_keys)
         self.offload = False
         self.transport_for: TransportFor | None = None
         self.offloaded: OffloadedKV | None = None

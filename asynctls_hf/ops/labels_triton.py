@@ -13,7 +13,6 @@ import torch
 import triton
 import triton.language as tl
 
-from asynctls_hf.ops import naive
 from asynctls_hf.ops.triton_common import FLOAT_DTYPES, check_index, check_same_device, require
 
 LABEL_BITS = (4, 8, 16)
@@ -296,6 +295,9 @@ def _candidate_scores_kernel(
     candidate_high_ptr,
     candidates_ptr,
     scores_ptr,
+    tile_max_ptr,
+    tile_sum_ptr,
+    scaling,
     groups,
     heads,
     kept_count,
@@ -330,8 +332,10 @@ def _candidate_scores_kernel(
     """Grid (candidate tiles, B * NG): TILE candidates (TILE / BLOCK_SIZE kept blocks) of one row and group.
 
     Writes candidates [B, NG, Kb * BLOCK_SIZE] int64 and scores float32 (both contiguous): the scores of the
-    query summed over the group's heads [B, NG, N], or with PER_HEAD each head's [B, NG, G, N]; -inf where the
-    kept block's score is -inf or the slot is outside [candidate_low[b], candidate_high[b]).
+    query summed over the group's heads [B, NG, N], or with PER_HEAD each head's scores times `scaling`
+    [B, NG, G, N] and, per head and tile, their max and the sum of exp(score - max) ([B, NG, G, tiles] each, for
+    _head_mass_kernel); -inf where the kept block's score is -inf or the slot is outside
+    [candidate_low[b], candidate_high[b]).
     """
     batch = tl.program_id(1) // groups
     group = tl.program_id(1) % groups
@@ -379,13 +383,20 @@ def _candidate_scores_kernel(
     n_candidates = kept_count * BLOCK_SIZE
     tl.store(candidates_ptr + row * n_candidates + candidates, slots, mask=rank_ok)
     if PER_HEAD:
-        # Each head's own scores: scores is [B, NG, G, N].
+        # Each head's own scaled scores: scores is [B, NG, G, N]; and the tile's softmax partials.
+        tiles = tl.num_programs(0)
         for head in range(heads):
             query_low = tl.load(query_ptr + head * stride_query_h + channel_low, mask=column_ok, other=0.0)
             query_high = tl.load(query_ptr + head * stride_query_h + channel_high, mask=column_ok, other=0.0)
             scores = _tile_scores(low, high, scale, zero, query_low.to(tl.float32), query_high.to(tl.float32), BITS)
-            tl.store(scores_ptr + (row * heads + head) * n_candidates + candidates,
-                     tl.where(valid, scores, float("-inf")), mask=rank_ok)
+            scores = tl.where(valid, scores * scaling, float("-inf"))
+            tl.store(scores_ptr + (row * heads + head) * n_candidates + candidates, scores, mask=rank_ok)
+            tile_max = tl.max(scores, axis=0)
+            shift = tl.where(tile_max > float("-inf"), tile_max, 0.0)
+            tile_sum = tl.sum(tl.where(valid, tl.exp(scores - shift), 0.0), axis=0)
+            partial = (row * heads + head) * tiles + tl.program_id(0)
+            tl.store(tile_max_ptr + partial, tile_max)
+            tl.store(tile_sum_ptr + partial, tile_sum)
     else:
         # The group's query summed over its heads: scores is [B, NG, N].
         head = tl.arange(0, HEADS_PAD)
@@ -395,6 +406,50 @@ def _candidate_scores_kernel(
         query_high = tl.sum(tl.load(head_ptr + channel_high[None, :], mask=mask, other=0.0).to(tl.float32), axis=0)
         scores = _tile_scores(low, high, scale, zero, query_low, query_high, BITS)
         tl.store(scores_ptr + row * n_candidates + candidates, tl.where(valid, scores, float("-inf")), mask=rank_ok)
+
+
+@triton.jit
+def _head_mass_kernel(
+    scores_ptr,
+    tile_max_ptr,
+    tile_sum_ptr,
+    out_ptr,
+    heads,
+    n_candidates,
+    tiles,
+    HEADS_PAD: tl.constexpr,
+    TILES_PAD: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """Grid (tiles, B * NG): naive.head_mass_scores of TILE candidates of one row and group, from the scaled
+    per-head scores [B, NG, G, N] and the per-tile partials [B, NG, G, tiles] of _candidate_scores_kernel; writes
+    out [B, NG, N]."""
+    row = tl.program_id(1).to(tl.int64)
+    head = tl.arange(0, HEADS_PAD)
+    head_ok = head < heads
+    tile = tl.arange(0, TILES_PAD)
+    partial = (row * heads + head[:, None]) * tiles + tile[None, :]
+    partial_ok = head_ok[:, None] & (tile < tiles)[None, :]
+    tile_max = tl.load(tile_max_ptr + partial, mask=partial_ok, other=float("-inf"))
+    tile_sum = tl.load(tile_sum_ptr + partial, mask=partial_ok, other=0.0)
+    head_max = tl.max(tile_max, axis=1)
+    head_shift = tl.where(head_max > float("-inf"), head_max, 0.0)
+    total = tl.sum(tile_sum * tl.exp(tile_max - head_shift[:, None]), axis=1)
+    # log of each head's softmax normalizer; 0 for a head without candidates (its scores stay -inf).
+    normalizer = tl.where(total > 0.0, head_shift + tl.log(tl.where(total > 0.0, total, 1.0)), 0.0)
+
+    candidates = tl.program_id(0) * TILE + tl.arange(0, TILE)
+    candidate_ok = candidates < n_candidates
+    log_mass = tl.load(
+        scores_ptr + (row * heads + head[:, None]) * n_candidates + candidates[None, :],
+        mask=head_ok[:, None] & candidate_ok[None, :],
+        other=float("-inf"),
+    ) - normalizer[:, None]
+    best = tl.max(log_mass, axis=0)
+    shift = tl.where(best > float("-inf"), best, 0.0)
+    mass_sum = tl.sum(tl.exp(log_mass - shift[None, :]), axis=0)
+    mass = tl.where(mass_sum > 0.0, shift + tl.log(tl.where(mass_sum > 0.0, mass_sum, 1.0)), float("-inf"))
+    tl.store(out_ptr + row * n_candidates + candidates, mass, mask=candidate_ok)
 
 
 def candidate_scores(
@@ -412,7 +467,8 @@ def candidate_scores(
     head_scaling: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidates of the kept blocks and their label scores in one launch (shapes in naive.candidate_scores);
-    with head_scaling each head's scores, then naive.head_mass_scores of them.
+    with head_scaling each head's scores and softmax partials per tile, then naive.head_mass_scores of them in a
+    second launch (_head_mass_kernel).
 
     query [B, NG, G, Dk]; label_channels [B, NG, C] int; label_codes [B, NG, S, W]; label_scale, label_zero
     [B, NG, S] float32;
@@ -443,7 +499,11 @@ def candidate_scores(
     score_shape = (batch, groups, heads, n_candidates) if per_head else (batch, groups, n_candidates)
     scores = torch.empty(score_shape, dtype=torch.float32, device=query.device)
     tile = max(block_size, 128)
-    _candidate_scores_kernel[(triton.cdiv(n_candidates, tile), batch * groups)](
+    tiles = triton.cdiv(n_candidates, tile)
+    partial_shape = (batch, groups, heads, tiles) if per_head else (1,)
+    tile_max = torch.empty(partial_shape, dtype=torch.float32, device=query.device)
+    tile_sum = torch.empty(partial_shape, dtype=torch.float32, device=query.device)
+    _candidate_scores_kernel[(tiles, batch * groups)](
         query,
         label_channels,
         label_codes,
@@ -455,6 +515,9 @@ def candidate_scores(
         candidate_high,
         candidates,
         scores,
+        tile_max,
+        tile_sum,
+        1.0 if head_scaling is None else float(head_scaling),
         groups,
         heads,
         kept_count,
@@ -473,4 +536,11 @@ def candidate_scores(
         TILE=tile,
         PER_HEAD=per_head,
     )
-    return candidates, naive.head_mass_scores(scores, head_scaling) if per_head else scores
+    if not per_head:
+        return candidates, scores
+    mass = torch.empty(batch, groups, n_candidates, dtype=torch.float32, device=query.device)
+    _head_mass_kernel[(tiles, batch * groups)](
+        scores, tile_max, tile_sum, mass, heads, n_candidates, tiles,
+        HEADS_PAD=triton.next_power_of_2(heads), TILES_PAD=triton.next_power_of_2(tiles), TILE=tile,
+    )
+    return candidates, mass

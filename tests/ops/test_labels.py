@@ -102,6 +102,23 @@ def test_candidate_scores_fuse_candidates_masks_and_scores(bits, dtype, channels
     assert not scores.isnan().any()
 
 
+def test_head_mass_of_a_row_without_candidates_is_minus_infinity_on_both_backends():
+    """Row 1's bounds leave no slot to pick (a short, left-padded row): its scores are -inf, not NaN, and row 0's
+    are unchanged by it."""
+    batch, groups, heads, channels, bits, block_size, n_blocks = 2, 1, 6, 16, 4, 16, 7
+    codes, scale, zero = _label_storage(batch, groups, n_blocks * block_size, channels, bits, torch.float32)
+    query = torch.randn(batch, groups, heads, 64, device=DEVICE)
+    label_channels = torch.arange(channels, device=DEVICE).expand(batch, groups, -1).contiguous()
+    kept_blocks, kept_scores = _kept_blocks(batch, groups, n_blocks, 5, invalid_ranks=[])
+    arguments = (query, label_channels, codes, scale, zero, kept_blocks, kept_scores,
+                 torch.tensor([0, 90], device=DEVICE), torch.tensor([100, 90], device=DEVICE), block_size, bits, 0.125)
+    for backend in ("torch", "triton"):
+        _, scores = candidate_scores(*arguments, backend=backend)
+        assert not scores.isnan().any()
+        assert torch.isneginf(scores[1]).all()
+        assert torch.isfinite(scores[0]).sum() > 0
+
+
 def test_head_mass_picks_what_one_head_attends_to_where_the_summed_query_would_not():
     """Two heads over three candidates: head 0 spreads its mass (0.63, 0.28, 0.09 after scaling), head 1 puts
     0.75 on candidate 2. The summed raw scores (40, 36, 39) rank candidate 0 first; head mass ranks candidate 2

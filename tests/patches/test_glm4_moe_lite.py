@@ -264,3 +264,16 @@ def test_the_patched_probe_cache_labels_a_third_of_its_latent_key():
     asynctls_hf.patch(model)
     cache = AsyncTLSCache.for_model(model, max_length=256)
     assert {layer.num_label_channels for layer in cache.layers} == {64}  # of 128 latent + 64 rope channels
+
+
+def test_latent_keys_rank_tokens_by_head_mass_and_gqa_keys_by_the_summed_query_unless_configured():
+    assert AsyncTLSConfig().token_scoring_for(latent=True) == "head_mass"
+    assert AsyncTLSConfig().token_scoring_for(latent=False) == "summed"
+    assert AsyncTLSConfig(token_scoring="summed").token_scoring_for(latent=True) == "summed"
+    assert AsyncTLSConfig(token_scoring="head_mass").token_scoring_for(latent=False) == "head_mass"
+    with pytest.raises(ValueError, match="token_scoring must be one of"):
+        AsyncTLSConfig(token_scoring="max")
+    model, _ = load_probe("glm4_moe_lite")
+    asynctls_hf.patch(model)
+    cache = AsyncTLSCache.for_model(model, max_length=256)
+    assert {layer.token_scoring for layer in cache.layers} == {"head_mass"}
