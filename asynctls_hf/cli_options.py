@@ -6,7 +6,13 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from asynctls_hf.config import AsyncTLSConfig
+from asynctls_hf.config import (
+    BACKEND_CHOICES,
+    LABEL_BITS_CHOICES,
+    OFFLOAD_GRANULARITY_CHOICES,
+    TOKEN_SCORING_CHOICES,
+    AsyncTLSConfig,
+)
 
 # AsyncTLSConfig fields that every command taking a model accepts, with their help (defaults are appended).
 CONFIG_OPTIONS = {
@@ -29,6 +35,13 @@ CONFIG_OPTIONS = {
 DEFAULT_DESCRIPTIONS = {
     "label_channels": "a quarter of the key width; a third for MLA",
     "token_scoring": "head_mass for MLA, summed for GQA",
+}
+# The options with a fixed set of values: argparse names the choices when given another.
+CHOICES = {
+    "label_bits": LABEL_BITS_CHOICES,
+    "token_scoring": TOKEN_SCORING_CHOICES,
+    "backend": BACKEND_CHOICES,
+    "offload_granularity": OFFLOAD_GRANULARITY_CHOICES,
 }
 BOOLEAN_CHOICES = {"false": False, "true": True}
 OFFLOAD_CHOICES = {"false": False, "true": True, "auto": "auto"}
@@ -85,7 +98,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, token_budget: bool = T
         shown = DEFAULT_DESCRIPTIONS.get(name, default) if default is None else default
         value_type = {"backend": str, "offload": offload_choice, "cuda_graph": boolean_choice,
                       "offload_granularity": str, "token_scoring": str}.get(name, int)
-        group.add_argument(f"--{name.replace('_', '-')}", type=value_type,
+        group.add_argument(f"--{name.replace('_', '-')}", type=value_type, choices=CHOICES.get(name),
                            help=f"{description} (default: {str(shown).lower() if isinstance(shown, bool) else shown})")
 
 

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 
 _OFFLOAD_CHOICES = (False, True, "auto")
-_OFFLOAD_GRANULARITY_CHOICES = ("block", "token")
-_BACKEND_CHOICES = ("auto", "torch", "triton")
-_LABEL_BITS_CHOICES = (4, 8, 16)
-_TOKEN_SCORING_CHOICES = ("head_mass", "summed")
+OFFLOAD_GRANULARITY_CHOICES = ("block", "token")
+BACKEND_CHOICES = ("auto", "torch", "triton")
+LABEL_BITS_CHOICES = (4, 8, 16)
+TOKEN_SCORING_CHOICES = ("head_mass", "summed")
 
 
 def default_label_channels(key_width: int, latent: bool = False) -> int:
@@ -100,15 +100,15 @@ class AsyncTLSConfig:
             raise ValueError(f"block_size must be a power of two, got {self.block_size}")
         if self.label_channels is not None:
             _check_int("label_channels", self.label_channels, minimum=1)
-        if self.label_bits not in _LABEL_BITS_CHOICES or isinstance(self.label_bits, bool):
-            raise ValueError(f"label_bits must be one of {_LABEL_BITS_CHOICES}, got {self.label_bits!r}")
+        if self.label_bits not in LABEL_BITS_CHOICES or isinstance(self.label_bits, bool):
+            raise ValueError(f"label_bits must be one of {LABEL_BITS_CHOICES}, got {self.label_bits!r}")
         if self.label_bits == 4 and self.label_channels is not None and self.label_channels % 2:
             raise ValueError(
                 f"label_channels must be even when label_bits=4 (two 4-bit codes per byte), got {self.label_channels}"
             )
-        if self.token_scoring is not None and self.token_scoring not in _TOKEN_SCORING_CHOICES:
+        if self.token_scoring is not None and self.token_scoring not in TOKEN_SCORING_CHOICES:
             raise ValueError(
-                f"token_scoring must be one of {_TOKEN_SCORING_CHOICES}, got {self.token_scoring!r}"
+                f"token_scoring must be one of {TOKEN_SCORING_CHOICES}, got {self.token_scoring!r}"
             )
         if self.sink_tokens + self.local_tokens > self.token_budget:
             raise ValueError(
@@ -132,14 +132,14 @@ class AsyncTLSConfig:
             raise ValueError(f"offload must be False, True or 'auto', got {self.offload!r}")
         if isinstance(self.prefetch_lag, bool) or self.prefetch_lag not in (0, 1):
             raise ValueError(f"prefetch_lag must be 0 (exact) or 1 (asynchronous), got {self.prefetch_lag!r}")
-        if self.offload_granularity not in _OFFLOAD_GRANULARITY_CHOICES:
+        if self.offload_granularity not in OFFLOAD_GRANULARITY_CHOICES:
             raise ValueError(
-                f"offload_granularity must be one of {_OFFLOAD_GRANULARITY_CHOICES}, got {self.offload_granularity!r}"
+                f"offload_granularity must be one of {OFFLOAD_GRANULARITY_CHOICES}, got {self.offload_granularity!r}"
             )
         if not isinstance(self.cuda_graph, bool):
             raise ValueError(f"cuda_graph must be True or False, got {self.cuda_graph!r}")
-        if self.backend not in _BACKEND_CHOICES:
-            raise ValueError(f"backend must be one of {_BACKEND_CHOICES}, got {self.backend!r}")
+        if self.backend not in BACKEND_CHOICES:
+            raise ValueError(f"backend must be one of {BACKEND_CHOICES}, got {self.backend!r}")
 
     @property
     def selected_tokens(self) -> int:

@@ -98,6 +98,15 @@ def test_invalid_asynctls_setting(probe_checkpoint, prompt_file, capsys):
     assert line == "asynctls-hf generate: error: invalid AsyncTLS settings: block_size must be a power of two, got 48"
 
 
+@pytest.mark.parametrize("option, value", [("--token-scoring", "max"), ("--label-bits", "5"),
+                                           ("--offload-granularity", "tokens"), ("--backend", "cuda")])
+def test_a_setting_with_fixed_choices_names_them(option, value, probe_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["eval", "--model", probe_checkpoint, "--out", str(tmp_path), option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: invalid choice" in capsys.readouterr().err
+
+
 def test_demo_without_the_shipped_probe_says_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(probes, "PROBE_DIR", tmp_path)
     line = _error(["demo"], capsys)
