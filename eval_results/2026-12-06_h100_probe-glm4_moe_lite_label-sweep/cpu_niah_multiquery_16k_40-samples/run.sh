@@ -1,0 +1,13 @@
+#!/bin/bash
+# niah_multiquery at 16k with 40 samples on the development CPU (2026-12-06, float32, seed 0): full attention and
+# asynctls at budget 1024 with the default token scoring (head mass for the probe's latent keys), side by side.
+# Usage (repo root): bash eval_results/2026-12-06_h100_probe-glm4_moe_lite_label-sweep/cpu_niah_multiquery_16k_40-samples/run.sh
+set -u
+export PYTHONPATH=$PWD OMP_NUM_THREADS=1
+HERE=eval_results/2026-12-06_h100_probe-glm4_moe_lite_label-sweep/cpu_niah_multiquery_16k_40-samples
+for method in asynctls full; do
+  python -m asynctls_hf.eval --model asynctls_hf/probes/checkpoints/glm4_moe_lite --methods $method --budgets 1024 \
+    --tasks niah_multiquery --context-lengths 16384 --samples 40 --dtype float32 --no-progress \
+    --out $HERE/$method > $HERE/$method.log 2>&1 &
+done
+wait
