@@ -169,11 +169,12 @@ def label_scores(
 ) -> torch.Tensor:
     """Approximate score of candidate tokens from their labels.
 
-    query_channels [B, NG, C]: the group's queries summed over its heads, restricted to the label channels;
-    codes [B, NG, N, W], scale and zero [B, NG, N]. Returns [B, NG, N] float32.
+    query_channels [B, NG, C] (the group's queries summed over its heads) or [B, NG, G, C] (each head's),
+    restricted to the label channels; codes [B, NG, N, W], scale and zero [B, NG, N]. Returns [B, NG, N] or
+    [B, NG, G, N] float32.
     """
     labels = dequantize_labels(codes, scale, zero, bits)
-    return torch.einsum("bgc,bgnc->bgn", query_channels.float(), labels)
+    return torch.einsum("bg...c,bgnc->bg...n", query_channels.float(), labels)
 
 
 def candidate_label_scores(
@@ -186,8 +187,8 @@ def candidate_label_scores(
 ) -> torch.Tensor:
     """label_scores of candidate slots taken from the label storage.
 
-    query_channels [B, NG, C]; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S];
-    candidates [B, NG, N] int64 slots. Returns [B, NG, N] float32.
+    query_channels [B, NG, C] or [B, NG, G, C]; label_codes [B, NG, S, W]; label_scale, label_zero [B, NG, S];
+    candidates [B, NG, N] int64 slots. Returns [B, NG, N] or [B, NG, G, N] float32.
     """
     codes = label_codes.gather(2, candidates[..., None].expand(-1, -1, -1, label_codes.shape[-1]))
     return label_scores(
@@ -231,11 +232,8 @@ def candidate_scores(
         query_channels = query.float().sum(dim=2).gather(-1, label_channels)  # [B, NG, C]
         scores = candidate_label_scores(query_channels, label_codes, label_scale, label_zero, candidates, bits)
         return candidates, scores.masked_fill(~candidate_valid, NEG_INF)
-    head_scores = torch.stack([
-        candidate_label_scores(query[:, :, head].float().gather(-1, label_channels), label_codes, label_scale,
-                               label_zero, candidates, bits)
-        for head in range(query.shape[2])
-    ], dim=2)  # [B, NG, G, N]
+    head_channels = query.float().gather(-1, label_channels[:, :, None, :].expand(-1, -1, query.shape[2], -1))
+    head_scores = candidate_label_scores(head_channels, label_codes, label_scale, label_zero, candidates, bits)
     return candidates, head_mass_scores(head_scores.masked_fill(~candidate_valid[:, :, None], NEG_INF), head_scaling)
 
 
