@@ -107,6 +107,7 @@ class TrainSettings:
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
+    grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -168,6 +169,50 @@ def model_config(settings: TrainSettings, tokenizer):
             rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         )
     raise ValueError(f"unknown probe architecture {settings.arch!r}; expected one of: {', '.join(PROBES)}")
+
+
+OUTPUT_PROJECTIONS = ("o_proj", "down_proj")  # a decoder layer's writes to the residual stream, in parameter names
+
+
+def grown_model(model, grow_after: list[int]):
+    """`model` deeper by one layer after each layer in `grow_after`: a copy of that layer whose output projections
+    (attention's o_proj, the MLP's or every expert's down_proj) are zero, so the grown model computes what `model`
+    does, and training starts from there with more layers to use. A fresh model of the grown config, `model`'s
+    other weights copied in; per-layer config lists (layer_types, mlp_layer_types) follow their layers."""
+    from transformers import AutoModelForCausalLM
+
+    count = model.config.num_hidden_layers
+    if not grow_after or any(not 0 <= index < count for index in grow_after) or len(set(grow_after)) < len(grow_after):
+        raise ValueError(f"grow_after must name distinct layers of the {count}-layer model (0..{count - 1}); "
+                         f"got {grow_after}")
+    sources, copies = [], []  # the old layer each new layer is, and whether it is a grown copy
+    for index in range(count):
+        sources.append(index)
+        copies.append(False)
+        if index in grow_after:
+            sources.append(index)
+            copies.append(True)
+    config = model.config.to_dict()
+    for name, value in config.items():
+        if isinstance(value, list) and len(value) == count:
+            config[name] = [value[index] for index in sources]
+    config["num_hidden_layers"] = len(sources)
+    config = type(model.config).from_dict(config)
+    grown = AutoModelForCausalLM.from_config(config, attn_implementation=model.config._attn_implementation,
+                                             dtype=model.dtype)
+    old = model.state_dict()
+    state = {}
+    for name in grown.state_dict():
+        match = re.match(r"(.*\.layers\.)(\d+)(\..*)", name)
+        if match is None:
+            state[name] = old[name]
+            continue
+        prefix, index, rest = match.groups()
+        weight = old[f"{prefix}{sources[int(index)]}{rest}"]
+        copy = copies[int(index)] and any(part in rest for part in OUTPUT_PROJECTIONS)
+        state[name] = torch.zeros_like(weight) if copy else weight
+    grown.load_state_dict(state)
+    return grown
 
 
 # ---- samples (built in worker processes) -------------------------------------------------------------------
@@ -511,6 +556,8 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     pool = multiprocessing.get_context("fork").Pool(settings.workers, initializer=_init_worker)
     if settings.init:
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
+        if settings.grow_after:
+            model = grown_model(model, settings.grow_after)
     else:
         model = AutoModelForCausalLM.from_config(model_config(settings, tokenizer), attn_implementation="sdpa")
     model = model.to(device).train()
@@ -648,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-weight", type=float, default=defaults.first_weight,
                         help="extra weight of the loss on each answer's first token, the one that retrieval decides "
                         "(the rest of a value is mostly copied from where it was found)")
+    parser.add_argument("--grow-after", default="",
+                        help="with --init: comma-separated layers of the checkpoint to follow by a copy whose output "
+                        "projections are zero, so training continues the same function with more layers")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -656,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
     if not 0.0 <= args.answer_frame <= 1.0:
         parser.error(f"--answer-frame is a share of restatements, between 0 and 1; got {args.answer_frame}")
+    grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
+    if grow_after and not args.init:
+        parser.error("--grow-after grows the checkpoint of --init; give --init")
     settings = TrainSettings(
         arch=args.arch, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         num_kv_heads=args.num_kv_heads, head_dim=args.head_dim, stages=[int(s) for s in args.stages.split(",")],
@@ -664,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, answer_frame=args.answer_frame,
-        first_weight=args.first_weight,
+        first_weight=args.first_weight, grow_after=grow_after,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -276,3 +276,53 @@ def test_the_first_token_gate_holds_a_fresh_probe_at_short_prompts(tmp_path):
     summary = train.train(settings, tmp_path / "gated", device="cpu", log=lambda line: None)
     assert summary["final_stage_length"] == 640
     assert max(record["first_accuracy"] for record in summary["history"]) < 0.5
+
+
+def _tiny_probe(arch: str, tokenizer, layers: int = 2):
+    torch.manual_seed(0)
+    settings = train.TrainSettings(arch=arch, hidden_size=32, num_layers=layers, num_heads=2, num_kv_heads=1,
+                                   head_dim=16)
+    return AutoModelForCausalLM.from_config(train.model_config(settings, tokenizer)).eval()
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "glm4_moe_lite"])
+def test_a_grown_model_computes_what_the_model_does(tokenizer, arch):
+    """Each copy follows its layer with the layer's weights but zero output projections (attention, MLP, every
+    expert): the same logits, and the copies' other weights are their layers'."""
+    model = _tiny_probe(arch, tokenizer, layers=3)
+    grown = train.grown_model(model, [0, 2]).eval()
+    assert grown.config.num_hidden_layers == 5 and len(grown.model.layers) == 5
+    if arch == "glm4_moe_lite":  # the per-layer MLP kinds follow their layers: dense first, then sparse
+        assert model.config.mlp_layer_types == ["dense", "sparse", "sparse"]
+        assert grown.config.mlp_layer_types == ["dense", "dense", "sparse", "sparse", "sparse"]
+    input_ids = torch.randint(3, len(tokenizer), (2, 37))
+    with torch.no_grad():
+        torch.testing.assert_close(grown(input_ids).logits, model(input_ids).logits, rtol=1e-5, atol=1e-5)
+    copy, source = dict(grown.model.layers[4].named_parameters()), dict(model.model.layers[2].named_parameters())
+    assert copy.keys() == source.keys()
+    for name, weight in copy.items():
+        if any(part in name for part in train.OUTPUT_PROJECTIONS):
+            assert not weight.any() and source[name].any(), name
+        else:
+            assert torch.equal(weight, source[name]), name
+
+
+def test_grow_after_names_distinct_layers_of_the_model(tokenizer):
+    model = _tiny_probe("qwen3", tokenizer)
+    for bad in ([], [2], [-1], [0, 0]):
+        with pytest.raises(ValueError, match="grow_after must name distinct layers of the 2-layer model"):
+            train.grown_model(model, bad)
+
+
+def test_training_grows_the_init_checkpoint(tmp_path, tokenizer):
+    """--grow-after trains the grown --init and saves the deeper checkpoint; without --init it is a usage error."""
+    _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    out = tmp_path / "grown"
+    argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--grow-after", "0,1", "--out", str(out),
+            "--device", "cpu", "--stages", "640", "--tokens-per-step", "1024", "--max-steps", "1", "--workers", "1"]
+    assert train.main(argv) == 0
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 4
+    assert json.loads((out / "training.json").read_text())["settings"]["grow_after"] == [0, 1]
+    with pytest.raises(SystemExit) as error:
+        train.main(["--grow-after", "0", "--out", str(out)])
+    assert error.value.code == 2
