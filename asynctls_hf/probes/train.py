@@ -11,7 +11,9 @@ RULER prompts does not leave chance (DESIGN.md section 5); the restated needles 
 targets per sequence, and the probe learns retrieval within a few hundred steps at 0.5-1k tokens. `--list-recall`
 makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
 keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
-order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md).
+order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md). `--grow-after`
+continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
+(grown_model), so training starts from the checkpoint's own function.
 
 A curriculum over lengths: each stage draws prompts of `length/2 .. length` tokens with a fixed number of tokens
 per step. A stage ends when the teacher-forced answer accuracy over the last 50 steps passes `--advance-accuracy`,
