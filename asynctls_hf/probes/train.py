@@ -110,6 +110,7 @@ class TrainSettings:
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
+    grown_rate_scale: float = 1.0  # the added layers' learning rate, as a multiple of the others'
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -176,6 +177,22 @@ def model_config(settings: TrainSettings, tokenizer):
 OUTPUT_PROJECTIONS = ("o_proj", "down_proj")  # a decoder layer's writes to the residual stream, in parameter names
 
 
+def grown_layout(count: int, grow_after: list[int]) -> tuple[list[int], list[bool]]:
+    """The layers of a `count`-layer model grown after `grow_after` (grown_model): for each new layer, the old layer
+    it copies and whether it is an added copy."""
+    if not grow_after or any(not 0 <= index < count for index in grow_after) or len(set(grow_after)) < len(grow_after):
+        raise ValueError(f"grow_after must name distinct layers of the {count}-layer model (0..{count - 1}); "
+                         f"got {grow_after}")
+    sources, copies = [], []
+    for index in range(count):
+        sources.append(index)
+        copies.append(False)
+        if index in grow_after:
+            sources.append(index)
+            copies.append(True)
+    return sources, copies
+
+
 def grown_model(model, grow_after: list[int]):
     """`model` deeper by one layer after each layer in `grow_after`: a copy of that layer whose output projections
     (attention's o_proj, the MLP's or every expert's down_proj) are zero, so the grown model computes what `model`
@@ -184,16 +201,7 @@ def grown_model(model, grow_after: list[int]):
     from transformers import AutoModelForCausalLM
 
     count = model.config.num_hidden_layers
-    if not grow_after or any(not 0 <= index < count for index in grow_after) or len(set(grow_after)) < len(grow_after):
-        raise ValueError(f"grow_after must name distinct layers of the {count}-layer model (0..{count - 1}); "
-                         f"got {grow_after}")
-    sources, copies = [], []  # the old layer each new layer is, and whether it is a grown copy
-    for index in range(count):
-        sources.append(index)
-        copies.append(False)
-        if index in grow_after:
-            sources.append(index)
-            copies.append(True)
+    sources, copies = grown_layout(count, grow_after)
     config = model.config.to_dict()
     for name, value in config.items():
         if isinstance(value, list) and len(value) == count:
@@ -565,7 +573,17 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     model = model.to(device).train()
     parameters = sum(p.numel() for p in model.parameters())
     log(f"{settings.arch}: {parameters / 1e6:.2f}M parameters on {device}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
+    added = set()  # the grown copies' parameters, trained at grown_rate_scale times the rate
+    if settings.grow_after:
+        _, copies = grown_layout(model.config.num_hidden_layers - len(settings.grow_after), settings.grow_after)
+        added = {id(p) for layer, copy in zip(model.model.layers, copies, strict=True) if copy
+                 for p in layer.parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in added], "rate_scale": 1.0},
+        {"params": [p for p in model.parameters() if id(p) in added], "rate_scale": settings.grown_rate_scale},
+    ]
+    optimizer = torch.optim.AdamW([group for group in groups if group["params"]], lr=settings.learning_rate,
+                                  betas=(0.9, 0.98), weight_decay=0.01)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     stage, next_seed = 0, 0
@@ -593,7 +611,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         batch = Batch(*(tensor.to(device) for tensor in collate(result.get(), tokenizer.pad_token_id,
                                                                    settings.any_order)))
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(settings, step, elapsed / settings.time_budget_s)
+            group["lr"] = group["rate_scale"] * learning_rate(settings, step, elapsed / settings.time_budget_s)
         with autocast:
             logits = model(input_ids=batch.input_ids, use_cache=False).logits
         loss, metrics = probe_loss(logits, batch, settings.first_weight)
@@ -700,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grow-after", default="",
                         help="with --init: comma-separated layers of the checkpoint to follow by a copy whose output "
                         "projections are zero, so training continues the same function with more layers")
+    parser.add_argument("--grown-rate-scale", type=float, default=defaults.grown_rate_scale,
+                        help="with --grow-after: the added layers' learning rate as a multiple of --learning-rate "
+                        "(their output projections start at zero)")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -719,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, answer_frame=args.answer_frame,
-        first_weight=args.first_weight, grow_after=grow_after,
+        first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -2,15 +2,15 @@
 # CPU pilot of growing J (eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J) to 8 layers: J and the
 # grown J continued at 2k (prompts of 1k-2k), half list recall, 8k tokens a step, for SECONDS each, then full
 # attention on the multi-answer tasks at 2k, 20 samples, float32; J itself scored the same way.
-# Usage (repo root): bash eval_results/2026-12-07_cpu_probe-qwen3_grown/run.sh RATE [SECONDS (900)] [STEPS]
+# Usage (repo root): bash eval_results/2026-12-07_cpu_probe-qwen3_grown/run.sh RATE [SECONDS (900)] [STEPS] [SCALE]
 # With STEPS, only the grown J runs, stopped after STEPS steps (RUN: grown_J_RATE_STEPS-steps): J continued took 263
 # steps in 900 s and the grown J 139, so `run.sh 3e-4 1700 263` gives the grown J as many steps in about as long a
-# schedule.
+# schedule. SCALE: the added layers' rate as a multiple of RATE (--grown-rate-scale; RUN gets _scale-SCALE).
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_grown/: RUN/ (weights not kept), train_RUN.log, eval_RUN/.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_grown; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
-RATE=$1; BUDGET=${2:-900}; STEPS=${3:-}; W=/tmp/work_cpu; mkdir -p $W
+RATE=$1; BUDGET=${2:-900}; STEPS=${3:-}; SCALE=${4:-}; W=/tmp/work_cpu; mkdir -p $W
 score() {  # name model
   for task in niah_multivalue niah_multiquery; do
     python3 -m asynctls_hf.eval --model $2 --methods full --tasks $task --context-lengths 2048 --samples 20 \
@@ -22,9 +22,9 @@ score() {  # name model
 RUNS="none 0,1,2,3"; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued as it is; 0,1,2,3: J grown
 for grow in $RUNS; do
   [ $grow = none ] && grow=""
-  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}
+  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}
   python3 -m asynctls_hf.probes.train --arch qwen3 --init $J ${grow:+--grow-after $grow} --stages 2048 \
-    ${STEPS:+--max-steps $STEPS} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \
+    ${STEPS:+--max-steps $STEPS} ${SCALE:+--grown-rate-scale $SCALE} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \
     --time-budget $BUDGET --workers 1 --out $W/$NAME 2>&1 | grep -v "shards\|Loading" > $D/train_$NAME.log
   cp $W/$NAME/training.json $D/training_$NAME.json
   score $NAME $W/$NAME

@@ -315,14 +315,24 @@ def test_grow_after_names_distinct_layers_of_the_model(tokenizer):
 
 
 def test_training_grows_the_init_checkpoint(tmp_path, tokenizer):
-    """--grow-after trains the grown --init and saves the deeper checkpoint; without --init it is a usage error."""
-    _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    """--grow-after trains the grown --init and saves the deeper checkpoint, the added layers at their own rate (here
+    0: they stay as grown while the others train); without --init it is a usage error."""
+    init = _tiny_probe("qwen3", tokenizer)
+    init.save_pretrained(tmp_path / "init")
     out = tmp_path / "grown"
-    argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--grow-after", "0,1", "--out", str(out),
-            "--device", "cpu", "--stages", "640", "--tokens-per-step", "1024", "--max-steps", "1", "--workers", "1"]
+    argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--grow-after", "0,1", "--grown-rate-scale", "0",
+            "--learning-rate", "1", "--out", str(out), "--device", "cpu", "--stages", "640", "--tokens-per-step",
+            "1024", "--max-steps", "1", "--workers", "1"]
     assert train.main(argv) == 0
-    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 4
-    assert json.loads((out / "training.json").read_text())["settings"]["grow_after"] == [0, 1]
+    trained = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    assert trained.config.num_hidden_layers == 4
+    expected = train.grown_model(init.to(torch.bfloat16), [0, 1]).float()
+    for index in range(4):
+        for name, weight in trained.model.layers[index].named_parameters():
+            grown = dict(expected.model.layers[index].named_parameters())[name]
+            assert torch.equal(weight, grown) == (index in (1, 3)), (index, name)
+    settings = json.loads((out / "training.json").read_text())["settings"]
+    assert settings["grow_after"] == [0, 1] and settings["grown_rate_scale"] == 0
     with pytest.raises(SystemExit) as error:
         train.main(["--grow-after", "0", "--out", str(out)])
     assert error.value.code == 2
