@@ -16,7 +16,7 @@ score() {  # name model
     python3 -m asynctls_hf.eval --model $2 --methods full --tasks $task --context-lengths 2048 --samples 20 \
       --dtype float32 --no-progress --out $D/eval_$1/$task > /dev/null 2>&1
   done
-  echo "$1: $(grep -h '^| full' $D/eval_$1/*/*/results.md | tr '\n' ' ')"
+  for task in niah_multivalue niah_multiquery; do echo "$1 $task: $(grep '^| full' $D/eval_$1/$task/*/results.md)"; done
 }
 [ -d $D/eval_J ] || score J $J
 RUNS="none 0,1,2,3"; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued as it is; 0,1,2,3: J grown
