@@ -5,7 +5,10 @@
 # list recall, one run per RATE:SCALE side by side (7 sample workers each; SCALE: the added layers' rate as a multiple
 # of RATE, --grown-rate-scale). Then full attention on the multi-answer tasks at 16k, 20 samples, float32, two
 # processes at a time.
+# Not run yet (2026-12-07: no machine came). J's weights first (untracked; they travel with the working tree):
+#   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE...
+#   planned: train.sh 380 1e-4:10 3e-4:10
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
