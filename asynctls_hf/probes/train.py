@@ -658,11 +658,11 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
 
 def train_phases(settings: TrainSettings, phases: list[dict], out: Path, device: str = "auto", log=print) -> dict:
     """Train `settings` with each phase's overrides in turn (TrainSettings fields), every phase after the first
-    continuing the checkpoint the one before saved to `out`; returns the last summary, which lists the earlier
-    ones under "previous_phases"."""
+    continuing the checkpoint the one before saved to `out` (grown by the first phase, if grow_after is set, and
+    not again); returns the last summary, which lists the earlier ones under "previous_phases"."""
     summaries: list[dict] = []
     for number, overrides in enumerate(phases):
-        continued = {"init": str(out)} if number else {}
+        continued = {"init": str(out), "grow_after": []} if number else {}
         summary = train(replace(settings, **{**overrides, **continued}), out, device, log, summaries)
         summaries.append({key: value for key, value in summary.items() if key != "previous_phases"})
     return summary

@@ -336,3 +336,14 @@ def test_training_grows_the_init_checkpoint(tmp_path, tokenizer):
     with pytest.raises(SystemExit) as error:
         train.main(["--grow-after", "0", "--out", str(out)])
     assert error.value.code == 2
+
+
+def test_phases_grow_the_init_checkpoint_once(tmp_path, tokenizer):
+    """Only the first phase grows --init; the phases after it continue the grown checkpoint as it is."""
+    _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    settings = train.TrainSettings(arch="qwen3", init=str(tmp_path / "init"), grow_after=[0, 1], stages=[640],
+                                   tokens_per_step=1024, max_steps=1, workers=1)
+    summary = train.train_phases(settings, [{}, {}], tmp_path / "grown", device="cpu", log=lambda line: None)
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "grown").config.num_hidden_layers == 4
+    assert summary["previous_phases"][0]["settings"]["grow_after"] == [0, 1]
+    assert summary["settings"]["grow_after"] == []
