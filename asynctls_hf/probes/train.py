@@ -11,7 +11,8 @@ RULER prompts does not leave chance (DESIGN.md section 5); the restated needles 
 targets per sequence, and the probe learns retrieval within a few hundred steps at 0.5-1k tokens. `--list-recall`
 makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
 keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
-order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md). `--grow-after`
+order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md), `--any-key-order`
+the values of a question for several keys in any order of the keys (RULER's niah_multiquery). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function.
 
@@ -107,6 +108,7 @@ class TrainSettings:
     list_recall: float = 0.0  # share of recall sequences that are list-recall ones (recall_sequence's list_share)
     keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
+    any_key_order: bool = False  # the values asked for several keys are right in any order (Sequence.key_alternatives)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
@@ -267,11 +269,14 @@ def queried_keys(sample: dict) -> list[str]:
 class Sequence(NamedTuple):
     """A training sequence: its tokens, which of them are answers (retrieved, not guessable), and where a list of a
     key's values is written, the other tokens that would be right too if its values may come in any order
-    (position -> every right token id, where there are several: any_order_alternatives)."""
+    (position -> every right token id, where there are several: any_order_alternatives); key_alternatives the same
+    for the answers to questions for several keys (niah_multiquery) if their values may come in any order of the
+    keys (none where the answers name their keys: keyed_list)."""
 
     tokens: list[int]
     answers: list[bool]
     alternatives: dict[int, list[int]]
+    key_alternatives: dict[int, list[int]]
 
 
 def answer_spans(answers: list[bool]) -> list[tuple[int, int]]:
@@ -327,7 +332,8 @@ def in_document_order(task: str, sample: dict) -> list[str]:
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False) -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
     with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
-    (niah_multivalue) with their any_order_alternatives."""
+    (niah_multivalue) with their any_order_alternatives, several keys' values (niah_multiquery) with theirs in any
+    order of the keys (Sequence.key_alternatives)."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
     keys = None
@@ -338,7 +344,9 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
     answer += [tokenizer.eos_token_id]
     several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
     alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several else {}
-    return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives)
+    several_keys = keys is None and ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1
+    key_alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several_keys else {}
+    return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives, key_alternatives)
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
@@ -356,7 +364,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     key with several values restated as the list of its values so far ("The special magic numbers for K mentioned
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
-    those for several keys answered by keyed_list). Every list carries its any_order_alternatives.
+    those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
+    for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives).
 
     With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
     needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
@@ -375,6 +384,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     tokens = list(encode(head.format(kind=kind)))
     answers = [False] * len(tokens)
     alternatives: dict[int, list[int]] = {}
+    key_alternatives: dict[int, list[int]] = {}
     stated: list[tuple[list[int], str, list[str]]] = []  # (key tokens, key text, values so far) of each key stated
 
     def listed(values: list[str]) -> list[int]:
@@ -432,10 +442,13 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
         if listing:
             groups = [values for _, _, values in keys]
             alternatives |= any_order_alternatives(tokenizer, answer, groups, len(tokens) + len(asked))
+            if len(keys) > 1 and not keyed:
+                everyone = [value for values in groups for value in values]
+                key_alternatives |= any_order_alternatives(tokenizer, answer, [everyone], len(tokens) + len(asked))
         answer = [*answer, tokenizer.eos_token_id]
         tokens += [*asked, *answer]
         answers += [False] * len(asked) + [True] * len(answer)
-    return Sequence(tokens, answers, alternatives)
+    return Sequence(tokens, answers, alternatives, key_alternatives)
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
@@ -483,8 +496,9 @@ class Batch(NamedTuple):
     alternative_tokens: torch.Tensor
 
 
-def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False) -> Batch:
-    """The Batch of `sequences`; with `any_order`, their alternatives too (otherwise none: N = 0)."""
+def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False, any_key_order: bool = False) -> Batch:
+    """The Batch of `sequences`; with `any_order`, their alternatives too, with `any_key_order` their key_alternatives
+    (in their place where both are; otherwise none: N = 0)."""
     width = max(len(sequence.tokens) for sequence in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     kind = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -494,10 +508,11 @@ def collate(sequences: list[Sequence], pad_id: int, any_order: bool = False) -> 
         answers = torch.tensor(sequence.answers, dtype=torch.long)
         first = answers[1:] * (1 - answers[:-1])  # an answer token after a prompt token
         kind[row, 1 : len(sequence.tokens)] = 1 + answers[1:] + first
-        if any_order:
-            for position, tokens in sorted(sequence.alternatives.items()):
-                positions.append((row, position))
-                right.append(tokens)
+        alternatives = (sequence.alternatives if any_order else {}) | (
+            sequence.key_alternatives if any_key_order else {})
+        for position, tokens in sorted(alternatives.items()):
+            positions.append((row, position))
+            right.append(tokens)
     width = max(map(len, right), default=1)
     alternative_tokens = torch.tensor([tokens + [-1] * (width - len(tokens)) for tokens in right],
                                       dtype=torch.long).reshape(len(right), width)
@@ -609,7 +624,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         batch_stage, result = pending.popleft()
         submit()
         batch = Batch(*(tensor.to(device) for tensor in collate(result.get(), tokenizer.pad_token_id,
-                                                                   settings.any_order)))
+                                                                   settings.any_order, settings.any_key_order)))
         for group in optimizer.param_groups:
             group["lr"] = group["rate_scale"] * learning_rate(settings, step, elapsed / settings.time_budget_s)
         with autocast:
@@ -709,6 +724,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--any-order", action="store_true",
                         help="train lists of a key's values as right in any order, as RULER scores them: at each "
                         "value, every value of the key not written yet is a right answer (any_order_alternatives)")
+    parser.add_argument("--any-key-order", action="store_true",
+                        help="train the answers to questions for several keys (niah_multiquery) as right in any order "
+                        "of the keys, as RULER scores them: at each value, every asked value not written yet is right")
     parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
                         help="share of the restated one-value needles written as RULER's answer ('The special magic "
                         "number for K mentioned in the provided text is V.'): the key five words before the value")
@@ -729,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
     if not 0.0 <= args.answer_frame <= 1.0:
         parser.error(f"--answer-frame is a share of restatements, between 0 and 1; got {args.answer_frame}")
+    if args.any_key_order and args.keyed_answers:
+        parser.error("--any-key-order lets the values of several keys come in any order; --keyed-answers writes each "
+                     "after its key, in the question's order. Give one of them")
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")
@@ -739,7 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         advance_accuracy=args.advance_accuracy, retrieval_accuracy=args.retrieval_accuracy,
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
-        keyed_answers=args.keyed_answers, any_order=args.any_order, answer_frame=args.answer_frame,
+        keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
+        answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

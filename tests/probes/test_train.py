@@ -117,8 +117,8 @@ def test_keyed_list_recall_names_the_keys_of_questions_for_several(tokenizer):
 
 
 def test_collate_and_loss_count_only_real_targets():
-    sequences = [train.Sequence([5, 6, 7, 8], [False, False, True, True], {}),
-                 train.Sequence([5, 6], [False, True], {})]
+    sequences = [train.Sequence([5, 6, 7, 8], [False, False, True, True], {}, {}),
+                 train.Sequence([5, 6], [False, True], {}, {})]
     batch = train.collate(sequences, pad_id=0)
     assert batch.input_ids.tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
     assert batch.kind.tolist() == [[0, 1, 3, 2], [0, 3, 0, 0]]  # 3: an answer's first token
@@ -167,17 +167,50 @@ def test_any_order_alternatives_accept_every_value_not_written_yet(tokenizer):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_list_alternatives_are_answer_positions_that_hold_one_of_their_tokens(tokenizer, seed):
-    tokens, answers, alternatives = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
-    for position, right in alternatives.items():
+    tokens, answers, alternatives, key_alternatives = train.recall_sequence(tokenizer, 2000, seed=seed,
+                                                                            list_share=1.0)
+    for position, right in (alternatives | key_alternatives).items():
         assert answers[position] and tokens[position] in right and len(right) > 1
-    _, _, ruler_alternatives = train.ruler_sequence(tokenizer, "niah_multivalue", 2048, seed=seed)
-    assert ruler_alternatives  # four values of one key: the first one can be any of them
-    assert not train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=seed).alternatives
+    for position, right in alternatives.items():  # any order of the keys allows at least any order of a key's values
+        assert set(right) <= set(key_alternatives.get(position, right))
+    multivalue = train.ruler_sequence(tokenizer, "niah_multivalue", 2048, seed=seed)
+    assert multivalue.alternatives  # four values of one key: the first one can be any of them
+    assert not multivalue.key_alternatives  # one key asked
+    multiquery = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=seed)
+    assert not multiquery.alternatives and multiquery.key_alternatives
+    assert not train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=seed, keyed=True).key_alternatives
+
+
+def test_key_alternatives_accept_every_asked_value_not_written_yet(tokenizer):
+    """niah_multiquery in any order of the keys: at each value's first token, the first tokens of every asked value
+    not written yet are right, and only those."""
+    sequence = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=3)
+    start = sequence.answers.index(True)
+    values = tokenizer.decode(sequence.tokens[start:-1]).strip(" .").split(", ")
+    assert len(values) == 4
+    first_ids = [tokenizer(value)["input_ids"][0] for value in values]
+    value_starts = [position for position in range(start, len(sequence.tokens))
+                    if tokenizer.convert_ids_to_tokens(sequence.tokens[position]) in
+                    tokenizer.convert_ids_to_tokens(first_ids) and not
+                    tokenizer.convert_ids_to_tokens(sequence.tokens[position]).startswith("##")]
+    assert len(value_starts) == 4
+    for j, position in enumerate(value_starts):
+        expected = sorted(set(first_ids[j:]))
+        assert sequence.key_alternatives.get(position, [sequence.tokens[position]]) == expected
+    batch = train.collate([sequence], pad_id=0, any_key_order=True)
+    assert len(batch.alternative_positions) == len(sequence.key_alternatives)
+    assert not len(train.collate([sequence], pad_id=0, any_order=True).alternative_positions)
+
+
+def test_any_key_order_and_keyed_answers_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        train.main(["--any-key-order", "--keyed-answers", "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
 
 
 def test_set_loss_counts_every_right_token():
     """A target with alternatives costs -log of the probability on all of them, and any of them is right."""
-    sequence = train.Sequence([5, 6, 7], [False, True, True], {1: [6, 9]})
+    sequence = train.Sequence([5, 6, 7], [False, True, True], {1: [6, 9]}, {})
     logits = torch.zeros(1, 3, 10)
     logits[0, 0, 9] = 3.0  # the first answer: the alternative 9, not the written 6
     logits[0, 1, 7] = 3.0
