@@ -7,7 +7,8 @@
 # steps in 900 s and the grown J 139, so `run.sh 3e-4 1700 263` gives the grown J as many steps in about as long a
 # schedule. SCALE: the added layers' rate as a multiple of RATE (--grown-rate-scale; RUN gets _scale-SCALE).
 # Environment: RUNS="none" continues J alone, "0,1,2,3" the grown J alone; FIRST_WEIGHT=W adds --first-weight W
-# (RUN gets _first-W): `RUNS=none FIRST_WEIGHT=4 bash run.sh 3e-4 900`.
+# (RUN gets _first-W): `RUNS=none FIRST_WEIGHT=4 bash run.sh 3e-4 900`; FLAG=F adds the training flag --F (RUN gets
+# _F): `RUNS=none FLAG=any-key-order bash run.sh 3e-4 900`.
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_grown/: RUN/ (weights not kept), train_RUN.log, eval_RUN/.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -21,14 +22,14 @@ score() {  # name model
   for task in niah_multivalue niah_multiquery; do echo "$1 $task: $(grep '^| full' $D/eval_$1/$task/*/results.md)"; done
 }
 [ -d $D/eval_J ] || score J $J
-FIRST_WEIGHT=${FIRST_WEIGHT:-}
+FIRST_WEIGHT=${FIRST_WEIGHT:-}; FLAG=${FLAG:-}
 RUNS=${RUNS:-none 0,1,2,3}; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued as it is; 0,1,2,3: J grown
 for grow in $RUNS; do
   [ $grow = none ] && grow=""
-  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}${FIRST_WEIGHT:+_first-$FIRST_WEIGHT}
+  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}${FIRST_WEIGHT:+_first-$FIRST_WEIGHT}${FLAG:+_$FLAG}
   python3 -m asynctls_hf.probes.train --arch qwen3 --init $J ${grow:+--grow-after $grow} --stages 2048 \
     ${STEPS:+--max-steps $STEPS} ${SCALE:+--grown-rate-scale $SCALE} \
-    ${FIRST_WEIGHT:+--first-weight $FIRST_WEIGHT} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \
+    ${FIRST_WEIGHT:+--first-weight $FIRST_WEIGHT} ${FLAG:+--$FLAG} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \
     --time-budget $BUDGET --workers 1 --out $W/$NAME 2>&1 | grep -v "shards\|Loading" > $D/train_$NAME.log
   cp $W/$NAME/training.json $D/training_$NAME.json
   score $NAME $W/$NAME
