@@ -12,7 +12,8 @@ targets per sequence, and the probe learns retrieval within a few hundred steps 
 makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
 keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
 order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md), `--any-key-order`
-the values of a question for several keys in any order of the keys (RULER's niah_multiquery). `--grow-after`
+the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--reverse-key-order`
+in the reverse of the question's order (the probes, free to choose, start from the last key asked). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function.
 
@@ -109,6 +110,7 @@ class TrainSettings:
     keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
     any_key_order: bool = False  # the values asked for several keys are right in any order (Sequence.key_alternatives)
+    reverse_keys: bool = False  # the values asked for several keys come last key first (recall_sequence)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
@@ -329,28 +331,32 @@ def in_document_order(task: str, sample: dict) -> list[str]:
     return answers
 
 
-def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False) -> Sequence:
+def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False,
+                   reverse_keys: bool = False) -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
     with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
     (niah_multivalue) with their any_order_alternatives, several keys' values (niah_multiquery) with theirs in any
-    order of the keys (Sequence.key_alternatives)."""
+    order of the keys (Sequence.key_alternatives); with `reverse_keys`, several keys' values last key first."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
     keys = None
-    if keyed and ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1:
+    several_asked = ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1
+    if keyed and several_asked:
         keys = queried_keys(sample)
     values = in_document_order(task, sample)
+    if reverse_keys and several_asked:
+        values, keys = values[::-1], keys and keys[::-1]
     answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
     several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
     alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several else {}
-    several_keys = keys is None and ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1
+    several_keys = keys is None and several_asked
     key_alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several_keys else {}
     return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives, key_alternatives)
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                    answer_frame: float = 0.0) -> Sequence:
+                    answer_frame: float = 0.0, reverse_keys: bool = False) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -365,7 +371,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
-    for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives).
+    for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). With
+    `reverse_keys` an answer for several keys gives them last key first, each key's values in their own order.
 
     With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
     needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
@@ -433,6 +440,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     for keys in asked_keys:
         query = keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
         asked = encode((question + prefix).format(kind=kind, query=query))
+        if reverse_keys:
+            keys = keys[::-1]
         if listing and keyed and len(keys) > 1:
             answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
         elif listing:
@@ -452,22 +461,22 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                  answer_frame: float = 0.0, tokenizer=None) -> Sequence:
-    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed
-    and answer_frame as in recall_sequence and ruler_sequence."""
+                  answer_frame: float = 0.0, reverse_keys: bool = False, tokenizer=None) -> Sequence:
+    """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed,
+    answer_frame and reverse_keys as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame)
-    return ruler_sequence(tokenizer, task, length, seed, keyed)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, reverse_keys)
+    return ruler_sequence(tokenizer, task, length, seed, keyed, reverse_keys)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool, float]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float, bool]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
-               keyed: bool = False, answer_frame: float = 0.0):
-    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame), lengths uniform in
+               keyed: bool = False, answer_frame: float = 0.0, reverse_keys: bool = False):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, reverse_keys), lengths uniform in
     [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
@@ -478,7 +487,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, reverse_keys))
         total += length
     return jobs
 
@@ -610,7 +619,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     def submit() -> None:
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
-                          settings.keyed_answers, settings.answer_frame)
+                          settings.keyed_answers, settings.answer_frame, settings.reverse_keys)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -727,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--any-key-order", action="store_true",
                         help="train the answers to questions for several keys (niah_multiquery) as right in any order "
                         "of the keys, as RULER scores them: at each value, every asked value not written yet is right")
+    parser.add_argument("--reverse-key-order", action="store_true",
+                        help="answer questions for several keys (niah_multiquery) last key first: the probes, free to "
+                        "choose an order, start from the key asked last")
     parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
                         help="share of the restated one-value needles written as RULER's answer ('The special magic "
                         "number for K mentioned in the provided text is V.'): the key five words before the value")
@@ -761,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
-        answer_frame=args.answer_frame,
+        reverse_keys=args.reverse_key_order, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

@@ -20,7 +20,7 @@ def tokenizer():
 
 
 def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
-    tokens, answers, _ = train.recall_sequence(tokenizer, 1500, seed=7)
+    tokens, answers, *_ = train.recall_sequence(tokenizer, 1500, seed=7)
     assert len(tokens) == len(answers) and 1000 < len(tokens) < 1800
     text = tokenizer.decode(tokens)
     assert text.startswith(ruler.NIAH_TEMPLATE_ONE.split("{context}")[0].split("{kind}")[0])
@@ -38,7 +38,7 @@ def test_recall_sequence_marks_restated_values_and_answers(tokenizer):
 def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokenizer, seed):
     """With list_share=1 the frame is RULER's plural one; every answer span is a list of values, each stated
     earlier by a needle (not as an answer), and some key has several."""
-    tokens, answers, _ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+    tokens, answers, *_ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
     assert len(tokens) == len(answers) and tokens[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(tokens).startswith(ruler.NIAH_TEMPLATE.split("{kind}")[0])
     stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
@@ -53,7 +53,7 @@ def test_list_recall_sequences_list_every_value_stated_for_the_keys_asked(tokeni
 
 
 def test_ruler_sequence_ends_with_the_answer(tokenizer):
-    tokens, answers, _ = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
+    tokens, answers, *_ = train.ruler_sequence(tokenizer, "niah_single_1", 1024, seed=3)
     answer = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
     sample = ruler.TASKS["niah_single_1"].make_samples(tokenizer, 1024, 1, train.TRAIN_SEED_OFFSET + 3)[0]
     assert ruler.TASKS["niah_single_1"].score_sample(answer, sample) == 1.0
@@ -63,7 +63,7 @@ def test_ruler_sequence_ends_with_the_answer(tokenizer):
 @pytest.mark.parametrize("task", ["niah_multivalue", "niah_multiquery"])
 def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
     sample = ruler.TASKS[task].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + 5)[0]
-    tokens, answers, _ = train.ruler_sequence(tokenizer, task, 2048, seed=5)
+    tokens, answers, *_ = train.ruler_sequence(tokenizer, task, 2048, seed=5)
     written = [value.strip() for value in
                tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1]).rstrip(".").split(",")]
     assert sorted(written) == sorted(sample["outputs"])
@@ -71,6 +71,40 @@ def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
         assert written == sorted(sample["outputs"], key=sample["input"].index)
     else:  # one value per queried key: the question's order
         assert written == sample["outputs"]
+    reversed_tokens, reversed_answers, *_ = train.ruler_sequence(tokenizer, task, 2048, seed=5, reverse_keys=True)
+    reversed_written = tokenizer.decode([t for t, a in zip(reversed_tokens, reversed_answers, strict=True) if a][:-1])
+    reversed_written = [value.strip() for value in reversed_written.rstrip(".").split(",")]
+    # --reverse-key-order: several keys' values last key first; one key's values as before
+    assert reversed_written == (written[::-1] if task == "niah_multiquery" else written)
+    assert ruler.TASKS[task].score_sample(", ".join(reversed_written), sample) == 1.0
+
+
+def test_reverse_key_order_lists_several_keys_last_key_first(tokenizer):
+    """recall_sequence with reverse_keys: the same sequence, except that each answer for several keys lists their
+    values in another order (last key first: the question names them in the other order); answers for one key and
+    every other token stay."""
+    several = 0
+    for seed in range(8):
+        plain = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+        reverse = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, reverse_keys=True)
+        assert len(plain.tokens) == len(reverse.tokens) and plain.answers == reverse.answers
+        for start, end in train.answer_spans(plain.answers):
+            before = tokenizer.decode(plain.tokens[max(0, start - 200):start])
+            if not before.endswith("mentioned in the provided text are"):  # a restated needle, not a question
+                assert plain.tokens[start:end] == reverse.tokens[start:end]
+                continue
+            keys = train.queried_keys({"input": before})
+            plain_values = tokenizer.decode(plain.tokens[start:end - 1]).strip(" .").split(", ")
+            reverse_values = tokenizer.decode(reverse.tokens[start:end - 1]).strip(" .").split(", ")
+            if len(keys) == 1:
+                assert plain_values == reverse_values
+            else:
+                several += 1
+                assert sorted(plain_values) == sorted(reverse_values) and plain_values != reverse_values
+        other = [i for i, is_answer in enumerate(plain.answers) if not is_answer]
+        assert [plain.tokens[i] for i in other] == [reverse.tokens[i] for i in other]
+    assert several > 0
+
 
 
 def test_keyed_answers_name_each_queried_key_before_its_value(tokenizer):
@@ -80,7 +114,7 @@ def test_keyed_answers_name_each_queried_key_before_its_value(tokenizer):
     keys = train.queried_keys(sample)
     assert len(keys) == 4 and all(f"for {key} is: {value}." in sample["input"]
                                   for key, value in zip(keys, sample["outputs"], strict=True))
-    tokens, answers, _ = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=5, keyed=True)
+    tokens, answers, *_ = train.ruler_sequence(tokenizer, "niah_multiquery", 2048, seed=5, keyed=True)
     written = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if a][:-1])
     assert written.strip() == ", ".join(f"{key} is: {value}" for key, value in zip(keys, sample["outputs"],
                                                                                      strict=True)) + "."
@@ -97,7 +131,7 @@ def test_keyed_list_recall_names_the_keys_of_questions_for_several(tokenizer):
     stated by a needle of that key; questions for one key stay plain lists."""
     keyed_spans = 0
     for seed in range(12):
-        tokens, answers, _ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, keyed=True)
+        tokens, answers, *_ = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, keyed=True)
         stated = tokenizer.decode([t for t, a in zip(tokens, answers, strict=True) if not a])
         spans, current = [], []
         for token, is_answer in zip(tokens, answers, strict=True):
