@@ -2,25 +2,25 @@
 # J (the best Qwen3 probe on the multi-answer tasks, 4 layers; eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J,
 # weights: `git show c7fcc39:` of its model.safetensors) grown to 8 layers (--grow-after 0,1,2,3: each layer followed by
 # a copy with zero output projections, the same function to start from) and continued at 4k, 16k and 32k with half
-# list recall, one run per RATE:SCALE[:FLAG] side by side (7 sample workers each; SCALE: the added layers' rate as a
+# list recall, one run per RATE:SCALE[:FLAG] side by side (14 sample workers shared out; SCALE: the added layers' rate as a
 # multiple of RATE, --grown-rate-scale; FLAG: a training flag without its dashes, e.g. any-key-order). Then full
 # attention on the multi-answer tasks at 16k, 20 samples, float32, two processes at a time.
 # Not run yet (2026-12-07: no machine came). J's weights first (untracked; they travel with the working tree):
 #   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
-#   planned: train.sh 340 1e-4:1 1e-4:1:any-key-order
+#   planned: train.sh 320 1e-4:1 1e-4:1:any-key-order 1e-4:1:reverse-key-order
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE[_FLAG]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
-W=/tmp/work; BUDGET=$1; shift
+W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#))
 mkdir -p $W
 name() { IFS=: read -r rate scale flag <<< "$1"; NAME=grown_${rate}_scale-$scale${flag:+_$flag}; }
 for run in "$@"; do
   name $run
   ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $J --grow-after 0,1,2,3 \
       --stages 4096,16384,32768 --list-recall 0.5 --learning-rate $rate --grown-rate-scale $scale \
-      --time-budget $BUDGET --workers 7 ${flag:+--$flag} \
+      --time-budget $BUDGET --workers $WORKERS ${flag:+--$flag} \
       --out $W/$NAME > $W/train_$NAME.log 2>&1
     echo "[$SECONDS s] train $NAME rc=$?"; grep -v shards $W/train_$NAME.log | tail -2
     cp $W/train_$NAME.log $W/$NAME/train.log; tar cf $OUT/$NAME.tar -C $W $NAME ) &
