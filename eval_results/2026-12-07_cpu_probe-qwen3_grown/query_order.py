@@ -27,7 +27,8 @@ def main(tokenizer_dir: str, paths: list[str]) -> None:
         for sample, scored in zip(samples, result["samples"], strict=True):
             references = sample["outputs"]  # in the question's order of the keys
             in_document = sorted(references, key=sample["input"].index)
-            written = [value.strip(" .") for value in scored["prediction"].split(",")]
+            # "V1, V2." or, with keyed answers, "K1 is: V1, K2 is: V2.": a value ends each comma-separated part
+            written = [(part.strip(" .").split() or [""])[-1] for part in scored["prediction"].split(",")]
             keys = [references.index(value) if value in references else "?" for value in written]
             document_keys = [references.index(value) for value in in_document]
             print(f"  score {scored['score']:.2f} wrote keys {keys} document order {document_keys}")
