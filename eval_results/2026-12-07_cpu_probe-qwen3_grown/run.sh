@@ -10,6 +10,9 @@
 # (RUN gets _first-W): `RUNS=none FIRST_WEIGHT=4 bash run.sh 3e-4 900`; FLAG=F adds the training flag --F (RUN gets
 # _F): `RUNS=none FLAG=any-key-order bash run.sh 3e-4 900`.
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_grown/: RUN/ (weights not kept), train_RUN.log, eval_RUN/.
+# grown_J_3e-4_263-steps_continued: that run's checkpoint continued by hand for 1500 s more with the same flags
+# (python -m asynctls_hf.probes.train --arch qwen3 --init /tmp/work_cpu/grown_J_3e-4_263-steps --stages 2048
+# --tokens-per-step 8192 --list-recall 0.5 --learning-rate 3e-4 --time-budget 1500 --workers 1), scored as here.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_grown; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
