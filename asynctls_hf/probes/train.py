@@ -111,6 +111,7 @@ class TrainSettings:
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
     any_key_order: bool = False  # the values asked for several keys are right in any order (Sequence.key_alternatives)
     reverse_keys: bool = False  # the values asked for several keys come last key first (recall_sequence)
+    key_lists: float = 0.0  # share of list-recall restatements that are for several keys at once (recall_sequence)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
@@ -356,7 +357,7 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                    answer_frame: float = 0.0, reverse_keys: bool = False) -> Sequence:
+                    answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -373,6 +374,9 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
     for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). With
     `reverse_keys` an answer for several keys gives them last key first, each key's values in their own order.
+    With probability `key_lists` a restatement in a list-recall sequence is one for two to four keys at once, in
+    RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
+    V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
 
     With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
     needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
@@ -397,11 +401,39 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     def listed(values: list[str]) -> list[int]:
         return tokenizer(" " + ", ".join(values) + ".")["input_ids"]
 
+    def query(keys: list) -> str:  # "K1" or "K1, K2, and K3", as RULER asks
+        return keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
+
+    def answer_to(keys: list, offset: int) -> list[int]:
+        """The tokens that answer a question for `keys` (without EOS), placed at `offset`: their alternatives go to
+        `alternatives` and `key_alternatives`."""
+        if not listing:
+            return tokenizer(keys[0][2][0] + ".")["input_ids"]
+        if reverse_keys:
+            keys = keys[::-1]
+        groups = [values for _, _, values in keys]
+        if keyed and len(keys) > 1:
+            answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
+        else:
+            answer = listed([value for values in groups for value in values])
+        alternatives.update(any_order_alternatives(tokenizer, answer, groups, offset))
+        if len(keys) > 1 and not keyed:
+            everyone = [value for values in groups for value in values]
+            key_alternatives.update(any_order_alternatives(tokenizer, answer, [everyone], offset))
+        return answer
+
     questions = rng.randint(1, 4)
     body_length = length - questions * (40 + 30 * (max_values - 1))
     while len(tokens) < body_length or not stated:
         if rng.random() < needle_share or not stated:
             repeat = bool(stated) and rng.random() < 0.5
+            if repeat and listing and key_lists and len(stated) > 1 and rng.random() < key_lists:
+                keys = rng.sample(stated, min(rng.randint(2, 4), len(stated)))  # several keys' values so far
+                restated = list(encode(prefix.format(kind=kind, query=query(keys))))
+                value = answer_to(keys, len(tokens) + len(restated))
+                tokens += restated + value
+                answers += [False] * len(restated) + [True] * len(value)
+                continue
             if repeat:
                 key_tokens, key_text, values = rng.choice(stated)
                 # A key's values so far as a list, or (a share `answer_frame`) its one value as RULER's answer
@@ -423,6 +455,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 key_text = rng.choice(NOUNS) if key_type == "noun" else random_value(key_type, rng)
                 key_tokens = tokenizer(key_text)["input_ids"]
                 key_text = tokenizer.decode(key_tokens)
+                if any(key_text == text for _, text, _ in stated):
+                    continue  # a second key of the same name would make its questions ambiguous
                 value_text = random_value(value_type, rng)
                 stated.append((key_tokens, key_text, [value_text]))
             needle = [*encode(f"One of the special magic {value_type} for"), *key_tokens, *encode("is:")]
@@ -438,45 +472,32 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     else:  # distinct keys, one per question
         asked_keys = [[key] for key in rng.sample(stated, min(questions, len(stated)))]
     for keys in asked_keys:
-        query = keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
-        asked = encode((question + prefix).format(kind=kind, query=query))
-        if reverse_keys:
-            keys = keys[::-1]
-        if listing and keyed and len(keys) > 1:
-            answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
-        elif listing:
-            answer = listed([value for _, _, values in keys for value in values])
-        else:
-            answer = tokenizer(keys[0][2][0] + ".")["input_ids"]
-        if listing:
-            groups = [values for _, _, values in keys]
-            alternatives |= any_order_alternatives(tokenizer, answer, groups, len(tokens) + len(asked))
-            if len(keys) > 1 and not keyed:
-                everyone = [value for values in groups for value in values]
-                key_alternatives |= any_order_alternatives(tokenizer, answer, [everyone], len(tokens) + len(asked))
-        answer = [*answer, tokenizer.eos_token_id]
+        asked = encode((question + prefix).format(kind=kind, query=query(keys)))
+        answer = [*answer_to(keys, len(tokens) + len(asked)), tokenizer.eos_token_id]
         tokens += [*asked, *answer]
         answers += [False] * len(asked) + [True] * len(answer)
     return Sequence(tokens, answers, alternatives, key_alternatives)
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                  answer_frame: float = 0.0, reverse_keys: bool = False, tokenizer=None) -> Sequence:
+                  answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0,
+                  tokenizer=None) -> Sequence:
     """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed,
-    answer_frame and reverse_keys as in recall_sequence and ruler_sequence."""
+    answer_frame, reverse_keys and key_lists as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, reverse_keys)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, reverse_keys, key_lists)
     return ruler_sequence(tokenizer, task, length, seed, keyed, reverse_keys)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool, float, bool]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float, bool, float]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
-               keyed: bool = False, answer_frame: float = 0.0, reverse_keys: bool = False):
-    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, reverse_keys), lengths uniform in
+               keyed: bool = False, answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, reverse_keys, key_lists),
+    lengths uniform in
     [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
@@ -487,7 +508,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, reverse_keys))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, reverse_keys, key_lists))
         total += length
     return jobs
 
@@ -619,7 +640,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     def submit() -> None:
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
-                          settings.keyed_answers, settings.answer_frame, settings.reverse_keys)
+                          settings.keyed_answers, settings.answer_frame, settings.reverse_keys, settings.key_lists)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -739,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reverse-key-order", action="store_true",
                         help="answer questions for several keys (niah_multiquery) last key first: the probes, free to "
                         "choose an order, start from the key asked last")
+    parser.add_argument("--key-lists", type=float, default=defaults.key_lists,
+                        help="share of the restatements in list-recall sequences that list two to four keys' values "
+                        "at once, in RULER's answer frame (dense supervision of niah_multiquery's answer)")
     parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
                         help="share of the restated one-value needles written as RULER's answer ('The special magic "
                         "number for K mentioned in the provided text is V.'): the key five words before the value")
@@ -757,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.list_recall <= 1.0:
         parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
+    if not 0.0 <= args.key_lists <= 1.0:
+        parser.error(f"--key-lists is a share of restatements, between 0 and 1; got {args.key_lists}")
     if not 0.0 <= args.answer_frame <= 1.0:
         parser.error(f"--answer-frame is a share of restatements, between 0 and 1; got {args.answer_frame}")
     if args.any_key_order and args.keyed_answers:
@@ -773,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
-        reverse_keys=args.reverse_key_order, answer_frame=args.answer_frame,
+        reverse_keys=args.reverse_key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

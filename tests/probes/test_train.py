@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -77,6 +78,53 @@ def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
     # --reverse-key-order: several keys' values last key first; one key's values as before
     assert reversed_written == (written[::-1] if task == "niah_multiquery" else written)
     assert ruler.TASKS[task].score_sample(", ".join(reversed_written), sample) == 1.0
+
+
+def test_every_key_of_a_recall_sequence_has_its_own_name(tokenizer):
+    """Keys are drawn from 352 nouns among others; a long sequence states hundreds of keys, and a name drawn twice
+    would give one question two keys' values."""
+    for seed in range(3):
+        sequence = train.recall_sequence(tokenizer, 24000, seed=seed, list_share=0.5)
+        text = tokenizer.decode([t for t, a in zip(sequence.tokens, sequence.answers, strict=True) if not a])
+        first_values: dict[str, str] = {}
+        for key, value in re.findall(r"One of the special magic \w+ for (\S+) is: (\S+?)\.", text):
+            first_values.setdefault(key, value)
+        stated_keys = re.findall(r"One of the special magic \w+ for (\S+) is:", text)
+        assert len(stated_keys) > 100
+        single = "magic numbers are hidden" not in text and "magic words are hidden" not in text and (
+            "magic uuids are hidden" not in text)
+        if single:  # one value per key: every needle of a key states the same value
+            for key, value in re.findall(r"One of the special magic \w+ for (\S+) is: (\S+?)\.", text):
+                assert value == first_values[key], key
+
+
+def test_key_lists_restate_several_keys_values_so_far(tokenizer):
+    """--key-lists: restatements in the context that list two to four keys' values at once, in RULER's answer
+    frame, each key's values those its needles stated so far, in the frame's order of the keys; the values are
+    answer tokens."""
+    restatements = 0
+    for seed in range(6):
+        sequence = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, key_lists=1.0)
+        spans = train.answer_spans(sequence.answers)
+        stated: dict[str, list[str]] = {}
+        cursor = 0
+        for start, end in spans:
+            context = tokenizer.decode(sequence.tokens[cursor:start])
+            for key, value in re.findall(r"One of the special magic \w+ for (\S+) is: (\S+?)\.", context):
+                stated.setdefault(key, [])
+                if value not in stated[key]:
+                    stated[key].append(value)
+            cursor = end
+            if "What are all" in context or not context.endswith("mentioned in the provided text are"):
+                continue
+            keys = train.queried_keys({"input": context})
+            if len(keys) > 1:
+                restatements += 1
+                written = tokenizer.decode(sequence.tokens[start:end]).strip(" .").split(", ")
+                assert written == [value for key in keys for value in stated[key]]
+    assert restatements > 0
+    assert train.recall_sequence(tokenizer, 2000, seed=0, list_share=1.0, key_lists=0.0) == train.recall_sequence(
+        tokenizer, 2000, seed=0, list_share=1.0)
 
 
 def test_reverse_key_order_lists_several_keys_last_key_first(tokenizer):
