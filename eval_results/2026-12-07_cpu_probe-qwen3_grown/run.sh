@@ -8,7 +8,7 @@
 # schedule. SCALE: the added layers' rate as a multiple of RATE (--grown-rate-scale; RUN gets _scale-SCALE).
 # Environment: RUNS="none" continues J alone, "0,1,2,3" the grown J alone; FIRST_WEIGHT=W adds --first-weight W
 # (RUN gets _first-W): `RUNS=none FIRST_WEIGHT=4 bash run.sh 3e-4 900`; FLAG=F adds the training flag --F (RUN gets
-# _F): `RUNS=none FLAG=any-key-order bash run.sh 3e-4 900`.
+# _F; FLAG="key-lists 0.5" gives _key-lists_0.5): `RUNS=none FLAG=any-key-order bash run.sh 3e-4 900`.
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_grown/: RUN/ (weights not kept), train_RUN.log, eval_RUN/.
 # grown_J_3e-4_263-steps_continued: that run's checkpoint continued by hand for 1500 s more with the same flags
 # (python -m asynctls_hf.probes.train --arch qwen3 --init /tmp/work_cpu/grown_J_3e-4_263-steps --stages 2048
@@ -29,7 +29,7 @@ FIRST_WEIGHT=${FIRST_WEIGHT:-}; FLAG=${FLAG:-}
 RUNS=${RUNS:-none 0,1,2,3}; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued as it is; 0,1,2,3: J grown
 for grow in $RUNS; do
   [ $grow = none ] && grow=""
-  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}${FIRST_WEIGHT:+_first-$FIRST_WEIGHT}${FLAG:+_$FLAG}
+  NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}${FIRST_WEIGHT:+_first-$FIRST_WEIGHT}${FLAG:+_${FLAG// /_}}
   python3 -m asynctls_hf.probes.train --arch qwen3 --init $J ${grow:+--grow-after $grow} --stages 2048 \
     ${STEPS:+--max-steps $STEPS} ${SCALE:+--grown-rate-scale $SCALE} \
     ${FIRST_WEIGHT:+--first-weight $FIRST_WEIGHT} ${FLAG:+--$FLAG} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \

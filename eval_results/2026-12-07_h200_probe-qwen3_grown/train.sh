@@ -3,12 +3,12 @@
 # weights: `git show c7fcc39:` of its model.safetensors) grown to 8 layers (--grow-after 0,1,2,3: each layer followed by
 # a copy with zero output projections, the same function to start from) and continued at 4k, 16k and 32k with half
 # list recall, one run per RATE:SCALE[:FLAG] side by side (14 sample workers shared out; SCALE: the added layers' rate as a
-# multiple of RATE, --grown-rate-scale; FLAG: a training flag without its dashes, e.g. any-key-order). Then full
+# multiple of RATE, --grown-rate-scale; FLAG: a training flag without its dashes, e.g. any-key-order or key-lists=0.5). Then full
 # attention on the multi-answer tasks at 16k, 20 samples, float32, two processes at a time.
 # Not run yet (2026-12-07: no machine came). J's weights first (untracked; they travel with the working tree):
 #   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
-#   planned: train.sh 320 1e-4:1 1e-4:1:any-key-order 1e-4:1:reverse-key-order
+#   planned: train.sh 320 1e-4:1 1e-4:1:key-lists=0.5 1e-4:1:reverse-key-order
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE[_FLAG]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
