@@ -13,7 +13,9 @@ makes a share of those sequences list-recall ones (several values per key restat
 keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
 order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md), `--any-key-order`
 the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--reverse-key-order`
-in the reverse of the question's order (the probes, free to choose, start from the last key asked). `--grow-after`
+in the reverse of the question's order (the probes, free to choose, start from the last key asked), and
+`--key-lists` restates several keys' values at once in the context (none of the three lifted niah_multiquery in CPU
+pilots: EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function.
 
