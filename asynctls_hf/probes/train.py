@@ -352,10 +352,10 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
     answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
     several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
-    alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several else {}
-    several_keys = keys is None and several_asked
-    key_alternatives = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several_keys else {}
-    return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer), alternatives, key_alternatives)
+    several_keys = keys is None and several_asked  # one value each of several keys, not keyed
+    in_any_order = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several or several_keys else {}
+    return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer),
+                    in_any_order if several else {}, in_any_order if several_keys else {})
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
@@ -414,13 +414,13 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
         if reverse_keys:
             keys = keys[::-1]
         groups = [values for _, _, values in keys]
+        everyone = [value for values in groups for value in values]
         if keyed and len(keys) > 1:
             answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
         else:
-            answer = listed([value for values in groups for value in values])
+            answer = listed(everyone)
         alternatives.update(any_order_alternatives(tokenizer, answer, groups, offset))
         if len(keys) > 1 and not keyed:
-            everyone = [value for values in groups for value in values]
             key_alternatives.update(any_order_alternatives(tokenizer, answer, [everyone], offset))
         return answer
 
@@ -499,8 +499,7 @@ def _make_sequence_job(job: tuple[str, int, int, float, bool, float, bool, float
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
                keyed: bool = False, answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0):
     """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, reverse_keys, key_lists),
-    lengths uniform in
-    [max_length/2, max_length].
+    lengths uniform in [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -781,12 +780,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.list_recall <= 1.0:
-        parser.error(f"--list-recall is a share of sequences, between 0 and 1; got {args.list_recall}")
-    if not 0.0 <= args.key_lists <= 1.0:
-        parser.error(f"--key-lists is a share of restatements, between 0 and 1; got {args.key_lists}")
-    if not 0.0 <= args.answer_frame <= 1.0:
-        parser.error(f"--answer-frame is a share of restatements, between 0 and 1; got {args.answer_frame}")
+    for flag, share, of in (("--list-recall", args.list_recall, "sequences"), ("--key-lists", args.key_lists,
+                            "restatements"), ("--answer-frame", args.answer_frame, "restatements")):
+        if not 0.0 <= share <= 1.0:
+            parser.error(f"{flag} is a share of {of}, between 0 and 1; got {share}")
     if args.any_key_order and args.keyed_answers:
         parser.error("--any-key-order lets the values of several keys come in any order; --keyed-answers writes each "
                      "after its key, in the question's order. Give one of them")
