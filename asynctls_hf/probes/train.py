@@ -12,10 +12,10 @@ targets per sequence, and the probe learns retrieval within a few hundred steps 
 makes a share of those sequences list-recall ones (several values per key restated as lists, questions for several
 keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` counts a key's values as right in any
 order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md), `--any-key-order`
-the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--reverse-key-order`
-in the reverse of the question's order (the probes, free to choose, start from the last key asked), and
-`--key-lists` restates several keys' values at once in the context (none of the three lifted niah_multiquery in CPU
-pilots: EVAL.md). `--grow-after`
+the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--key-order reverse`
+in the reverse of the question's order (the probes, free to choose, start from the last key asked), `--key-order
+document` in the order of their needles in the text, and `--key-lists` restates several keys' values at once in the
+context (none of the first three lifted niah_multiquery in CPU pilots: EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function.
 
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import math
 import multiprocessing
@@ -80,6 +81,7 @@ TRAIN_TASKS = {  # task -> sampling weight; "recall" is the densely supervised n
     "vt": 1.0,
 }
 TRAIN_SEED_OFFSET = 1_000_003  # training samples use seeds from here on; the eval uses small seeds
+KEY_ORDERS = ("question", "reverse", "document")  # orders of an answer for several keys (ordered_answer)
 GATE_METRICS = ("answer_accuracy", "first_accuracy")  # probe_loss metrics a stage's end can be decided on
 MIN_LENGTH = 640  # every RULER task's smallest prompt plus its generation allowance fits (vt's example: ~500 tokens)
 
@@ -112,7 +114,7 @@ class TrainSettings:
     keyed_answers: bool = False  # answers for several keys name each key before its values (keyed_list)
     any_order: bool = False  # a list of a key's values is right in any order (any_order_alternatives)
     any_key_order: bool = False  # the values asked for several keys are right in any order (Sequence.key_alternatives)
-    reverse_keys: bool = False  # the values asked for several keys come last key first (recall_sequence)
+    key_order: str = "question"  # the order of the values asked for several keys: one of KEY_ORDERS
     key_lists: float = 0.0  # share of list-recall restatements that are for several keys at once (recall_sequence)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
@@ -334,21 +336,41 @@ def in_document_order(task: str, sample: dict) -> list[str]:
     return answers
 
 
+def ordered_answer(pairs: list[tuple[str, str]], key_order: str, needle_place) -> list[tuple[str, str]]:
+    """The (key, value) pairs that answer a question for several keys, in `key_order` (one of KEY_ORDERS).
+
+    `pairs` come in the question's order of the keys, each key's values in the order of their needles. "reverse":
+    last key first, each key's values in their own order. "document": every value in the order of its needle,
+    needle_place(pair) giving its place in the text; a key's values then need not stand together. RULER scores the
+    values written in any order.
+    """
+    if key_order == "reverse":
+        entries = [(key, list(run)) for key, run in itertools.groupby(pairs, key=lambda pair: pair[0])]
+        return [pair for _, run in entries[::-1] for pair in run]
+    if key_order == "document":
+        return sorted(pairs, key=needle_place)
+    if key_order != "question":
+        raise ValueError(f"unknown key order {key_order!r}; expected one of {', '.join(KEY_ORDERS)}")
+    return pairs
+
+
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False,
-                   reverse_keys: bool = False) -> Sequence:
+                   key_order: str = "question") -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
     with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
     (niah_multivalue) with their any_order_alternatives, several keys' values (niah_multiquery) with theirs in any
-    order of the keys (Sequence.key_alternatives); with `reverse_keys`, several keys' values last key first."""
+    order of the keys (Sequence.key_alternatives), in `key_order` (ordered_answer)."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
     keys = None
     several_asked = ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1
-    if keyed and several_asked:
-        keys = queried_keys(sample)
     values = in_document_order(task, sample)
-    if reverse_keys and several_asked:
-        values, keys = values[::-1], keys and keys[::-1]
+    if several_asked:
+        pairs = list(zip(queried_keys(sample), values, strict=True))
+        pairs = ordered_answer(pairs, key_order, lambda pair: sample["input"].index(pair[1]))
+        values = [value for _, value in pairs]
+        if keyed:
+            keys = [key for key, _ in pairs]
     answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
     several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
@@ -359,7 +381,7 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                    answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0) -> Sequence:
+                    answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -374,8 +396,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     in the provided text are V1, V2." : finding a key's next value after the one just written, densely
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
-    for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). With
-    `reverse_keys` an answer for several keys gives them last key first, each key's values in their own order.
+    for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). An
+    answer for several keys comes in `key_order` (ordered_answer; a value's needle is the one that first stated it).
     With probability `key_lists` a restatement in a list-recall sequence is one for two to four keys at once, in
     RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
     V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
@@ -399,6 +421,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     alternatives: dict[int, list[int]] = {}
     key_alternatives: dict[int, list[int]] = {}
     stated: list[tuple[list[int], str, list[str]]] = []  # (key tokens, key text, values so far) of each key stated
+    needle_places: dict[tuple[str, str], int] = {}  # (key text, value) -> how many values were stated before it
 
     def listed(values: list[str]) -> list[int]:
         return tokenizer(" " + ", ".join(values) + ".")["input_ids"]
@@ -411,12 +434,13 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
         `alternatives` and `key_alternatives`."""
         if not listing:
             return tokenizer(keys[0][2][0] + ".")["input_ids"]
-        if reverse_keys:
-            keys = keys[::-1]
-        groups = [values for _, _, values in keys]
-        everyone = [value for values in groups for value in values]
+        pairs = [(key, value) for _, key, values in keys for value in values]
+        pairs = ordered_answer(pairs, key_order, needle_places.__getitem__)
+        entries = [(key, [value for _, value in run]) for key, run in itertools.groupby(pairs, key=lambda p: p[0])]
+        groups = [values for _, values in entries]
+        everyone = [value for _, value in pairs]
         if keyed and len(keys) > 1:
-            answer = tokenizer(keyed_list([(key, values) for _, key, values in keys]))["input_ids"]
+            answer = tokenizer(keyed_list(entries))["input_ids"]
         else:
             answer = listed(everyone)
         alternatives.update(any_order_alternatives(tokenizer, answer, groups, offset))
@@ -453,6 +477,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                     continue
                 value_text = random_value(value_type, rng)
                 values.append(value_text)
+                needle_places[key_text, value_text] = len(needle_places)
             else:
                 key_text = rng.choice(NOUNS) if key_type == "noun" else random_value(key_type, rng)
                 key_tokens = tokenizer(key_text)["input_ids"]
@@ -461,6 +486,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                     continue  # a second key of the same name would make its questions ambiguous
                 value_text = random_value(value_type, rng)
                 stated.append((key_tokens, key_text, [value_text]))
+                needle_places[key_text, value_text] = len(needle_places)
             needle = [*encode(f"One of the special magic {value_type} for"), *key_tokens, *encode("is:")]
             value = tokenizer(value_text + ".")["input_ids"]
             tokens += needle + value
@@ -482,23 +508,23 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                  answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0,
+                  answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
                   tokenizer=None) -> Sequence:
     """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed,
-    answer_frame, reverse_keys and key_lists as in recall_sequence and ruler_sequence."""
+    answer_frame, key_order and key_lists as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, reverse_keys, key_lists)
-    return ruler_sequence(tokenizer, task, length, seed, keyed, reverse_keys)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, key_order, key_lists)
+    return ruler_sequence(tokenizer, task, length, seed, keyed, key_order)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool, float, bool, float]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float, str, float]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
-               keyed: bool = False, answer_frame: float = 0.0, reverse_keys: bool = False, key_lists: float = 0.0):
-    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, reverse_keys, key_lists),
+               keyed: bool = False, answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, key_order, key_lists),
     lengths uniform in [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
@@ -509,7 +535,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, reverse_keys, key_lists))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, key_order, key_lists))
         total += length
     return jobs
 
@@ -641,7 +667,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     def submit() -> None:
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
-                          settings.keyed_answers, settings.answer_frame, settings.reverse_keys, settings.key_lists)
+                          settings.keyed_answers, settings.answer_frame, settings.key_order, settings.key_lists)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -758,9 +784,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--any-key-order", action="store_true",
                         help="train the answers to questions for several keys (niah_multiquery) as right in any order "
                         "of the keys, as RULER scores them: at each value, every asked value not written yet is right")
-    parser.add_argument("--reverse-key-order", action="store_true",
-                        help="answer questions for several keys (niah_multiquery) last key first: the probes, free to "
-                        "choose an order, start from the key asked last")
+    parser.add_argument("--key-order", choices=KEY_ORDERS, default=defaults.key_order,
+                        help="the order of the values that answer a question for several keys (niah_multiquery): the "
+                        "question's, its reverse (the probes, free to choose, start from the key asked last) or that "
+                        "of their needles in the text (ordered_answer)")
     parser.add_argument("--key-lists", type=float, default=defaults.key_lists,
                         help="share of the restatements in list-recall sequences that list two to four keys' values "
                         "at once, in RULER's answer frame (dense supervision of niah_multiquery's answer)")
@@ -784,9 +811,9 @@ def main(argv: list[str] | None = None) -> int:
                             "restatements"), ("--answer-frame", args.answer_frame, "restatements")):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} is a share of {of}, between 0 and 1; got {share}")
-    if args.any_key_order and args.keyed_answers:
+    if args.any_key_order and (args.keyed_answers or args.key_order != "question"):
         parser.error("--any-key-order lets the values of several keys come in any order; --keyed-answers writes each "
-                     "after its key, in the question's order. Give one of them")
+                     "after its key, and --key-order gives them one order. Give one of them")
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")
@@ -798,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
-        reverse_keys=args.reverse_key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
+        key_order=args.key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

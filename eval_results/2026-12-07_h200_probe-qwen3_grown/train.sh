@@ -8,7 +8,7 @@
 # Not run yet (2026-12-07: no machine came). J's weights first (untracked; they travel with the working tree):
 #   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
-#   planned: train.sh 320 1e-4:1 1e-4:1:key-lists=0.5 1e-4:1:reverse-key-order
+#   planned: train.sh 320 1e-4:1 1e-4:1:key-lists=0.5 1e-4:1:key-order=reverse
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE[_FLAG]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1

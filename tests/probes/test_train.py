@@ -72,12 +72,14 @@ def test_ruler_sequence_lists_a_keys_values_in_document_order(tokenizer, task):
         assert written == sorted(sample["outputs"], key=sample["input"].index)
     else:  # one value per queried key: the question's order
         assert written == sample["outputs"]
-    reversed_tokens, reversed_answers, *_ = train.ruler_sequence(tokenizer, task, 2048, seed=5, reverse_keys=True)
-    reversed_written = tokenizer.decode([t for t, a in zip(reversed_tokens, reversed_answers, strict=True) if a][:-1])
-    reversed_written = [value.strip() for value in reversed_written.rstrip(".").split(",")]
-    # --reverse-key-order: several keys' values last key first; one key's values as before
-    assert reversed_written == (written[::-1] if task == "niah_multiquery" else written)
-    assert ruler.TASKS[task].score_sample(", ".join(reversed_written), sample) == 1.0
+    in_document = sorted(sample["outputs"], key=sample["input"].index)
+    # --key-order: several keys' values last key first, or in their needles' order; one key's values as before
+    for key_order, expected in (("reverse", written[::-1]), ("document", in_document)):
+        ordered_tokens, ordered_answers, *_ = train.ruler_sequence(tokenizer, task, 2048, seed=5, key_order=key_order)
+        ordered = tokenizer.decode([t for t, a in zip(ordered_tokens, ordered_answers, strict=True) if a][:-1])
+        ordered = [value.strip() for value in ordered.rstrip(".").split(",")]
+        assert ordered == (expected if task == "niah_multiquery" else written)
+        assert ruler.TASKS[task].score_sample(", ".join(ordered), sample) == 1.0
 
 
 def test_every_key_of_a_recall_sequence_has_its_own_name(tokenizer):
@@ -127,30 +129,39 @@ def test_key_lists_restate_several_keys_values_so_far(tokenizer):
         tokenizer, 2000, seed=0, list_share=1.0)
 
 
-def test_reverse_key_order_lists_several_keys_last_key_first(tokenizer):
-    """recall_sequence with reverse_keys: the same sequence, except that each answer for several keys lists their
-    values in another order (last key first: the question names them in the other order); answers for one key and
-    every other token stay."""
+@pytest.mark.parametrize("key_order", ["reverse", "document"])
+def test_key_order_reorders_only_the_answers_for_several_keys(tokenizer, key_order):
+    """recall_sequence with key_order: the same sequence, except that each answer for several keys lists their
+    values in another order: last key first (the question names them in the other order), or each value where the
+    needle that first stated it stands; answers for one key and every other token stay."""
     several = 0
     for seed in range(8):
         plain = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
-        reverse = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, reverse_keys=True)
-        assert len(plain.tokens) == len(reverse.tokens) and plain.answers == reverse.answers
+        ordered = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, key_order=key_order)
+        assert len(plain.tokens) == len(ordered.tokens) and plain.answers == ordered.answers
         for start, end in train.answer_spans(plain.answers):
-            before = tokenizer.decode(plain.tokens[max(0, start - 200):start])
+            before = tokenizer.decode(plain.tokens[:start])
             if not before.endswith("mentioned in the provided text are"):  # a restated needle, not a question
-                assert plain.tokens[start:end] == reverse.tokens[start:end]
+                assert plain.tokens[start:end] == ordered.tokens[start:end]
                 continue
-            keys = train.queried_keys({"input": before})
+            keys = train.queried_keys({"input": before[-1000:]})
             plain_values = tokenizer.decode(plain.tokens[start:end - 1]).strip(" .").split(", ")
-            reverse_values = tokenizer.decode(reverse.tokens[start:end - 1]).strip(" .").split(", ")
+            ordered_values = tokenizer.decode(ordered.tokens[start:end - 1]).strip(" .").split(", ")
             if len(keys) == 1:
-                assert plain_values == reverse_values
+                assert plain_values == ordered_values
+                continue
+            several += 1
+            assert sorted(plain_values) == sorted(ordered_values)
+            if key_order == "reverse":
+                assert plain_values != ordered_values
             else:
-                several += 1
-                assert sorted(plain_values) == sorted(reverse_values) and plain_values != reverse_values
+                needles = re.findall(r"One of the special magic \w+ for (\S+) is: (\S+?)\.", before)
+                first_places = {pair: place for place, pair in reversed(list(enumerate(needles)))}
+                asked = {value: place for (key, value), place in first_places.items() if key in keys}
+                places = [asked[value] for value in ordered_values]
+                assert places == sorted(places)
         other = [i for i, is_answer in enumerate(plain.answers) if not is_answer]
-        assert [plain.tokens[i] for i in other] == [reverse.tokens[i] for i in other]
+        assert [plain.tokens[i] for i in other] == [ordered.tokens[i] for i in other]
     assert several > 0
 
 
@@ -284,9 +295,10 @@ def test_key_alternatives_accept_every_asked_value_not_written_yet(tokenizer):
     assert not len(train.collate([sequence], pad_id=0, any_order=True).alternative_positions)
 
 
-def test_any_key_order_and_keyed_answers_exclude_each_other(tmp_path, capsys):
+@pytest.mark.parametrize("other", [["--keyed-answers"], ["--key-order", "document"]])
+def test_any_key_order_excludes_keyed_answers_and_a_key_order(tmp_path, capsys, other):
     with pytest.raises(SystemExit) as error:
-        train.main(["--any-key-order", "--keyed-answers", "--out", str(tmp_path / "probe")])
+        train.main(["--any-key-order", *other, "--out", str(tmp_path / "probe")])
     assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
 
 
