@@ -5,10 +5,10 @@
 # list recall, one run per RATE:SCALE[:FLAG] side by side (14 sample workers shared out; SCALE: the added layers' rate as a
 # multiple of RATE, --grown-rate-scale; FLAG: a training flag without its dashes, e.g. any-key-order or key-lists=0.5). Then full
 # attention on the multi-answer tasks at 16k, 20 samples, float32, two processes at a time.
-# Not run yet (2026-12-07: no machine came). J's weights first (untracked; they travel with the working tree):
+# Not run yet (2026-12-07: no machine came, in two sessions). J's weights first (untracked; they travel with the working tree):
 #   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
-#   planned: train.sh 320 1e-4:1 1e-4:1:key-lists=0.5 1e-4:1:key-order=reverse
+#   planned: train.sh 320 1e-4:1 1e-4:1:key-order=document 1e-4:1:key-lists=0.5
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE[_FLAG]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
