@@ -9,6 +9,7 @@
 # Environment: RUNS="none" continues J alone, "0,1,2,3" the grown J alone; FIRST_WEIGHT=W adds --first-weight W
 # (RUN gets _first-W): `RUNS=none FIRST_WEIGHT=4 bash run.sh 3e-4 900`; FLAG=F adds the training flag --F (RUN gets
 # _F; FLAG="key-lists 0.5" gives _key-lists_0.5): `RUNS=none FLAG=any-key-order bash run.sh 3e-4 900`.
+# A SECONDS other than 900 without STEPS gives RUN _SECONDSs: `RUNS=none FLAG=keyed-answers bash run.sh 3e-4 2700`.
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_grown/: RUN/ (weights not kept), train_RUN.log, eval_RUN/.
 # grown_J_3e-4_263-steps_continued: that run's checkpoint continued by hand for 1500 s more with the same flags
 # (python -m asynctls_hf.probes.train --arch qwen3 --init /tmp/work_cpu/grown_J_3e-4_263-steps --stages 2048
@@ -30,6 +31,7 @@ RUNS=${RUNS:-none 0,1,2,3}; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued
 for grow in $RUNS; do
   [ $grow = none ] && grow=""
   NAME=${grow:+grown_}J_$RATE${STEPS:+_$STEPS-steps}${SCALE:+_scale-$SCALE}${FIRST_WEIGHT:+_first-$FIRST_WEIGHT}${FLAG:+_${FLAG// /_}}
+  [ $BUDGET != 900 ] && [ -z "$STEPS" ] && NAME=${NAME}_${BUDGET}s
   python3 -m asynctls_hf.probes.train --arch qwen3 --init $J ${grow:+--grow-after $grow} --stages 2048 \
     ${STEPS:+--max-steps $STEPS} ${SCALE:+--grown-rate-scale $SCALE} \
     ${FIRST_WEIGHT:+--first-weight $FIRST_WEIGHT} ${FLAG:+--$FLAG} --tokens-per-step 8192 --list-recall 0.5 --learning-rate $RATE \
