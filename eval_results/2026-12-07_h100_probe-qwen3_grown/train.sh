@@ -7,7 +7,7 @@
 # attention on the multi-answer tasks at 16k, 20 samples, float32, two processes at a time.
 # Not run yet (2026-12-07: no machine came, in two sessions). J's weights first (untracked; they travel with the working tree):
 #   git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
-# Usage (repo root): OUT=dir bash eval_results/2026-12-07_h200_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
+# Usage (repo root): OUT=dir bash eval_results/2026-12-07_h100_probe-qwen3_grown/train.sh SECONDS RATE:SCALE[:FLAG]...
 #   planned: train.sh 320 1e-4:1 1e-4:1:key-order=document 1e-4:1:key-lists=0.5
 # Back: $OUT/NAME.tar (NAME: grown_RATE_scale-SCALE[_FLAG]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
