@@ -19,17 +19,24 @@ def template_text() -> str:
     return " ".join(value for name, value in vars(ruler).items() if name.isupper() and isinstance(value, str))
 
 
-def build_word_tokenizer() -> PreTrainedTokenizerFast:
+def build_word_tokenizer(hyphen_nouns: bool = False) -> PreTrainedTokenizerFast:
     """Word-level: every word of the word lists and RULER templates is one token.
 
     Other strings (numbers, UUIDs, variable names, coded words) fall back to single characters, WordPiece-style
     ("##" marks a continuation), so that they decode back exactly; words are split on whitespace only, so the
     tokens of a text joined by whitespace are the tokens of its parts, concatenated.
+
+    A RULER word key ("dry-picture") is then its adjective and the noun spelled out ("dry", "##-", "##p", ...: 9
+    tokens), and copying a key means copying a run of single characters that every other key's noun shares. With
+    `hyphen_nouns` each noun after a hyphen is one more token ("##-picture"), appended after the others so that
+    every other token keeps its id: a key is two tokens, as a subword tokenizer gives a pretrained model a few.
     """
     words = set(NOUNS + ADJECTIVES + VERBS)
     words |= {word.strip(string.punctuation) for word in template_text().split()} - {""}
     characters = sorted(set(ALPHABET))
     vocab = SPECIAL_TOKENS + characters + [f"##{c}" for c in characters] + sorted(words - set(characters))
+    if hyphen_nouns:
+        vocab += [f"##-{noun}" for noun in sorted(set(NOUNS))]
     model = models.WordPiece({token: index for index, token in enumerate(vocab)}, unk_token="[UNK]")
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

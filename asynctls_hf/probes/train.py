@@ -17,7 +17,8 @@ in the reverse of the question's order (the probes, free to choose, start from t
 document` in the order of their needles in the text, and `--key-lists` restates several keys' values at once in the
 context (none of the first three lifted niah_multiquery in CPU pilots: EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
-(grown_model), so training starts from the checkpoint's own function.
+(grown_model), so training starts from the checkpoint's own function. `--hyphen-nouns` trains with a tokenizer in
+which a RULER word key's noun is one token (build_word_tokenizer), growing `--init`'s vocabulary (with_vocabulary).
 
 A curriculum over lengths: each stage draws prompts of `length/2 .. length` tokens with a fixed number of tokens
 per step. A stage ends when the teacher-forced answer accuracy over the last 50 steps passes `--advance-accuracy`,
@@ -120,6 +121,7 @@ class TrainSettings:
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
     grown_rate_scale: float = 1.0  # the added layers' learning rate, as a multiple of the others'
+    hyphen_nouns: bool = False  # a key's noun after its hyphen is one token (build_word_tokenizer)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -202,6 +204,28 @@ def grown_layout(count: int, grow_after: list[int]) -> tuple[list[int], list[boo
     return sources, copies
 
 
+def with_vocabulary(model, tokenizer) -> None:
+    """Grow `model`'s vocabulary in place to `tokenizer`'s, whose tokens beyond the model's are hyphenated nouns
+    ("##-picture": build_word_tokenizer with hyphen_nouns): each starts as its noun's own token, in the input
+    embedding and the output projection, and training tells them apart."""
+    embeddings = model.get_input_embeddings()
+    known = embeddings.weight.shape[0]
+    if known > len(tokenizer):
+        raise ValueError(f"the model has {known} token embeddings and the tokenizer only {len(tokenizer)} tokens: a "
+                         "checkpoint trained with --hyphen-nouns continues only with --hyphen-nouns")
+    if known == len(tokenizer):
+        return
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    embeddings, output = model.get_input_embeddings(), model.get_output_embeddings()
+    with torch.no_grad():
+        for token_id in range(known, len(tokenizer)):
+            noun = tokenizer.convert_ids_to_tokens(token_id).removeprefix("##-")
+            source = tokenizer.convert_tokens_to_ids(noun)
+            embeddings.weight[token_id] = embeddings.weight[source]
+            if output.weight is not embeddings.weight:
+                output.weight[token_id] = output.weight[source]
+
+
 def grown_model(model, grow_after: list[int]):
     """`model` deeper by one layer after each layer in `grow_after`: a copy of that layer whose output projections
     (attention's o_proj, the MLP's or every expert's down_proj) are zero, so the grown model computes what `model`
@@ -239,9 +263,9 @@ def grown_model(model, grow_after: list[int]):
 _worker_tokenizer = None
 
 
-def _init_worker() -> None:
+def _init_worker(hyphen_nouns: bool = False) -> None:
     global _worker_tokenizer
-    _worker_tokenizer = build_word_tokenizer()
+    _worker_tokenizer = build_word_tokenizer(hyphen_nouns)
     torch.set_num_threads(1)
 
 
@@ -631,15 +655,17 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     from transformers import AutoModelForCausalLM
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    tokenizer = build_word_tokenizer()
+    tokenizer = build_word_tokenizer(settings.hyphen_nouns)
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
     # Workers are forked before CUDA is touched.
-    pool = multiprocessing.get_context("fork").Pool(settings.workers, initializer=_init_worker)
+    pool = multiprocessing.get_context("fork").Pool(settings.workers, initializer=_init_worker,
+                                                    initargs=(settings.hyphen_nouns,))
     if settings.init:
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
         if settings.grow_after:
             model = grown_model(model, settings.grow_after)
+        with_vocabulary(model, tokenizer)
     else:
         model = AutoModelForCausalLM.from_config(model_config(settings, tokenizer), attn_implementation="sdpa")
     model = model.to(device).train()
@@ -803,6 +829,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grown-rate-scale", type=float, default=defaults.grown_rate_scale,
                         help="with --grow-after: the added layers' learning rate as a multiple of --learning-rate "
                         "(their output projections start at zero)")
+    parser.add_argument("--hyphen-nouns", action="store_true",
+                        help="make each noun after a hyphen one token ('##-picture'), so that a RULER word key such as "
+                        "'dry-picture' is two tokens instead of nine; with --init, the checkpoint's vocabulary grows")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -827,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
         key_order=args.key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
+        hyphen_nouns=args.hyphen_nouns,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from asynctls_hf.eval import ruler
+from asynctls_hf.eval.words import NOUNS
 from asynctls_hf.probes import train
 from asynctls_hf.probes.tokenizer import build_word_tokenizer
 
@@ -474,3 +475,39 @@ def test_phases_grow_the_init_checkpoint_once(tmp_path, tokenizer):
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "grown").config.num_hidden_layers == 4
     assert summary["previous_phases"][0]["settings"]["grow_after"] == [0, 1]
     assert summary["settings"]["grow_after"] == []
+
+
+def test_hyphen_nouns_make_a_word_key_two_tokens(tokenizer):
+    """build_word_tokenizer(hyphen_nouns=True): a RULER word key is its adjective and one '##-noun' token (nine
+    tokens before); every token of the plain tokenizer keeps its id, and text decodes as the plain tokenizer's."""
+    hyphenated = build_word_tokenizer(hyphen_nouns=True)
+    assert len(hyphenated) == len(tokenizer) + len(set(NOUNS))
+    assert hyphenated.convert_ids_to_tokens(list(range(len(tokenizer)))) == tokenizer.convert_ids_to_tokens(
+        list(range(len(tokenizer))))
+    assert hyphenated.tokenize("dry-picture") == ["dry", "##-picture"]
+    assert len(tokenizer.tokenize("dry-picture")) == 9
+    sample = ruler.TASKS["niah_multiquery"].make_samples(hyphenated, 1024, 1, 0)[0]
+    encoded = hyphenated(sample["input"])["input_ids"]
+    plain = tokenizer(sample["input"])["input_ids"]
+    assert hyphenated.decode(encoded) == tokenizer.decode(plain) and len(encoded) < len(plain)
+
+
+def test_with_vocabulary_starts_each_hyphen_noun_as_its_noun(tokenizer):
+    """--hyphen-nouns with --init: the checkpoint's vocabulary grows to the tokenizer's, each '##-noun' row (input
+    and output) a copy of its noun's, the other rows and the logits on the old tokens unchanged; a checkpoint with
+    the larger vocabulary does not continue with the smaller one."""
+    hyphenated = build_word_tokenizer(hyphen_nouns=True)
+    model = _tiny_probe("qwen3", tokenizer)
+    input_ids = torch.randint(3, len(tokenizer), (2, 29))
+    with torch.no_grad():
+        before = model(input_ids).logits
+    train.with_vocabulary(model, hyphenated)
+    assert model.config.vocab_size == len(hyphenated)
+    embeddings, output = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    picture, hyphen_picture = hyphenated.convert_tokens_to_ids(["picture", "##-picture"])
+    assert torch.equal(embeddings[hyphen_picture], embeddings[picture])
+    assert torch.equal(output[hyphen_picture], output[picture])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids).logits[..., :len(tokenizer)], before)
+    with pytest.raises(ValueError, match="continues only with --hyphen-nouns"):
+        train.with_vocabulary(model, tokenizer)
