@@ -511,3 +511,14 @@ def test_with_vocabulary_starts_each_hyphen_noun_as_its_noun(tokenizer):
         torch.testing.assert_close(model(input_ids).logits[..., :len(tokenizer)], before)
     with pytest.raises(ValueError, match="continues only with --hyphen-nouns"):
         train.with_vocabulary(model, tokenizer)
+
+
+def test_training_with_hyphen_nouns_saves_the_grown_vocabulary_and_its_tokenizer(tmp_path, tokenizer):
+    _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    out = tmp_path / "hyphenated"
+    argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--hyphen-nouns", "--out", str(out), "--device",
+            "cpu", "--stages", "640", "--tokens-per-step", "1024", "--max-steps", "1", "--workers", "1"]
+    assert train.main(argv) == 0
+    saved = AutoTokenizer.from_pretrained(out)
+    assert saved.tokenize("dry-picture") == ["dry", "##-picture"]
+    assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == len(saved)
