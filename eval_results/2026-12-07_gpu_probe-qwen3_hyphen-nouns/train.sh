@@ -4,11 +4,11 @@
 # fails"), at 2k, 4k, 16k and 32k with half list recall, learning rate 3e-4, one run per flag set side by side
 # (14 sample workers shared out). Then full attention on the multi-answer tasks at 16k, 20 samples, float32, two
 # processes at a time, and at 32k one at a time where the GPU has the memory (float32 at 32k takes about 86 GiB).
-# Not run yet: the session that wrote it had no device time left. J's weights first (untracked; they travel with the
-# working tree):  git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
+# Ran 2026-12-07 on an H100: `train.sh 380 keyed-answers none` (EVAL.md, "J with one-token nouns at length").
+# J's weights first (untracked; they travel with the working tree):  git show c7fcc39:$J/model.safetensors > $J/model.safetensors   (J: the path below)
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns/train.sh SECONDS FLAGS...
 #   FLAGS: training flags without their dashes, joined by "+" (each run adds --hyphen-nouns), e.g.
-#   planned: train.sh 400 keyed-answers none
+#   train.sh 380 keyed-answers none
 # Back: $OUT/NAME.tar (NAME: hyphen-nouns[_FLAGS]; the checkpoint and its train.log), $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
