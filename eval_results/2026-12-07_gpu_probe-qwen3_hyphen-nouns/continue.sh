@@ -4,8 +4,8 @@
 # out), then full attention on the multi-answer tasks at 16k, 40 samples, float32, two processes at a time.
 # The checkpoint travels untracked with the working tree (its weights are not committed).
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns/continue.sh SECONDS RATE...
-#   planned: continue.sh 270 1e-4 3e-4 (not run yet: no machine came)
-# Back: $OUT/eval_NAME.tar and $OUT/train_NAME.log (NAME: hyphen-nouns_more_RATE).
+#   ran 2026-12-07 on an H100: continue.sh 100 1e-4 (the device time left; the checkpoint did not come back then)
+# Back: $OUT/NAME.tar (the checkpoint), $OUT/eval_NAME.tar and $OUT/train_NAME.log (NAME: hyphen-nouns_more_RATE).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns; W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#))
@@ -16,7 +16,7 @@ for rate in "$@"; do
       --stages 16384,32768 --list-recall 0.5 --learning-rate $rate --time-budget $BUDGET --workers $WORKERS \
       --out $W/$NAME > $W/train_$NAME.log 2>&1
     echo "[$SECONDS s] train $NAME rc=$?"; grep -v shards $W/train_$NAME.log | tail -2
-    grep -v shards $W/train_$NAME.log > $OUT/train_$NAME.log ) &
+    grep -v shards $W/train_$NAME.log > $OUT/train_$NAME.log; tar cf $OUT/$NAME.tar -C $W $NAME ) &
 done
 wait
 for rate in "$@"; do
