@@ -18,7 +18,8 @@ document` in the order of their needles in the text, and `--key-lists` restates 
 context (none of the first three lifted niah_multiquery in CPU pilots: EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function. `--hyphen-nouns` trains with a tokenizer in
-which a RULER word key's noun is one token (build_word_tokenizer), growing `--init`'s vocabulary (with_vocabulary).
+which a RULER word key's noun is one token, `--digit-groups` one in which three digits are (build_word_tokenizer),
+growing `--init`'s vocabulary (with_vocabulary).
 
 A curriculum over lengths: each stage draws prompts of `length/2 .. length` tokens with a fixed number of tokens
 per step. A stage ends when the teacher-forced answer accuracy over the last 50 steps passes `--advance-accuracy`,
@@ -122,6 +123,7 @@ class TrainSettings:
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
     grown_rate_scale: float = 1.0  # the added layers' learning rate, as a multiple of the others'
     hyphen_nouns: bool = False  # a key's noun after its hyphen is one token (build_word_tokenizer)
+    digit_groups: bool = False  # three digits are one token (build_word_tokenizer)
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -204,26 +206,37 @@ def grown_layout(count: int, grow_after: list[int]) -> tuple[list[int], list[boo
     return sources, copies
 
 
-def with_vocabulary(model, tokenizer) -> None:
-    """Grow `model`'s vocabulary in place to `tokenizer`'s, whose tokens beyond the model's are hyphenated nouns
-    ("##-picture": build_word_tokenizer with hyphen_nouns): each starts as its noun's own token, in the input
-    embedding and the output projection, and training tells them apart."""
-    embeddings = model.get_input_embeddings()
-    known = embeddings.weight.shape[0]
-    if known > len(tokenizer):
-        raise ValueError(f"the model has {known} token embeddings and the tokenizer only {len(tokenizer)} tokens: a "
-                         "checkpoint trained with --hyphen-nouns continues only with --hyphen-nouns")
+def starting_tokens(token: str) -> list[str]:
+    """The tokens of the plain word tokenizer whose rows a token added by build_word_tokenizer's options starts from
+    (with_vocabulary): a hyphenated noun its noun's ("##-picture": "picture"), a digit group its digits', as the plain
+    tokenizer spells them ("372": "3", "##7", "##2"; "##524": "##5", "##2", "##4"), so that the groups start apart
+    and a head that copies digits copies most of a group."""
+    if token.startswith("##-"):
+        return [token.removeprefix("##-")]
+    first = token.removeprefix("##")
+    return [token[:len(token) - len(first) + 1]] + [f"##{digit}" for digit in first[1:]]
+
+
+def with_vocabulary(model, tokenizer, known_tokens: list[str]) -> None:
+    """Grow `model`'s vocabulary in place from `known_tokens` (its checkpoint's tokenizer's, in id order) to
+    `tokenizer`'s, which must begin with them: each added token (a hyphenated noun or a digit group,
+    build_word_tokenizer) starts, in the input embedding and the output projection, as the sum of its
+    starting_tokens' rows over the square root of their count (about their norm), and training tells them apart."""
+    known = model.get_input_embeddings().weight.shape[0]
+    if len(known_tokens) != known or tokenizer.convert_ids_to_tokens(list(range(min(known, len(tokenizer))))) != \
+            known_tokens:
+        raise ValueError(f"the checkpoint's {known} tokens are not the first tokens of the training tokenizer's "
+                         f"{len(tokenizer)}: continue a checkpoint with the tokenizer options it was trained with "
+                         "(--hyphen-nouns, --digit-groups), adding others if wanted")
     if known == len(tokenizer):
         return
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     embeddings, output = model.get_input_embeddings(), model.get_output_embeddings()
     with torch.no_grad():
         for token_id in range(known, len(tokenizer)):
-            noun = tokenizer.convert_ids_to_tokens(token_id).removeprefix("##-")
-            source = tokenizer.convert_tokens_to_ids(noun)
-            embeddings.weight[token_id] = embeddings.weight[source]
-            if output.weight is not embeddings.weight:
-                output.weight[token_id] = output.weight[source]
+            sources = tokenizer.convert_tokens_to_ids(starting_tokens(tokenizer.convert_ids_to_tokens(token_id)))
+            for weight in {id(embeddings.weight): embeddings.weight, id(output.weight): output.weight}.values():
+                weight[token_id] = weight[sources].sum(0) / math.sqrt(len(sources))
 
 
 def grown_model(model, grow_after: list[int]):
@@ -263,9 +276,9 @@ def grown_model(model, grow_after: list[int]):
 _worker_tokenizer = None
 
 
-def _init_worker(hyphen_nouns: bool = False) -> None:
+def _init_worker(hyphen_nouns: bool = False, digit_groups: bool = False) -> None:
     global _worker_tokenizer
-    _worker_tokenizer = build_word_tokenizer(hyphen_nouns)
+    _worker_tokenizer = build_word_tokenizer(hyphen_nouns, digit_groups)
     torch.set_num_threads(1)
 
 
@@ -652,20 +665,24 @@ def learning_rate(settings: TrainSettings, step: int, elapsed_fraction: float) -
 def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, previous_phases=()) -> dict:
     """Train a probe with `settings`, save model, tokenizer and `training.json` to `out`; returns the summary
     (with `previous_phases`, the summaries of the runs this one continues, when there are any)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    tokenizer = build_word_tokenizer(settings.hyphen_nouns)
+    tokenizer = build_word_tokenizer(settings.hyphen_nouns, settings.digit_groups)
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
+    if settings.init and not (Path(settings.init) / "tokenizer.json").exists():
+        raise ValueError(f"--init {settings.init} has no tokenizer.json beside its weights; a probe checkpoint "
+                         "carries the tokenizer it was trained with (train saves both)")
     # Workers are forked before CUDA is touched.
     pool = multiprocessing.get_context("fork").Pool(settings.workers, initializer=_init_worker,
-                                                    initargs=(settings.hyphen_nouns,))
+                                                    initargs=(settings.hyphen_nouns, settings.digit_groups))
     if settings.init:
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
         if settings.grow_after:
             model = grown_model(model, settings.grow_after)
-        with_vocabulary(model, tokenizer)
+        known = AutoTokenizer.from_pretrained(settings.init)
+        with_vocabulary(model, tokenizer, known.convert_ids_to_tokens(list(range(len(known)))))
     else:
         model = AutoModelForCausalLM.from_config(model_config(settings, tokenizer), attn_implementation="sdpa")
     model = model.to(device).train()
@@ -832,6 +849,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hyphen-nouns", action="store_true",
                         help="make each noun after a hyphen one token ('##-picture'), so that a RULER word key such as "
                         "'dry-picture' is two tokens instead of nine; with --init, the checkpoint's vocabulary grows")
+    parser.add_argument("--digit-groups", action="store_true",
+                        help="make each run of three digits one token ('372', '##524'), so that a value's first token "
+                        "tells it from the other values of its key; with --init, the checkpoint's vocabulary grows")
     parser.add_argument("--shipped", action="store_true",
                         help="train the shipped probe of --arch: its phases (SHIPPED_RECIPES) one after another, each "
                         "continuing the last in --out; a phase's settings take the place of the flags'")
@@ -856,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
         key_order=args.key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
-        hyphen_nouns=args.hyphen_nouns,
+        hyphen_nouns=args.hyphen_nouns, digit_groups=args.digit_groups,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]
     summary = train_phases(settings, phases, Path(args.out), args.device)

@@ -447,6 +447,7 @@ def test_training_grows_the_init_checkpoint(tmp_path, tokenizer):
     0: they stay as grown while the others train); without --init it is a usage error."""
     init = _tiny_probe("qwen3", tokenizer)
     init.save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
     out = tmp_path / "grown"
     argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--grow-after", "0,1", "--grown-rate-scale", "0",
             "--learning-rate", "1", "--out", str(out), "--device", "cpu", "--stages", "640", "--tokens-per-step",
@@ -469,6 +470,7 @@ def test_training_grows_the_init_checkpoint(tmp_path, tokenizer):
 def test_phases_grow_the_init_checkpoint_once(tmp_path, tokenizer):
     """Only the first phase grows --init; the phases after it continue the grown checkpoint as it is."""
     _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
     settings = train.TrainSettings(arch="qwen3", init=str(tmp_path / "init"), grow_after=[0, 1], stages=[640],
                                    tokens_per_step=1024, max_steps=1, workers=1)
     summary = train.train_phases(settings, [{}, {}], tmp_path / "grown", device="cpu", log=lambda line: None)
@@ -492,29 +494,82 @@ def test_hyphen_nouns_make_a_word_key_two_tokens(tokenizer):
     assert hyphenated.decode(encoded) == tokenizer.decode(plain) and len(encoded) < len(plain)
 
 
-def test_with_vocabulary_starts_each_hyphen_noun_as_its_noun(tokenizer):
-    """--hyphen-nouns with --init: the checkpoint's vocabulary grows to the tokenizer's, each '##-noun' row (input
-    and output) a copy of its noun's, the other rows and the logits on the old tokens unchanged; a checkpoint with
-    the larger vocabulary does not continue with the smaller one."""
+def test_digit_groups_make_three_digits_one_token(tokenizer):
+    """build_word_tokenizer(digit_groups=True): a run of three digits is one token, so the first token of a RULER
+    value is one of 900; every token of the tokenizer without it keeps its id, and text decodes as before. With
+    --hyphen-nouns too, the digit groups come after the hyphenated nouns."""
+    grouped = build_word_tokenizer(digit_groups=True)
+    assert len(grouped) == len(tokenizer) + 2000
+    assert grouped.convert_ids_to_tokens(list(range(len(tokenizer)))) == tokenizer.convert_ids_to_tokens(
+        list(range(len(tokenizer))))
+    assert grouped.tokenize("is: 3725247.") == ["is", "##:", "372", "##524", "##7", "##."]
+    sample = ruler.TASKS["niah_multivalue"].make_samples(grouped, 1024, 1, 0)[0]
+    encoded = grouped(sample["input"])["input_ids"]
+    plain = tokenizer(sample["input"])["input_ids"]
+    assert grouped.decode(encoded) == tokenizer.decode(plain) and len(encoded) < len(plain)
+    both = build_word_tokenizer(hyphen_nouns=True, digit_groups=True)
     hyphenated = build_word_tokenizer(hyphen_nouns=True)
+    assert both.convert_ids_to_tokens(list(range(len(hyphenated)))) == hyphenated.convert_ids_to_tokens(
+        list(range(len(hyphenated))))
+    assert both.tokenize("dry-picture 3725247") == ["dry", "##-picture", "372", "##524", "##7"]
+
+
+def _tokens(tokenizer) -> list[str]:
+    return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+
+
+@pytest.mark.parametrize(("options", "added", "starts_as"), [
+    ({"hyphen_nouns": True}, "##-picture", ["picture"]),
+    ({"digit_groups": True}, "372", ["3", "##7", "##2"]),
+    ({"digit_groups": True}, "##524", ["##5", "##2", "##4"]),
+])
+def test_with_vocabulary_starts_each_added_token_from_its_starting_tokens(tokenizer, options, added, starts_as):
+    """--hyphen-nouns or --digit-groups with --init: the checkpoint's vocabulary grows to the tokenizer's, each added
+    row (input and output) the sum of its starting tokens' rows over the square root of their count, the other rows
+    and the logits on the old tokens unchanged; a checkpoint whose tokens are not the first of the tokenizer's does
+    not continue with it."""
+    grown_tokenizer = build_word_tokenizer(**options)
+    assert train.starting_tokens(added) == starts_as
     model = _tiny_probe("qwen3", tokenizer)
     input_ids = torch.randint(3, len(tokenizer), (2, 29))
     with torch.no_grad():
         before = model(input_ids).logits
-    train.with_vocabulary(model, hyphenated)
-    assert model.config.vocab_size == len(hyphenated)
+    train.with_vocabulary(model, grown_tokenizer, _tokens(tokenizer))
+    assert model.config.vocab_size == len(grown_tokenizer)
     embeddings, output = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-    picture, hyphen_picture = hyphenated.convert_tokens_to_ids(["picture", "##-picture"])
-    assert torch.equal(embeddings[hyphen_picture], embeddings[picture])
-    assert torch.equal(output[hyphen_picture], output[picture])
+    added_id = grown_tokenizer.convert_tokens_to_ids(added)
+    sources = tokenizer.convert_tokens_to_ids(starts_as)
+    expected = embeddings[sources].sum(0) / len(sources) ** 0.5
+    torch.testing.assert_close(embeddings[added_id], expected)
+    torch.testing.assert_close(output[added_id], expected)
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids).logits[..., :len(tokenizer)], before)
-    with pytest.raises(ValueError, match="continues only with --hyphen-nouns"):
-        train.with_vocabulary(model, tokenizer)
+    with pytest.raises(ValueError, match="tokenizer options it was trained with"):
+        train.with_vocabulary(model, tokenizer, _tokens(grown_tokenizer))
+
+
+def test_with_vocabulary_refuses_a_tokenizer_that_renumbers_the_checkpoints_tokens(tokenizer):
+    """A checkpoint trained with --digit-groups continued with --hyphen-nouns added: the tokens after the plain ones
+    are hyphenated nouns where the checkpoint has digit groups, so the growth is refused rather than giving old rows
+    to other tokens."""
+    grouped = build_word_tokenizer(digit_groups=True)
+    model = _tiny_probe("qwen3", tokenizer)
+    train.with_vocabulary(model, grouped, _tokens(tokenizer))
+    with pytest.raises(ValueError, match="not the first tokens"):
+        train.with_vocabulary(model, build_word_tokenizer(hyphen_nouns=True, digit_groups=True), _tokens(grouped))
+
+
+def test_init_without_its_tokenizer_is_refused(tmp_path, tokenizer):
+    _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    settings = train.TrainSettings(arch="qwen3", init=str(tmp_path / "init"), stages=[640], tokens_per_step=1024,
+                                   max_steps=1, workers=1)
+    with pytest.raises(ValueError, match="has no tokenizer.json beside its weights"):
+        train.train(settings, tmp_path / "out", device="cpu", log=lambda line: None)
 
 
 def test_training_with_hyphen_nouns_saves_the_grown_vocabulary_and_its_tokenizer(tmp_path, tokenizer):
     _tiny_probe("qwen3", tokenizer).save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
     out = tmp_path / "hyphenated"
     argv = ["--arch", "qwen3", "--init", str(tmp_path / "init"), "--hyphen-nouns", "--out", str(out), "--device",
             "cpu", "--stages", "640", "--tokens-per-step", "1024", "--max-steps", "1", "--workers", "1"]
