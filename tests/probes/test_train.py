@@ -525,9 +525,9 @@ def _tokens(tokenizer) -> list[str]:
 ])
 def test_with_vocabulary_starts_each_added_token_from_its_starting_tokens(tokenizer, options, added, starts_as):
     """--hyphen-nouns or --digit-groups with --init: the checkpoint's vocabulary grows to the tokenizer's, each added
-    row (input and output) the sum of its starting tokens' rows over the square root of their count, the other rows
-    and the logits on the old tokens unchanged; a checkpoint whose tokens are not the first of the tokenizer's does
-    not continue with it."""
+    row (input and output) its starting tokens' rows weighted 1, 1/2, 1/4 over the weights' norm (digit groups of the
+    same digits in another order start apart), the other rows and the logits on the old tokens unchanged; a
+    checkpoint whose tokens are not the first of the tokenizer's does not continue with it."""
     grown_tokenizer = build_word_tokenizer(**options)
     assert train.starting_tokens(added) == starts_as
     model = _tiny_probe("qwen3", tokenizer)
@@ -536,10 +536,14 @@ def test_with_vocabulary_starts_each_added_token_from_its_starting_tokens(tokeni
         before = model(input_ids).logits
     train.with_vocabulary(model, grown_tokenizer, _tokens(tokenizer))
     assert model.config.vocab_size == len(grown_tokenizer)
+    if options.get("digit_groups"):
+        rows = model.get_input_embeddings().weight[grown_tokenizer.convert_tokens_to_ids(["868", "886"])]
+        assert not torch.allclose(rows[0], rows[1])
     embeddings, output = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     added_id = grown_tokenizer.convert_tokens_to_ids(added)
     sources = tokenizer.convert_tokens_to_ids(starts_as)
-    expected = embeddings[sources].sum(0) / len(sources) ** 0.5
+    weights = torch.tensor([1.0, 0.5, 0.25][:len(sources)])
+    expected = (weights[:, None] * embeddings[sources]).sum(0) / weights.norm()
     torch.testing.assert_close(embeddings[added_id], expected)
     torch.testing.assert_close(output[added_id], expected)
     with torch.no_grad():
