@@ -2,7 +2,9 @@
 # The run hyphen-nouns of train.sh (J continued with --hyphen-nouns at 2-32k for 380 s, beside it) continued at 16k
 # and 32k with half list recall for SECONDS more at each learning rate given, side by side (14 sample workers shared
 # out), then full attention on the multi-answer tasks at 16k, 40 samples, float32, two processes at a time.
-# It reads the committed checkpoint hyphen-nouns/ beside it.
+# It reads the checkpoint hyphen-nouns/ beside it. Its weights left the tree on 2026-12-07 (fifth session, to keep
+# the tree under the GPU machine's 64 MiB); bring them back first with
+#   git show 6cfc43b:eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns/hyphen-nouns/model.safetensors > eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns/hyphen-nouns/model.safetensors
 # Usage (repo root): OUT=dir bash eval_results/2026-12-07_gpu_probe-qwen3_hyphen-nouns/continue.sh SECONDS RATE...
 #   ran 2026-12-07 on an H100: continue.sh 100 1e-4 (the device time left; the checkpoint did not come back then)
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/eval_NAME.tar and $OUT/train_NAME.log (NAME: hyphen-nouns_more_RATE).
