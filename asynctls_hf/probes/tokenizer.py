@@ -19,6 +19,11 @@ def template_text() -> str:
     return " ".join(value for name, value in vars(ruler).items() if name.isupper() and isinstance(value, str))
 
 
+def vocabulary(tokenizer) -> list[str]:
+    """`tokenizer`'s tokens in id order."""
+    return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+
+
 DIGIT_GROUP = 3  # digits per token with build_word_tokenizer(digit_groups=True)
 
 

@@ -68,7 +68,7 @@ from asynctls_hf.eval import ruler
 from asynctls_hf.eval.ruler import random_value
 from asynctls_hf.eval.words import NOUNS
 from asynctls_hf.probes import PROBES
-from asynctls_hf.probes.tokenizer import build_word_tokenizer
+from asynctls_hf.probes.tokenizer import build_word_tokenizer, vocabulary
 
 TRAIN_TASKS = {  # task -> sampling weight; "recall" is the densely supervised needle task of `recall_sequence`
     "recall": 12.0,
@@ -232,19 +232,19 @@ def with_vocabulary(model, tokenizer, known_tokens: list[str]) -> None:
     build_word_tokenizer) starts, in the input embedding and the output projection, as its starting_tokens' rows
     weighted by starting_weights, and training tells them apart."""
     known = model.get_input_embeddings().weight.shape[0]
-    if len(known_tokens) != known or tokenizer.convert_ids_to_tokens(list(range(min(known, len(tokenizer))))) != \
-            known_tokens:
+    if len(known_tokens) != known or vocabulary(tokenizer)[:known] != known_tokens:
         raise ValueError(f"the checkpoint's {known} tokens are not the first tokens of the training tokenizer's "
                          f"{len(tokenizer)}: continue a checkpoint with the tokenizer options it was trained with "
                          "(--hyphen-nouns, --digit-groups), adding others if wanted")
     if known == len(tokenizer):
         return
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    embeddings, output = model.get_input_embeddings(), model.get_output_embeddings()
+    embeddings, output = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    rows = [embeddings] if output is embeddings else [embeddings, output]
     with torch.no_grad():
         for token_id in range(known, len(tokenizer)):
             sources = tokenizer.convert_tokens_to_ids(starting_tokens(tokenizer.convert_ids_to_tokens(token_id)))
-            for weight in {id(embeddings.weight): embeddings.weight, id(output.weight): output.weight}.values():
+            for weight in rows:
                 weight[token_id] = starting_weights(len(sources)) @ weight[sources]
 
 
@@ -690,8 +690,11 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
         if settings.grow_after:
             model = grown_model(model, settings.grow_after)
-        known = AutoTokenizer.from_pretrained(settings.init)
-        with_vocabulary(model, tokenizer, known.convert_ids_to_tokens(list(range(len(known)))))
+        try:
+            with_vocabulary(model, tokenizer, vocabulary(AutoTokenizer.from_pretrained(settings.init)))
+        except ValueError:
+            pool.terminate()
+            raise
     else:
         model = AutoModelForCausalLM.from_config(model_config(settings, tokenizer), attn_implementation="sdpa")
     model = model.to(device).train()

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from asynctls_hf.eval import ruler
 from asynctls_hf.eval.words import NOUNS
 from asynctls_hf.probes import train
-from asynctls_hf.probes.tokenizer import build_word_tokenizer
+from asynctls_hf.probes.tokenizer import build_word_tokenizer, vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -484,8 +484,7 @@ def test_hyphen_nouns_make_a_word_key_two_tokens(tokenizer):
     tokens before); every token of the plain tokenizer keeps its id, and text decodes as the plain tokenizer's."""
     hyphenated = build_word_tokenizer(hyphen_nouns=True)
     assert len(hyphenated) == len(tokenizer) + len(set(NOUNS))
-    assert hyphenated.convert_ids_to_tokens(list(range(len(tokenizer)))) == tokenizer.convert_ids_to_tokens(
-        list(range(len(tokenizer))))
+    assert vocabulary(hyphenated)[:len(tokenizer)] == vocabulary(tokenizer)
     assert hyphenated.tokenize("dry-picture") == ["dry", "##-picture"]
     assert len(tokenizer.tokenize("dry-picture")) == 9
     sample = ruler.TASKS["niah_multiquery"].make_samples(hyphenated, 1024, 1, 0)[0]
@@ -500,8 +499,7 @@ def test_digit_groups_make_three_digits_one_token(tokenizer):
     --hyphen-nouns too, the digit groups come after the hyphenated nouns."""
     grouped = build_word_tokenizer(digit_groups=True)
     assert len(grouped) == len(tokenizer) + 2000
-    assert grouped.convert_ids_to_tokens(list(range(len(tokenizer)))) == tokenizer.convert_ids_to_tokens(
-        list(range(len(tokenizer))))
+    assert vocabulary(grouped)[:len(tokenizer)] == vocabulary(tokenizer)
     assert grouped.tokenize("is: 3725247.") == ["is", "##:", "372", "##524", "##7", "##."]
     sample = ruler.TASKS["niah_multivalue"].make_samples(grouped, 1024, 1, 0)[0]
     encoded = grouped(sample["input"])["input_ids"]
@@ -509,13 +507,8 @@ def test_digit_groups_make_three_digits_one_token(tokenizer):
     assert grouped.decode(encoded) == tokenizer.decode(plain) and len(encoded) < len(plain)
     both = build_word_tokenizer(hyphen_nouns=True, digit_groups=True)
     hyphenated = build_word_tokenizer(hyphen_nouns=True)
-    assert both.convert_ids_to_tokens(list(range(len(hyphenated)))) == hyphenated.convert_ids_to_tokens(
-        list(range(len(hyphenated))))
+    assert vocabulary(both)[:len(hyphenated)] == vocabulary(hyphenated)
     assert both.tokenize("dry-picture 3725247") == ["dry", "##-picture", "372", "##524", "##7"]
-
-
-def _tokens(tokenizer) -> list[str]:
-    return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
 
 
 @pytest.mark.parametrize(("options", "added", "starts_as"), [
@@ -534,7 +527,7 @@ def test_with_vocabulary_starts_each_added_token_from_its_starting_tokens(tokeni
     input_ids = torch.randint(3, len(tokenizer), (2, 29))
     with torch.no_grad():
         before = model(input_ids).logits
-    train.with_vocabulary(model, grown_tokenizer, _tokens(tokenizer))
+    train.with_vocabulary(model, grown_tokenizer, vocabulary(tokenizer))
     assert model.config.vocab_size == len(grown_tokenizer)
     if options.get("digit_groups"):
         rows = model.get_input_embeddings().weight[grown_tokenizer.convert_tokens_to_ids(["868", "886"])]
@@ -549,7 +542,7 @@ def test_with_vocabulary_starts_each_added_token_from_its_starting_tokens(tokeni
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids).logits[..., :len(tokenizer)], before)
     with pytest.raises(ValueError, match="tokenizer options it was trained with"):
-        train.with_vocabulary(model, tokenizer, _tokens(grown_tokenizer))
+        train.with_vocabulary(model, tokenizer, vocabulary(grown_tokenizer))
 
 
 def test_with_vocabulary_refuses_a_tokenizer_that_renumbers_the_checkpoints_tokens(tokenizer):
@@ -558,9 +551,9 @@ def test_with_vocabulary_refuses_a_tokenizer_that_renumbers_the_checkpoints_toke
     to other tokens."""
     grouped = build_word_tokenizer(digit_groups=True)
     model = _tiny_probe("qwen3", tokenizer)
-    train.with_vocabulary(model, grouped, _tokens(tokenizer))
+    train.with_vocabulary(model, grouped, vocabulary(tokenizer))
     with pytest.raises(ValueError, match="not the first tokens"):
-        train.with_vocabulary(model, build_word_tokenizer(hyphen_nouns=True, digit_groups=True), _tokens(grouped))
+        train.with_vocabulary(model, build_word_tokenizer(hyphen_nouns=True, digit_groups=True), vocabulary(grouped))
 
 
 def test_init_without_its_tokenizer_is_refused(tmp_path, tokenizer):
