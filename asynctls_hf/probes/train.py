@@ -14,8 +14,10 @@ keys: RULER's multi-value and multi-query tasks; off by default). `--any-order` 
 order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did not help: EVAL.md), `--any-key-order`
 the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--key-order reverse`
 in the reverse of the question's order (the probes, free to choose, start from the last key asked), `--key-order
-document` in the order of their needles in the text, and `--key-lists` restates several keys' values at once in the
-context (none of the first three lifted niah_multiquery in CPU pilots: EVAL.md). `--grow-after`
+document` in the order of their needles in the text, `--key-order shuffled` every list in an order drawn anew
+(any order right; the answers trained on then start from the orders the probe writes itself), and `--key-lists`
+restates several keys' values at once in the context (none of the first three lifted niah_multiquery in CPU pilots:
+EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function. `--hyphen-nouns` trains with a tokenizer in
 which a RULER word key's noun is one token, `--digit-groups` one in which three digits are (build_word_tokenizer),
@@ -83,7 +85,7 @@ TRAIN_TASKS = {  # task -> sampling weight; "recall" is the densely supervised n
     "vt": 1.0,
 }
 TRAIN_SEED_OFFSET = 1_000_003  # training samples use seeds from here on; the eval uses small seeds
-KEY_ORDERS = ("question", "reverse", "document")  # orders of an answer for several keys (ordered_answer)
+KEY_ORDERS = ("question", "reverse", "document", "shuffled")  # orders of an answer's values (ordered_answer)
 GATE_METRICS = ("answer_accuracy", "first_accuracy")  # probe_loss metrics a stage's end can be decided on
 MIN_LENGTH = 640  # every RULER task's smallest prompt plus its generation allowance fits (vt's example: ~500 tokens)
 
@@ -124,6 +126,10 @@ class TrainSettings:
     grown_rate_scale: float = 1.0  # the added layers' learning rate, as a multiple of the others'
     hyphen_nouns: bool = False  # a key's noun after its hyphen is one token (build_word_tokenizer)
     digit_groups: bool = False  # three digits are one token (build_word_tokenizer)
+
+    def __post_init__(self):
+        if self.key_order == "shuffled":  # a list in a drawn order is right in any order
+            self.any_order = self.any_key_order = True
 
 
 SHIPPED_RECIPES: dict[str, list[dict]] = {  # arch -> the phases that trained its shipped probe (TrainSettings fields)
@@ -382,14 +388,18 @@ def in_document_order(task: str, sample: dict) -> list[str]:
     return answers
 
 
-def ordered_answer(pairs: list[tuple[str, str]], key_order: str, needle_place) -> list[tuple[str, str]]:
+def ordered_answer(pairs: list[tuple[str, str]], key_order: str, needle_place,
+                   rng: random.Random | None = None) -> list[tuple[str, str]]:
     """The (key, value) pairs that answer a question for several keys, in `key_order` (one of KEY_ORDERS).
 
     `pairs` come in the question's order of the keys, each key's values in the order of their needles. "reverse":
     last key first, each key's values in their own order. "document": every value in the order of its needle,
-    needle_place(pair) giving its place in the text; a key's values then need not stand together. RULER scores the
-    values written in any order.
+    needle_place(pair) giving its place in the text; a key's values then need not stand together. "shuffled": every
+    value in an order drawn from `rng`, a key's values need not stand together either. RULER scores the values
+    written in any order.
     """
+    if key_order == "shuffled":
+        return rng.sample(pairs, len(pairs))
     if key_order == "reverse":
         entries = [(key, list(run)) for key, run in itertools.groupby(pairs, key=lambda pair: pair[0])]
         return [pair for _, run in entries[::-1] for pair in run]
@@ -405,21 +415,25 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
     with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
     (niah_multivalue) with their any_order_alternatives, several keys' values (niah_multiquery) with theirs in any
-    order of the keys (Sequence.key_alternatives), in `key_order` (ordered_answer)."""
+    order of the keys (Sequence.key_alternatives), in `key_order` (ordered_answer; "shuffled" draws a key's several
+    values' order too)."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
+    rng = random.Random(TRAIN_SEED_OFFSET + seed)
     keys = None
     several_asked = ruler.TASKS[task].make_samples.keywords.get("num_queries", 1) > 1
+    several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
     values = in_document_order(task, sample)
     if several_asked:
         pairs = list(zip(queried_keys(sample), values, strict=True))
-        pairs = ordered_answer(pairs, key_order, lambda pair: sample["input"].index(pair[1]))
+        pairs = ordered_answer(pairs, key_order, lambda pair: sample["input"].index(pair[1]), rng)
         values = [value for _, value in pairs]
         if keyed:
             keys = [key for key, _ in pairs]
+    elif several and key_order == "shuffled":
+        values = rng.sample(values, len(values))
     answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
-    several = ruler.TASKS[task].make_samples.keywords.get("num_values", 1) > 1  # one key's values
     several_keys = keys is None and several_asked  # one value each of several keys, not keyed
     in_any_order = any_order_alternatives(tokenizer, answer, [values], len(prompt)) if several or several_keys else {}
     return Sequence(prompt + answer, [False] * len(prompt) + [True] * len(answer),
@@ -443,7 +457,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     supervised), and questions that ask for all values of one key or of two to four keys at once (with `keyed`,
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
     for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). An
-    answer for several keys comes in `key_order` (ordered_answer; a value's needle is the one that first stated it).
+    answer for several keys comes in `key_order` (ordered_answer; a value's needle is the one that first stated it;
+    "shuffled" draws the order of every list, a key's values restated or asked too).
     With probability `key_lists` a restatement in a list-recall sequence is one for two to four keys at once, in
     RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
     V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
@@ -481,7 +496,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
         if not listing:
             return tokenizer(keys[0][2][0] + ".")["input_ids"]
         pairs = [(key, value) for _, key, values in keys for value in values]
-        pairs = ordered_answer(pairs, key_order, needle_places.__getitem__)
+        pairs = ordered_answer(pairs, key_order, needle_places.__getitem__, rng)
         entries = [(key, [value for _, value in run]) for key, run in itertools.groupby(pairs, key=lambda p: p[0])]
         groups = [values for _, values in entries]
         everyone = [value for _, value in pairs]
@@ -511,8 +526,9 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 # A key's values so far as a list, or (a share `answer_frame`) its one value as RULER's answer
                 if len(values) > 1 or (answer_frame and rng.random() < answer_frame):
                     restated = list(encode(prefix.format(kind=kind, query=key_text)))
-                    value = listed(values)
-                    alternatives |= any_order_alternatives(tokenizer, value, [values], len(tokens) + len(restated))
+                    written = rng.sample(values, len(values)) if key_order == "shuffled" else values
+                    value = listed(written)
+                    alternatives |= any_order_alternatives(tokenizer, value, [written], len(tokens) + len(restated))
                     tokens += restated + value
                     answers += [False] * len(restated) + [True] * len(value)
                     continue
@@ -841,8 +857,10 @@ def main(argv: list[str] | None = None) -> int:
                         "of the keys, as RULER scores them: at each value, every asked value not written yet is right")
     parser.add_argument("--key-order", choices=KEY_ORDERS, default=defaults.key_order,
                         help="the order of the values that answer a question for several keys (niah_multiquery): the "
-                        "question's, its reverse (the probes, free to choose, start from the key asked last) or that "
-                        "of their needles in the text (ordered_answer)")
+                        "question's, its reverse (the probes, free to choose, start from the key asked last), that "
+                        "of their needles in the text (ordered_answer), or shuffled: every list, a key's values too, "
+                        "in an order drawn anew, with --any-order and --any-key-order implied (the answers the "
+                        "probe is trained on then start from any of the orders it writes itself)")
     parser.add_argument("--key-lists", type=float, default=defaults.key_lists,
                         help="share of the restatements in list-recall sequences that list two to four keys' values "
                         "at once, in RULER's answer frame (dense supervision of niah_multiquery's answer)")
@@ -872,9 +890,12 @@ def main(argv: list[str] | None = None) -> int:
                             "restatements"), ("--answer-frame", args.answer_frame, "restatements")):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} is a share of {of}, between 0 and 1; got {share}")
-    if args.any_key_order and (args.keyed_answers or args.key_order != "question"):
+    if args.any_key_order and (args.keyed_answers or args.key_order not in ("question", "shuffled")):
         parser.error("--any-key-order lets the values of several keys come in any order; --keyed-answers writes each "
                      "after its key, and --key-order gives them one order. Give one of them")
+    if args.key_order == "shuffled" and args.keyed_answers:
+        parser.error("--key-order shuffled writes several keys' values in any order; --keyed-answers writes each after "
+                     "its key, in the question's order. Give one of them")
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")

@@ -574,3 +574,69 @@ def test_training_with_hyphen_nouns_saves_the_grown_vocabulary_and_its_tokenizer
     saved = AutoTokenizer.from_pretrained(out)
     assert saved.tokenize("dry-picture") == ["dry", "##-picture"]
     assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == len(saved)
+
+
+def right_first_tokens(sequence: train.Sequence, tokenizer, start: int, end: int) -> list[tuple[list[int], list[int]]]:
+    """For each value of the list written in tokens[start:end] (" V1, V2."): (the first tokens of it and of every
+    value after it, the tokens the sequence counts as right at its first token)."""
+    values = tokenizer.decode([t for t in sequence.tokens[start:end] if t != tokenizer.eos_token_id]).strip(" .")
+    encoded = [tokenizer(value)["input_ids"] for value in values.split(", ")]
+    rights, cursor = [], start
+    alternatives = sequence.alternatives | sequence.key_alternatives
+    for j, value in enumerate(encoded):
+        position = next(i for i in range(cursor, end) if sequence.tokens[i : i + len(value)] == value)
+        rights.append((sorted({other[0] for other in encoded[j:]}),
+                       alternatives.get(position, [sequence.tokens[position]])))
+        cursor = position + len(value)
+    return rights
+
+
+@pytest.mark.parametrize("task", ["niah_multivalue", "niah_multiquery"])
+def test_shuffled_answers_come_in_drawn_orders_each_right_in_any(tokenizer, task):
+    """--key-order shuffled: RULER's several values in an order drawn per sequence, not the document's or the
+    question's, and at each value's first token every value not written yet is right."""
+    orders = set()
+    for seed in range(6):
+        sample = ruler.TASKS[task].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + seed)[0]
+        sequence = train.ruler_sequence(tokenizer, task, 2048, seed=seed, key_order="shuffled")
+        start, end = train.answer_spans(sequence.answers)[0]
+        written = tokenizer.decode(sequence.tokens[start : end - 1]).strip(" .").split(", ")
+        assert sorted(written) == sorted(sample["outputs"])
+        orders.add(tuple(written.index(value) for value in in_order(task, sample)))
+        for expected, right in right_first_tokens(sequence, tokenizer, start, end):
+            assert right == expected
+    assert len(orders) > 2
+
+
+def in_order(task: str, sample: dict) -> list[str]:
+    """The values in the order the other key orders start from: the needles' (one key) or the question's."""
+    return sorted(sample["outputs"], key=sample["input"].index) if task == "niah_multivalue" else sample["outputs"]
+
+
+def test_shuffled_list_recall_writes_every_list_in_a_drawn_order_right_in_any(tokenizer):
+    """recall_sequence with key_order="shuffled": restated lists and answers list the values stated for their keys,
+    not always in the needles' order, and every value not written yet is right at each value's first token."""
+    lists = out_of_order = 0
+    for seed in range(8):
+        sequence = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, key_order="shuffled")
+        text = tokenizer.decode(sequence.tokens)
+        needles = [value for _, value in re.findall(r"One of the special magic \w+ for (\S+) is: (\S+?)\.", text)]
+        for start, end in train.answer_spans(sequence.answers):
+            values = tokenizer.decode([t for t in sequence.tokens[start:end] if t != tokenizer.eos_token_id])
+            values = values.strip(" .").split(", ")
+            if len(values) < 2:
+                continue
+            lists += 1
+            places = [needles.index(value) for value in values]
+            out_of_order += places != sorted(places)
+            for expected, right in right_first_tokens(sequence, tokenizer, start, end):
+                assert right == expected
+    assert lists > 10 and out_of_order > lists // 4
+
+
+def test_shuffled_answers_imply_any_order_and_exclude_keyed_answers(tmp_path, capsys):
+    settings = train.TrainSettings(key_order="shuffled")
+    assert settings.any_order and settings.any_key_order
+    with pytest.raises(SystemExit) as error:
+        train.main(["--key-order", "shuffled", "--keyed-answers", "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
