@@ -124,6 +124,7 @@ class TrainSettings:
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
     grown_rate_scale: float = 1.0  # the added layers' learning rate, as a multiple of the others'
+    repeat_kv_heads: int = 1  # `init`'s KV heads each repeated this many times (with_repeated_kv_heads; qwen3)
     hyphen_nouns: bool = False  # a key's noun after its hyphen is one token (build_word_tokenizer)
     digit_groups: bool = False  # three digits are one token (build_word_tokenizer)
 
@@ -284,6 +285,32 @@ def grown_model(model, grow_after: list[int]):
         state[name] = torch.zeros_like(weight) if copy else weight
     grown.load_state_dict(state)
     return grown
+
+
+def with_repeated_kv_heads(model, repeats: int) -> None:
+    """Give a Qwen3 `model` `repeats` times its KV heads in place, each a copy of the one its query heads shared, so
+    the model computes what it did (grouped-query attention reads KV head h // (heads / kv_heads) for query head h)
+    and training can give each group of query heads keys and values of its own."""
+    config = model.config
+    if config.model_type != "qwen3":
+        raise ValueError(f"repeating KV heads is for the qwen3 probe's grouped-query attention; this checkpoint is "
+                         f"{config.model_type!r}")
+    kv_heads = config.num_key_value_heads * repeats
+    if repeats < 1 or config.num_attention_heads % kv_heads:
+        raise ValueError(f"{config.num_key_value_heads} KV heads repeated {repeats} times must divide the "
+                         f"{config.num_attention_heads} query heads")
+    head_dim = config.head_dim
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for projection in (layer.self_attn.k_proj, layer.self_attn.v_proj):
+                weight = projection.weight.unflatten(0, (-1, head_dim)).repeat_interleave(repeats, 0).flatten(0, 1)
+                projection.weight = torch.nn.Parameter(weight)
+                if projection.bias is not None:
+                    bias = projection.bias.unflatten(0, (-1, head_dim)).repeat_interleave(repeats, 0).flatten()
+                    projection.bias = torch.nn.Parameter(bias)
+                projection.out_features = weight.shape[0]
+            layer.self_attn.num_key_value_groups = config.num_attention_heads // kv_heads
+    config.num_key_value_heads = kv_heads
 
 
 # ---- samples (built in worker processes) -------------------------------------------------------------------
@@ -706,6 +733,8 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
         if settings.grow_after:
             model = grown_model(model, settings.grow_after)
+        if settings.repeat_kv_heads > 1:
+            with_repeated_kv_heads(model, settings.repeat_kv_heads)
         try:
             with_vocabulary(model, tokenizer, vocabulary(AutoTokenizer.from_pretrained(settings.init)))
         except ValueError:
@@ -876,6 +905,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grown-rate-scale", type=float, default=defaults.grown_rate_scale,
                         help="with --grow-after: the added layers' learning rate as a multiple of --learning-rate "
                         "(their output projections start at zero)")
+    parser.add_argument("--repeat-kv-heads", type=int, default=defaults.repeat_kv_heads,
+                        help="with --init (qwen3): repeat each KV head this many times, each copy for its own query "
+                        "heads, so training continues the same function with keys and values per group")
     parser.add_argument("--hyphen-nouns", action="store_true",
                         help="make each noun after a hyphen one token ('##-picture'), so that a RULER word key such as "
                         "'dry-picture' is two tokens instead of nine; with --init, the checkpoint's vocabulary grows")
@@ -899,6 +931,9 @@ def main(argv: list[str] | None = None) -> int:
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")
+    if args.repeat_kv_heads != 1 and not args.init:
+        parser.error("--repeat-kv-heads repeats the KV heads of --init's checkpoint; give --init (or --num-kv-heads "
+                     "for a fresh probe)")
     settings = TrainSettings(
         arch=args.arch, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         num_kv_heads=args.num_kv_heads, head_dim=args.head_dim, stages=[int(s) for s in args.stages.split(",")],
@@ -909,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
         key_order=args.key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
         first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
+        repeat_kv_heads=args.repeat_kv_heads,
         hyphen_nouns=args.hyphen_nouns, digit_groups=args.digit_groups,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

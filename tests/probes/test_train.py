@@ -640,3 +640,25 @@ def test_shuffled_answers_imply_any_order_and_exclude_keyed_answers(tmp_path, ca
     with pytest.raises(SystemExit) as error:
         train.main(["--key-order", "shuffled", "--keyed-answers", "--out", str(tmp_path / "probe")])
     assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
+
+
+def test_repeated_kv_heads_compute_what_the_model_does_and_reload(tmp_path, tokenizer):
+    """Two KV heads each repeated twice (4 KV heads for 4 query heads): the same logits, saved and loaded as a
+    checkpoint of 4 KV heads; a repeat that does not divide the query heads, or an MLA model, is refused."""
+    torch.manual_seed(0)
+    settings = train.TrainSettings(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16)
+    model = AutoModelForCausalLM.from_config(train.model_config(settings, tokenizer)).eval()
+    input_ids = torch.randint(3, len(tokenizer), (2, 37))
+    with torch.no_grad():
+        before = model(input_ids).logits
+        train.with_repeated_kv_heads(model, 2)
+        torch.testing.assert_close(model(input_ids).logits, before, rtol=1e-5, atol=1e-5)
+    model.save_pretrained(tmp_path / "repeated")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "repeated").eval()
+    assert reloaded.config.num_key_value_heads == 4
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids).logits, before, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="must divide"):
+        train.with_repeated_kv_heads(model, 3)
+    with pytest.raises(ValueError, match="qwen3"):
+        train.with_repeated_kv_heads(_tiny_probe("glm4_moe_lite", tokenizer), 2)
