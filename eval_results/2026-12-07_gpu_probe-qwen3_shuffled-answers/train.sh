@@ -1,0 +1,45 @@
+#!/bin/bash
+# Qwen3 probes continued at 4k, 16k and 32k with half list recall and every list of values written in an order drawn
+# anew (--key-order shuffled, any order right), several runs side by side (14 sample workers shared out), for
+# SECONDS; then full attention at 16k, 20 samples, float32, on the multi-answer tasks and niah_multikey_1, three
+# processes at a time (one that runs out of GPU memory beside the others runs again alone).
+# Trained in one order, J writes the values in orders of its own and then repeats one; here the answers it is trained
+# on start from any order.
+# A run: NAME,INIT,RATE[,more training flags]; INIT a checkpoint folder, J for
+# eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J (its weights are untracked; they travel with the
+# working tree: git show c7fcc39:$J/model.safetensors > $J/model.safetensors).
+# Usage (repo root): OUT=dir bash eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers/train.sh SECONDS RUN...
+#   ran 2026-12-07 on an H100 (EVAL.md, "Lists in drawn orders"):
+#     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
+#     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
+# Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
+set -u
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
+W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#))
+mkdir -p $W
+for run in "$@"; do
+  IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
+  case $INIT in J) INIT=$J ;; */*) ;; *) INIT=$D/$INIT ;; esac
+  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $INIT --key-order shuffled \
+      --stages 4096,16384,32768 --list-recall 0.5 --learning-rate $RATE --time-budget $BUDGET --workers $WORKERS \
+      ${FLAGS//,/ } --out $W/$NAME > $W/train_$NAME.log 2>&1
+    echo "[$SECONDS s] train $NAME rc=$?"; grep -v "shards\|Loading" $W/train_$NAME.log > $OUT/train_$NAME.log
+    grep "parameters\|stage\|saved" $OUT/train_$NAME.log; tar cf $OUT/$NAME.tar -C $W $NAME ) &
+done
+wait
+score() {  # name task
+  timeout 240 python3 -m asynctls_hf.eval --model $W/$1 --methods full --tasks $2 --context-lengths 16384 \
+    --samples 20 --dtype float32 --no-progress --out /tmp/eval/$1/${2}_16384 > /tmp/eval/$1/${2}_16384.log 2>&1
+}
+for run in "$@"; do
+  NAME=${run%%,*}; E=/tmp/eval/$NAME; rm -rf $E; mkdir -p $E
+  for task in niah_multivalue niah_multiquery niah_multikey_1; do score $NAME $task & done
+  wait
+  for task in niah_multivalue niah_multiquery niah_multikey_1; do
+    ls $E/${task}_16384/*/results.md > /dev/null 2>&1 || score $NAME $task
+  done
+  echo "[$SECONDS s] scored $NAME"
+  for f in $E/*/*/results.md; do echo "$f: $(grep '^| full' $f)"; done
+  (cd $E && tar cf $OUT/eval_$NAME.tar .)
+done
