@@ -15,7 +15,8 @@ order in those lists (any_order_alternatives; tried on the Qwen3 probe, it did n
 the values of a question for several keys in any order of the keys (RULER's niah_multiquery), `--key-order reverse`
 in the reverse of the question's order (the probes, free to choose, start from the last key asked), `--key-order
 document` in the order of their needles in the text, `--key-order shuffled` every list in an order drawn anew
-(any order right; the answers trained on then start from the orders the probe writes itself), and `--key-lists`
+(any order right; the answers trained on then start from the orders the probe writes itself), `--key-order sorted`
+every list in ascending order of its values (list_order), and `--key-lists`
 restates several keys' values at once in the context (none of the first three lifted niah_multiquery in CPU pilots:
 EVAL.md). `--grow-after`
 continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
@@ -85,7 +86,8 @@ TRAIN_TASKS = {  # task -> sampling weight; "recall" is the densely supervised n
     "vt": 1.0,
 }
 TRAIN_SEED_OFFSET = 1_000_003  # training samples use seeds from here on; the eval uses small seeds
-KEY_ORDERS = ("question", "reverse", "document", "shuffled")  # orders of an answer's values (ordered_answer)
+KEY_ORDERS = ("question", "reverse", "document", "shuffled", "sorted")  # orders of an answer's values (ordered_answer)
+LIST_ORDERS = ("shuffled", "sorted")  # KEY_ORDERS that order a key's several values too (list_order)
 GATE_METRICS = ("answer_accuracy", "first_accuracy")  # probe_loss metrics a stage's end can be decided on
 MIN_LENGTH = 640  # every RULER task's smallest prompt plus its generation allowance fits (vt's example: ~500 tokens)
 
@@ -421,12 +423,12 @@ def ordered_answer(pairs: list[tuple[str, str]], key_order: str, needle_place,
 
     `pairs` come in the question's order of the keys, each key's values in the order of their needles. "reverse":
     last key first, each key's values in their own order. "document": every value in the order of its needle,
-    needle_place(pair) giving its place in the text; a key's values then need not stand together. "shuffled": every
-    value in an order drawn from `rng`, a key's values need not stand together either. RULER scores the values
+    needle_place(pair) giving its place in the text; a key's values then need not stand together. "shuffled" and
+    "sorted": every value in list_order, a key's values need not stand together either. RULER scores the values
     written in any order.
     """
-    if key_order == "shuffled":
-        return rng.sample(pairs, len(pairs))
+    if key_order in LIST_ORDERS:
+        return list_order(pairs, key_order, rng, value=lambda pair: pair[1])
     if key_order == "reverse":
         entries = [(key, list(run)) for key, run in itertools.groupby(pairs, key=lambda pair: pair[0])]
         return [pair for _, run in entries[::-1] for pair in run]
@@ -437,13 +439,26 @@ def ordered_answer(pairs: list[tuple[str, str]], key_order: str, needle_place,
     return pairs
 
 
+def list_order(items: list, key_order: str, rng: random.Random | None = None, value=lambda item: item) -> list:
+    """`items` (values, or anything whose value(item) is one) in the order key_order gives every list: "shuffled",
+    an order drawn from `rng` (any order is then right: TrainSettings implies the alternatives); "sorted", ascending
+    values (seven-digit numbers in numeric order), so that the next value is the smallest one above the last
+    written, a step that depends on the last value alone (the probes avoid the value just written but lose track of
+    those before it: EVAL.md, "Lists in drawn orders"); any other order leaves them as they are."""
+    if key_order == "shuffled":
+        return rng.sample(items, len(items))
+    if key_order == "sorted":
+        return sorted(items, key=value)
+    return list(items)
+
+
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False,
                    key_order: str = "question") -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
     with `keyed`, a question for several keys answered by keyed_list) and EOS; a key's several values
     (niah_multivalue) with their any_order_alternatives, several keys' values (niah_multiquery) with theirs in any
-    order of the keys (Sequence.key_alternatives), in `key_order` (ordered_answer; "shuffled" draws a key's several
-    values' order too)."""
+    order of the keys (Sequence.key_alternatives), in `key_order` (ordered_answer; LIST_ORDERS order a key's several
+    values too)."""
     sample = ruler.TASKS[task].make_samples(tokenizer, length, 1, TRAIN_SEED_OFFSET + seed)[0]
     prompt = tokenizer(sample["input"])["input_ids"]
     rng = random.Random(TRAIN_SEED_OFFSET + seed)
@@ -457,8 +472,8 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
         values = [value for _, value in pairs]
         if keyed:
             keys = [key for key, _ in pairs]
-    elif several and key_order == "shuffled":
-        values = rng.sample(values, len(values))
+    elif several:
+        values = list_order(values, key_order, rng)
     answer = tokenizer(answer_text(task, values, keys))["input_ids"]
     answer += [tokenizer.eos_token_id]
     several_keys = keys is None and several_asked  # one value each of several keys, not keyed
@@ -485,7 +500,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     those for several keys answered by keyed_list). Every list carries its any_order_alternatives, and an answer
     for several keys (not keyed) its alternatives in any order of the keys too (Sequence.key_alternatives). An
     answer for several keys comes in `key_order` (ordered_answer; a value's needle is the one that first stated it;
-    "shuffled" draws the order of every list, a key's values restated or asked too).
+    LIST_ORDERS order every list, a key's values restated or asked too: list_order).
     With probability `key_lists` a restatement in a list-recall sequence is one for two to four keys at once, in
     RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
     V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
@@ -553,7 +568,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 # A key's values so far as a list, or (a share `answer_frame`) its one value as RULER's answer
                 if len(values) > 1 or (answer_frame and rng.random() < answer_frame):
                     restated = list(encode(prefix.format(kind=kind, query=key_text)))
-                    written = rng.sample(values, len(values)) if key_order == "shuffled" else values
+                    written = list_order(values, key_order, rng)
                     value = listed(written)
                     alternatives |= any_order_alternatives(tokenizer, value, [written], len(tokens) + len(restated))
                     tokens += restated + value
@@ -887,9 +902,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-order", choices=KEY_ORDERS, default=defaults.key_order,
                         help="the order of the values that answer a question for several keys (niah_multiquery): the "
                         "question's, its reverse (the probes, free to choose, start from the key asked last), that "
-                        "of their needles in the text (ordered_answer), or shuffled: every list, a key's values too, "
+                        "of their needles in the text (ordered_answer); shuffled: every list, a key's values too, "
                         "in an order drawn anew, with --any-order and --any-key-order implied (the answers the "
-                        "probe is trained on then start from any of the orders it writes itself)")
+                        "probe is trained on then start from any of the orders it writes itself); sorted: every "
+                        "list in ascending order of the values (the next value follows from the last: list_order)")
     parser.add_argument("--key-lists", type=float, default=defaults.key_lists,
                         help="share of the restatements in list-recall sequences that list two to four keys' values "
                         "at once, in RULER's answer frame (dense supervision of niah_multiquery's answer)")
@@ -925,9 +941,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.any_key_order and (args.keyed_answers or args.key_order not in ("question", "shuffled")):
         parser.error("--any-key-order lets the values of several keys come in any order; --keyed-answers writes each "
                      "after its key, and --key-order gives them one order. Give one of them")
-    if args.key_order == "shuffled" and args.keyed_answers:
-        parser.error("--key-order shuffled writes several keys' values in any order; --keyed-answers writes each after "
-                     "its key, in the question's order. Give one of them")
+    if args.key_order in LIST_ORDERS and args.keyed_answers:
+        parser.error(f"--key-order {args.key_order} orders several keys' values by value; --keyed-answers writes each "
+                     "after its key, in the question's order. Give one of them")
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")

@@ -634,12 +634,49 @@ def test_shuffled_list_recall_writes_every_list_in_a_drawn_order_right_in_any(to
     assert lists > 10 and out_of_order > lists // 4
 
 
-def test_shuffled_answers_imply_any_order_and_exclude_keyed_answers(tmp_path, capsys):
+@pytest.mark.parametrize("key_order", train.LIST_ORDERS)
+def test_list_orders_exclude_keyed_answers(tmp_path, capsys, key_order):
+    with pytest.raises(SystemExit) as error:
+        train.main(["--key-order", key_order, "--keyed-answers", "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
+
+
+def test_shuffled_answers_imply_any_order_and_sorted_ones_do_not():
     settings = train.TrainSettings(key_order="shuffled")
     assert settings.any_order and settings.any_key_order
-    with pytest.raises(SystemExit) as error:
-        train.main(["--key-order", "shuffled", "--keyed-answers", "--out", str(tmp_path / "probe")])
-    assert error.value.code == 2 and "Give one of them" in capsys.readouterr().err
+    settings = train.TrainSettings(key_order="sorted")
+    assert not settings.any_order and not settings.any_key_order
+
+
+@pytest.mark.parametrize("task", ["niah_multivalue", "niah_multiquery"])
+def test_sorted_answers_list_rulers_values_in_ascending_order(tokenizer, task):
+    reordered = 0
+    for seed in range(4):
+        sample = ruler.TASKS[task].make_samples(tokenizer, 2048, 1, train.TRAIN_SEED_OFFSET + seed)[0]
+        sequence = train.ruler_sequence(tokenizer, task, 2048, seed=seed, key_order="sorted")
+        start, end = train.answer_spans(sequence.answers)[0]
+        written = tokenizer.decode(sequence.tokens[start : end - 1]).strip(" .").split(", ")
+        assert written == sorted(sample["outputs"])
+        reordered += written != in_order(task, sample)
+    assert reordered
+
+
+def test_sorted_list_recall_writes_every_list_in_ascending_order(tokenizer):
+    """recall_sequence with key_order="sorted": every restated list and answer is the same values as in the
+    needles' order, ascending; the rest of the sequence is as drawn with the needles' order."""
+    lists = reordered = 0
+    for seed in range(8):
+        plain = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0)
+        ordered = train.recall_sequence(tokenizer, 2000, seed=seed, list_share=1.0, key_order="sorted")
+        assert plain.answers == ordered.answers
+        for start, end in train.answer_spans(plain.answers):
+            plain_values = tokenizer.decode([t for t in plain.tokens[start:end] if t != tokenizer.eos_token_id])
+            ordered_values = tokenizer.decode([t for t in ordered.tokens[start:end] if t != tokenizer.eos_token_id])
+            plain_values, ordered_values = (text.strip(" .").split(", ") for text in (plain_values, ordered_values))
+            assert ordered_values == sorted(plain_values)
+            lists += len(plain_values) > 1
+            reordered += plain_values != ordered_values
+    assert lists > 10 and reordered > lists // 4
 
 
 def test_repeated_kv_heads_compute_what_the_model_does_and_reload(tmp_path, tokenizer):
