@@ -14,6 +14,10 @@
 # grown_J_3e-4_263-steps_continued: that run's checkpoint continued by hand for 1500 s more with the same flags
 # (python -m asynctls_hf.probes.train --arch qwen3 --init /tmp/work_cpu/grown_J_3e-4_263-steps --stages 2048
 # --tokens-per-step 8192 --list-recall 0.5 --learning-rate 3e-4 --time-budget 1500 --workers 1), scored as here.
+# J_3e-4_key-order_sorted_continued (2026-12-07, sixth session): `RUNS=none FLAG="key-order sorted" bash run.sh 3e-4
+# 900`'s checkpoint continued by hand the same way with --key-order sorted for 1800 s, scored as here and on
+# niah_multikey_1; J_3e-4_key-order_sorted_continued_key-lists_0.5: that one continued for 1500 s more with
+# --key-lists 0.5 added. query_order.py reads the order of their answers.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_grown; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
