@@ -1,6 +1,6 @@
 #!/bin/bash
 # Qwen3 probes continued at 4k, 16k and 32k with half list recall and every list of values written in an order drawn
-# anew (--key-order shuffled, any order right), several runs side by side (14 sample workers shared out), for
+# anew (--key-order shuffled, any order right; KEY_ORDER and STAGES below change both), several runs side by side (14 sample workers shared out), for
 # SECONDS; then full attention at 16k, 20 samples, float32, on the multi-answer tasks and niah_multikey_1, three
 # processes at a time (one that runs out of GPU memory beside the others runs again alone).
 # Trained in one order, J writes the values in orders of its own and then repeats one; here the answers it is trained
@@ -12,17 +12,21 @@
 #   ran 2026-12-07 on an H100 (EVAL.md, "Lists in drawn orders"):
 #     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
+# Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths; the
+# next GPU run planned in EVAL.md ("Lists in ascending order"), not run yet:
+#     KEY_ORDER=sorted STAGES=2048,4096 train.sh 200 sorted_2k,J,3e-4,--key-lists=0.5
+#     KEY_ORDER=sorted train.sh 330 sorted_2k_long,sorted_2k,1e-4,--key-lists=0.5   (its checkpoint beside this script)
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
-W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#))
+W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#)); KEY_ORDER=${KEY_ORDER:-shuffled}; STAGES=${STAGES:-4096,16384,32768}
 mkdir -p $W
 for run in "$@"; do
   IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
   case $INIT in J) INIT=$J ;; */*) ;; *) INIT=$D/$INIT ;; esac
-  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $INIT --key-order shuffled \
-      --stages 4096,16384,32768 --list-recall 0.5 --learning-rate $RATE --time-budget $BUDGET --workers $WORKERS \
+  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $INIT --key-order $KEY_ORDER \
+      --stages $STAGES --list-recall 0.5 --learning-rate $RATE --time-budget $BUDGET --workers $WORKERS \
       ${FLAGS//,/ } --out $W/$NAME > $W/train_$NAME.log 2>&1
     echo "[$SECONDS s] train $NAME rc=$?"; grep -v "shards\|Loading" $W/train_$NAME.log > $OUT/train_$NAME.log
     grep "parameters\|stage\|saved" $OUT/train_$NAME.log; tar cf $OUT/$NAME.tar -C $W $NAME ) &
