@@ -17,7 +17,8 @@
 # J_3e-4_key-order_sorted_continued (2026-12-07, sixth session): `RUNS=none FLAG="key-order sorted" bash run.sh 3e-4
 # 900`'s checkpoint continued by hand the same way with --key-order sorted for 1800 s, scored as here and on
 # niah_multikey_1; J_3e-4_key-order_sorted_continued_key-lists_0.5: that one continued for 1500 s more with
-# --key-lists 0.5 added. query_order.py reads the order of their answers.
+# --key-lists 0.5 added, and _more: that one 1200 s more with the same flags. query_order.py reads the order of
+# their answers.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_grown; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
