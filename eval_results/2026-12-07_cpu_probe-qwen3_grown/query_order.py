@@ -5,10 +5,11 @@ keys (what training teaches by default), the order of their needles in the docum
     python eval_results/2026-12-07_cpu_probe-qwen3_grown/query_order.py TOKENIZER_DIR RESULT.json...
 
 RESULT.json: an eval result of niah_multiquery or niah_multivalue (`full_budget-all_len-L.json`; for
-niah_multivalue, "question order" and "first asked" read RULER's order of the values); its prompts are made again from its
-length, sample count and seed. Per sample: the keys (their place in the question, 0-3) whose values the probe wrote,
-in its order ('?': a value of no asked key), and the keys in document order; then the counts, and for ascending
-order, how often the k-th value written is the k-th smallest and how often the next value is right after k right ones.
+niah_multivalue, "question order" and "first asked" read RULER's order of the values); its prompts are made again
+from its length, sample count and seed. Per sample: the keys (their place in the question, 0-3) whose values the
+probe wrote, in its order ('?': a value of no asked key), and the keys in document order; then the counts, and for
+ascending order, how often the k-th value written is the k-th smallest and how often the next value is right after
+k right ones.
 """
 import json
 import sys

@@ -14,8 +14,9 @@
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
 # Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths; the
 # next GPU run planned in EVAL.md ("Lists in ascending order"), not run yet:
-#     KEY_ORDER=sorted STAGES=2048,4096 train.sh 200 sorted_2k,J,3e-4,--key-lists=0.5
-#     KEY_ORDER=sorted train.sh 330 sorted_2k_long,sorted_2k,1e-4,--key-lists=0.5   (its checkpoint beside this script)
+#     KEY_ORDER=sorted train.sh 330 sorted_long,eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists,1e-4,--key-lists=0.5
+#   (J_sorted_key-lists: J after the 2k CPU pilots of ascending lists, 1387 steps; or first, from J itself:
+#     KEY_ORDER=sorted STAGES=2048,4096 train.sh 200 sorted_2k,J,3e-4,--key-lists=0.5)
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
