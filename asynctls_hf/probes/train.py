@@ -16,10 +16,9 @@ the values of a question for several keys in any order of the keys (RULER's niah
 in the reverse of the question's order (the probes, free to choose, start from the last key asked), `--key-order
 document` in the order of their needles in the text, `--key-order shuffled` every list in an order drawn anew
 (any order right; the answers trained on then start from the orders the probe writes itself), `--key-order sorted`
-every list in ascending order of its values (list_order), and `--key-lists`
-restates several keys' values at once in the context (none of the first three lifted niah_multiquery in CPU pilots:
-EVAL.md). `--grow-after`
-continues `--init` with more layers: each named layer followed by a copy whose output projections are zero
+every list in ascending order of its values (list_order), and `--key-lists` restates several keys' values at once in
+the context (none of the first three lifted niah_multiquery in CPU pilots: EVAL.md). `--grow-after` continues
+`--init` with more layers: each named layer followed by a copy whose output projections are zero
 (grown_model), so training starts from the checkpoint's own function. `--hyphen-nouns` trains with a tokenizer in
 which a RULER word key's noun is one token, `--digit-groups` one in which three digits are (build_word_tokenizer),
 growing `--init`'s vocabulary (with_vocabulary).
@@ -748,9 +747,9 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         model = AutoModelForCausalLM.from_pretrained(settings.init, dtype=torch.float32, attn_implementation="sdpa")
         if settings.grow_after:
             model = grown_model(model, settings.grow_after)
-        if settings.repeat_kv_heads > 1:
-            with_repeated_kv_heads(model, settings.repeat_kv_heads)
         try:
+            if settings.repeat_kv_heads > 1:
+                with_repeated_kv_heads(model, settings.repeat_kv_heads)
             with_vocabulary(model, tokenizer, vocabulary(AutoTokenizer.from_pretrained(settings.init)))
         except ValueError:
             pool.terminate()
@@ -947,6 +946,9 @@ def main(argv: list[str] | None = None) -> int:
     grow_after = [int(layer) for layer in args.grow_after.split(",") if layer]
     if grow_after and not args.init:
         parser.error("--grow-after grows the checkpoint of --init; give --init")
+    if args.repeat_kv_heads < 1:
+        parser.error(f"--repeat-kv-heads is how many copies of each KV head to keep, at least 1; got "
+                     f"{args.repeat_kv_heads}")
     if args.repeat_kv_heads != 1 and not args.init:
         parser.error("--repeat-kv-heads repeats the KV heads of --init's checkpoint; give --init (or --num-kv-heads "
                      "for a fresh probe)")

@@ -699,3 +699,11 @@ def test_repeated_kv_heads_compute_what_the_model_does_and_reload(tmp_path, toke
         train.with_repeated_kv_heads(model, 3)
     with pytest.raises(ValueError, match="qwen3"):
         train.with_repeated_kv_heads(_tiny_probe("glm4_moe_lite", tokenizer), 2)
+
+
+@pytest.mark.parametrize("argv, message", [(["--repeat-kv-heads", "0", "--init", "ckpt"], "at least 1"),
+                                           (["--repeat-kv-heads", "2"], "give --init")])
+def test_repeat_kv_heads_needs_a_positive_count_and_a_checkpoint(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as error:
+        train.main([*argv, "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and message in capsys.readouterr().err
