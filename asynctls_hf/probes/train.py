@@ -121,6 +121,7 @@ class TrainSettings:
     any_key_order: bool = False  # the values asked for several keys are right in any order (Sequence.key_alternatives)
     key_order: str = "question"  # the order of the values asked for several keys: one of KEY_ORDERS
     key_lists: float = 0.0  # share of list-recall restatements that are for several keys at once (recall_sequence)
+    shared_prefix: float = 0.0  # share of list-recall number values that begin as an earlier one does (list_value)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
@@ -451,6 +452,20 @@ def list_order(items: list, key_order: str, rng: random.Random | None = None, va
     return list(items)
 
 
+def list_value(value_type: str, stated_values: list[str], shared_prefix: float, rng: random.Random) -> str:
+    """A new needle value of a list-recall sequence, none of `stated_values`: random_value(value_type), or, with
+    probability `shared_prefix` for numbers once a value is stated, one whose first one to three digits are those of
+    a value stated before. In ascending order such a value comes right after or before its namesake, and only the
+    digits after the shared ones tell which: the step the probes miss most (EVAL.md, "Ascending lists at length")."""
+    while True:
+        value = random_value(value_type, rng)
+        if shared_prefix and value_type == "numbers" and stated_values and rng.random() < shared_prefix:
+            shared = rng.randint(1, 3)
+            value = rng.choice(stated_values)[:shared] + value[shared:]
+        if value not in stated_values:
+            return value
+
+
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False,
                    key_order: str = "question") -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
@@ -482,7 +497,8 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
 
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
-                    answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0) -> Sequence:
+                    answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
+                    shared_prefix: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -503,6 +519,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     With probability `key_lists` a restatement in a list-recall sequence is one for two to four keys at once, in
     RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
     V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
+    With probability `shared_prefix` a number value of a list-recall sequence begins with one to three digits of a
+    value stated before it (list_value).
 
     With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
     needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
@@ -527,6 +545,9 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
     def listed(values: list[str]) -> list[int]:
         return tokenizer(" " + ", ".join(values) + ".")["input_ids"]
+
+    def stated_values() -> list[str]:
+        return [value for _, _, values in stated for value in values]
 
     def query(keys: list) -> str:  # "K1" or "K1, K2, and K3", as RULER asks
         return keys[0][1] if len(keys) == 1 else ", ".join(key for _, key, _ in keys[:-1]) + ", and " + keys[-1][1]
@@ -578,7 +599,7 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 key_tokens, key_text, values = rng.choice(stated)
                 if len(values) == max_values:
                     continue
-                value_text = random_value(value_type, rng)
+                value_text = list_value(value_type, stated_values(), shared_prefix, rng)
                 values.append(value_text)
                 needle_places[key_text, value_text] = len(needle_places)
             else:
@@ -587,7 +608,10 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
                 key_text = tokenizer.decode(key_tokens)
                 if any(key_text == text for _, text, _ in stated):
                     continue  # a second key of the same name would make its questions ambiguous
-                value_text = random_value(value_type, rng)
+                if listing:
+                    value_text = list_value(value_type, stated_values(), shared_prefix, rng)
+                else:
+                    value_text = random_value(value_type, rng)
                 stated.append((key_tokens, key_text, [value_text]))
                 needle_places[key_text, value_text] = len(needle_places)
             needle = [*encode(f"One of the special magic {value_type} for"), *key_tokens, *encode("is:")]
@@ -612,23 +636,25 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
                   answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
-                  tokenizer=None) -> Sequence:
+                  shared_prefix: float = 0.0, tokenizer=None) -> Sequence:
     """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed,
-    answer_frame, key_order and key_lists as in recall_sequence and ruler_sequence."""
+    answer_frame, key_order, key_lists and shared_prefix as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
-        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, key_order, key_lists)
+        return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, key_order, key_lists,
+                               shared_prefix)
     return ruler_sequence(tokenizer, task, length, seed, keyed, key_order)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool, float, str, float]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float, str, float, float]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
-               keyed: bool = False, answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0):
-    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, key_order, key_lists),
-    lengths uniform in [max_length/2, max_length].
+               keyed: bool = False, answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
+               shared_prefix: float = 0.0):
+    """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, key_order, key_lists,
+    shared_prefix), lengths uniform in [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -638,7 +664,8 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
     while total < tokens_per_step or not jobs:
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
-        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, key_order, key_lists))
+        jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, key_order, key_lists,
+                     shared_prefix))
         total += length
     return jobs
 
@@ -781,7 +808,8 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
     def submit() -> None:
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
-                          settings.keyed_answers, settings.answer_frame, settings.key_order, settings.key_lists)
+                          settings.keyed_answers, settings.answer_frame, settings.key_order, settings.key_lists,
+                          settings.shared_prefix)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -908,6 +936,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-lists", type=float, default=defaults.key_lists,
                         help="share of the restatements in list-recall sequences that list two to four keys' values "
                         "at once, in RULER's answer frame (dense supervision of niah_multiquery's answer)")
+    parser.add_argument("--shared-prefix", type=float, default=defaults.shared_prefix,
+                        help="share of the number values in list-recall sequences that begin with the first one to "
+                        "three digits of a value stated before (list_value): values that only later digits order")
     parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
                         help="share of the restated one-value needles written as RULER's answer ('The special magic "
                         "number for K mentioned in the provided text is V.'): the key five words before the value")
@@ -934,7 +965,8 @@ def main(argv: list[str] | None = None) -> int:
                         "continuing the last in --out; a phase's settings take the place of the flags'")
     args = parser.parse_args(argv)
     for flag, share, of in (("--list-recall", args.list_recall, "sequences"), ("--key-lists", args.key_lists,
-                            "restatements"), ("--answer-frame", args.answer_frame, "restatements")):
+                            "restatements"), ("--answer-frame", args.answer_frame, "restatements"),
+                            ("--shared-prefix", args.shared_prefix, "values")):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} is a share of {of}, between 0 and 1; got {share}")
     if args.any_key_order and (args.keyed_answers or args.key_order not in ("question", "shuffled")):
@@ -960,9 +992,9 @@ def main(argv: list[str] | None = None) -> int:
         gate_metric=args.gate_metric, learning_rate=args.learning_rate, time_budget_s=args.time_budget,
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
-        key_order=args.key_order, key_lists=args.key_lists, answer_frame=args.answer_frame,
-        first_weight=args.first_weight, grow_after=grow_after, grown_rate_scale=args.grown_rate_scale,
-        repeat_kv_heads=args.repeat_kv_heads,
+        key_order=args.key_order, key_lists=args.key_lists, shared_prefix=args.shared_prefix,
+        answer_frame=args.answer_frame, first_weight=args.first_weight, grow_after=grow_after,
+        grown_rate_scale=args.grown_rate_scale, repeat_kv_heads=args.repeat_kv_heads,
         hyphen_nouns=args.hyphen_nouns, digit_groups=args.digit_groups,
     )
     phases = SHIPPED_RECIPES[args.arch] if args.shipped else [{}]

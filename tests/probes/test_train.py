@@ -130,6 +130,32 @@ def test_key_lists_restate_several_keys_values_so_far(tokenizer):
         tokenizer, 2000, seed=0, list_share=1.0)
 
 
+def test_shared_prefix_values_begin_as_an_earlier_value_does(tokenizer):
+    """--shared-prefix 1: in a list-recall sequence of numbers, every needle value after the first begins with one
+    to three digits of a value stated before it, and no value is stated for two needles; 0 changes nothing."""
+    sequences = 0
+    for seed in range(12):
+        sequence = train.recall_sequence(tokenizer, 1500, seed=seed, list_share=1.0, shared_prefix=1.0)
+        text = tokenizer.decode(sequence.tokens)
+        values = list(dict.fromkeys(re.findall(r"One of the special magic numbers for \S+ is: (\d+)\.", text)))
+        if len(values) < 2:
+            continue
+        sequences += 1
+        for index, value in enumerate(values[1:], start=1):
+            assert any(value[0] == earlier[0] for earlier in values[:index]), (value, values[:index])
+        needles = re.findall(r"One of the special magic numbers for (\S+) is: (\d+)\.", text)
+        assert len({value for _, value in needles}) == len(dict.fromkeys(needles))  # one key per value
+    assert sequences > 0
+    assert train.recall_sequence(tokenizer, 1500, seed=3, list_share=1.0, shared_prefix=0.0) == train.recall_sequence(
+        tokenizer, 1500, seed=3, list_share=1.0)
+
+
+def test_shared_prefix_is_a_share(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        train.main(["--shared-prefix", "1.5", "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and "--shared-prefix is a share of values" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("key_order", ["reverse", "document"])
 def test_key_order_reorders_only_the_answers_for_several_keys(tokenizer, key_order):
     """recall_sequence with key_order: the same sequence, except that each answer for several keys lists their
