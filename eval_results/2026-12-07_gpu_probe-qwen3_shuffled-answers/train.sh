@@ -12,11 +12,17 @@
 #   ran 2026-12-07 on an H100 (EVAL.md, "Lists in drawn orders"):
 #     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
-# Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths; the
-# next GPU run planned in EVAL.md ("Lists in ascending order"), not run yet:
-#     KEY_ORDER=sorted train.sh 330 sorted_long,eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists,1e-4,--key-lists=0.5
-#   (J_sorted_key-lists: J after the 2k CPU pilots of ascending lists, 1387 steps; or first, from J itself:
-#     KEY_ORDER=sorted STAGES=2048,4096 train.sh 200 sorted_2k,J,3e-4,--key-lists=0.5)
+# Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths;
+#   ran 2026-12-07, seventh session, on an H100 (EVAL.md, "Ascending lists at length"; results and the kept
+#   checkpoint in eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/), S = that folder,
+#   C = eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists (J after the 2k CPU pilots of ascending
+#   lists; `git show cf94ce4:C/model.safetensors` and the files beside it):
+#     KEY_ORDER=sorted train.sh 320 sorted_long_1e-4,C,1e-4,--key-lists=0.5 sorted_long_3e-4,C,3e-4,--key-lists=0.5
+#     KEY_ORDER=sorted train.sh 330 sorted_long_1e-4_more,/tmp/work/sorted_long_1e-4,1e-4,--key-lists=0.5
+#     KEY_ORDER=sorted train.sh 290 more2_key-lists_0.5,S/sorted_long_1e-4_more,1e-4,--key-lists=0.5 \
+#       more2_key-lists_0.8,S/sorted_long_1e-4_more,1e-4,--key-lists=0.8
+#   (the second ran on the warm machine the first left, from its checkpoint in /tmp; for the third that checkpoint
+#   travelled in the working tree, untracked).
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
