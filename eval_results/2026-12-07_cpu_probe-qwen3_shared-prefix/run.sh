@@ -7,6 +7,9 @@
 # Usage (repo root): bash eval_results/2026-12-07_cpu_probe-qwen3_shared-prefix/run.sh INIT RATE SECONDS SHARE
 # Writes under eval_results/2026-12-07_cpu_probe-qwen3_shared-prefix/: train_RUN.log, training_RUN.json,
 # eval_RUN/; weights under /tmp/work_cpu/RUN (not kept).
+# sorted_1e-4_1500s_shared-prefix-0.5, by hand (only next_value.py read it): python -m asynctls_hf.probes.train
+# --arch qwen3 --init INIT --stages 2048 --key-order sorted --key-lists 0.8 --shared-prefix 0.5 --tokens-per-step 8192
+# --list-recall 0.5 --learning-rate 1e-4 --time-budget 1500 --workers 1 --out /tmp/work_cpu/RUN
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_shared-prefix; INIT=$1; RATE=$2; BUDGET=$3; SHARE=$4; W=/tmp/work_cpu
