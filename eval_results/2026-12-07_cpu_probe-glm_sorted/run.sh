@@ -11,13 +11,7 @@ set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-glm_sorted; Q=asynctls_hf/probes/checkpoints/glm4_moe_lite
 RATE=$1; BUDGET=${2:-900}; INIT=${3:-$Q}; W=/tmp/work_cpu; mkdir -p $W
-score() {  # name model
-  for task in niah_multivalue niah_multiquery; do
-    python3 -m asynctls_hf.eval --model $2 --methods full --tasks $task --context-lengths 2048 --samples 20 \
-      --dtype float32 --no-progress --out $D/eval_$1/$task > /dev/null 2>&1
-  done
-  for task in niah_multivalue niah_multiquery; do echo "$1 $task: $(grep '^| full' $D/eval_$1/$task/*/results.md)"; done
-}
+source eval_results/2026-12-07_cpu_probe-qwen3_grown/score.sh  # score NAME MODEL
 [ -d $D/eval_Q ] || score Q $Q
 NAME=Q_${RATE}_${BUDGET}s; [ $INIT != $Q ] && NAME=$(basename $INIT)_more
 python3 -m asynctls_hf.probes.train --arch glm4_moe_lite --init $INIT --stages 2048 --key-order sorted \

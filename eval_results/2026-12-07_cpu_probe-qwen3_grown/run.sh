@@ -23,13 +23,7 @@ set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_cpu_probe-qwen3_grown; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
 RATE=$1; BUDGET=${2:-900}; STEPS=${3:-}; SCALE=${4:-}; W=/tmp/work_cpu; mkdir -p $W
-score() {  # name model
-  for task in niah_multivalue niah_multiquery; do
-    python3 -m asynctls_hf.eval --model $2 --methods full --tasks $task --context-lengths 2048 --samples 20 \
-      --dtype float32 --no-progress --out $D/eval_$1/$task > /dev/null 2>&1
-  done
-  for task in niah_multivalue niah_multiquery; do echo "$1 $task: $(grep '^| full' $D/eval_$1/$task/*/results.md)"; done
-}
+source eval_results/2026-12-07_cpu_probe-qwen3_grown/score.sh  # score NAME MODEL
 [ -d $D/eval_J ] || score J $J
 FIRST_WEIGHT=${FIRST_WEIGHT:-}; FLAG=${FLAG:-}
 RUNS=${RUNS:-none 0,1,2,3}; [ -n "$STEPS" ] && RUNS=0,1,2,3  # none: J continued as it is; 0,1,2,3: J grown
