@@ -122,6 +122,7 @@ class TrainSettings:
     key_order: str = "question"  # the order of the values asked for several keys: one of KEY_ORDERS
     key_lists: float = 0.0  # share of list-recall restatements that are for several keys at once (recall_sequence)
     shared_prefix: float = 0.0  # share of list-recall number values that begin as an earlier one does (list_value)
+    far_keys: float = 0.0  # share of restatements that name one of the earliest-stated keys (restated_keys)
     answer_frame: float = 0.0  # share of one-value restatements in RULER's answer frame (recall_sequence)
     first_weight: float = 0.0  # extra weight of the loss on answers' first tokens, the retrieved ones (probe_loss)
     grow_after: list[int] = field(default_factory=list)  # `init`'s layers to follow by a copy (grown_model)
@@ -466,6 +467,19 @@ def list_value(value_type: str, stated_values: list[str], shared_prefix: float, 
             return value
 
 
+def restated_keys(stated: list, count: int, far_keys: float, rng: random.Random) -> list:
+    """`count` distinct entries of `stated` (the keys in the order they were stated) for a restatement to name:
+    drawn uniformly, or, with probability `far_keys`, one of them from the earliest-stated quarter and the rest
+    uniformly, in a drawn order. Drawn uniformly, a restatement seldom spans most of the text (4.7% of them span over
+    four fifths of a 16k list-recall sequence with `key_lists` 0.8; 8.6% with `far_keys` 0.8), while the needle the
+    probes miss most is the one far before the question (EVAL.md, "Shared prefixes at length")."""
+    if not (far_keys and rng.random() < far_keys):
+        return [rng.choice(stated)] if count == 1 else rng.sample(stated, count)
+    far = rng.choice(stated[: max(1, len(stated) // 4)])
+    keys = [far, *rng.sample([key for key in stated if key is not far], count - 1)]
+    return rng.sample(keys, count)
+
+
 def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = False,
                    key_order: str = "question") -> Sequence:
     """One RULER prompt of at most `length` tokens (prompt plus generation allowance), its answer (in_document_order;
@@ -498,7 +512,7 @@ def ruler_sequence(tokenizer, task: str, length: int, seed: int, keyed: bool = F
 
 def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
                     answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
-                    shared_prefix: float = 0.0) -> Sequence:
+                    shared_prefix: float = 0.0, far_keys: float = 0.0) -> Sequence:
     """A needle prompt with dense supervision, about `length` tokens.
 
     RULER's single-needle frame ("A special magic number is hidden ... text.") around a context of haystack
@@ -520,7 +534,8 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
     RULER's answer frame: "The special magic numbers for K1, K2, and K3 mentioned in the provided text are V1, V2,
     V3." (their values so far, answered as the questions are), dense supervision of the multi-query answer.
     With probability `shared_prefix` a number value of a list-recall sequence begins with one to three digits of a
-    value stated before it (list_value).
+    value stated before it (list_value). With probability `far_keys` a restatement names one of the earliest-stated
+    keys (restated_keys).
 
     With probability `answer_frame` a key with one value is restated in the frame of RULER's answer instead of a
     needle's ("The special magic number for K mentioned in the provided text is V."): the key five words before
@@ -577,14 +592,14 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
         if rng.random() < needle_share or not stated:
             repeat = bool(stated) and rng.random() < 0.5
             if repeat and listing and key_lists and len(stated) > 1 and rng.random() < key_lists:
-                keys = rng.sample(stated, min(rng.randint(2, 4), len(stated)))  # several keys' values so far
+                keys = restated_keys(stated, min(rng.randint(2, 4), len(stated)), far_keys, rng)  # their values so far
                 restated = list(encode(prefix.format(kind=kind, query=query(keys))))
                 value = answer_to(keys, len(tokens) + len(restated))
                 tokens += restated + value
                 answers += [False] * len(restated) + [True] * len(value)
                 continue
             if repeat:
-                key_tokens, key_text, values = rng.choice(stated)
+                key_tokens, key_text, values = restated_keys(stated, 1, far_keys, rng)[0]
                 # A key's values so far as a list, or (a share `answer_frame`) its one value as RULER's answer
                 if len(values) > 1 or (answer_frame and rng.random() < answer_frame):
                     restated = list(encode(prefix.format(kind=kind, query=key_text)))
@@ -636,25 +651,25 @@ def recall_sequence(tokenizer, length: int, seed: int, list_share: float = 0.0, 
 
 def make_sequence(task: str, length: int, seed: int, list_share: float = 0.0, keyed: bool = False,
                   answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
-                  shared_prefix: float = 0.0, tokenizer=None) -> Sequence:
+                  shared_prefix: float = 0.0, far_keys: float = 0.0, tokenizer=None) -> Sequence:
     """A training sequence of `task` ("recall" or a RULER task name) of about `length` tokens; list_share, keyed,
-    answer_frame, key_order, key_lists and shared_prefix as in recall_sequence and ruler_sequence."""
+    answer_frame, key_order, key_lists, shared_prefix and far_keys as in recall_sequence and ruler_sequence."""
     tokenizer = tokenizer or _worker_tokenizer
     if task == "recall":
         return recall_sequence(tokenizer, length, seed, list_share, keyed, answer_frame, key_order, key_lists,
-                               shared_prefix)
+                               shared_prefix, far_keys)
     return ruler_sequence(tokenizer, task, length, seed, keyed, key_order)
 
 
-def _make_sequence_job(job: tuple[str, int, int, float, bool, float, str, float, float]) -> Sequence:
+def _make_sequence_job(job: tuple[str, int, int, float, bool, float, str, float, float, float]) -> Sequence:
     return make_sequence(*job)
 
 
 def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_seed: int, list_share: float = 0.0,
                keyed: bool = False, answer_frame: float = 0.0, key_order: str = "question", key_lists: float = 0.0,
-               shared_prefix: float = 0.0):
+               shared_prefix: float = 0.0, far_keys: float = 0.0):
     """Sample jobs for one step: (task, length, seed, list_share, keyed, answer_frame, key_order, key_lists,
-    shared_prefix), lengths uniform in [max_length/2, max_length].
+    shared_prefix, far_keys), lengths uniform in [max_length/2, max_length].
 
     `length` is RULER's: prompt plus the task's generation allowance (128 tokens for the needle tasks); below
     MIN_LENGTH only the recall task is drawn.
@@ -665,7 +680,7 @@ def batch_jobs(rng: random.Random, max_length: int, tokens_per_step: int, next_s
         length = rng.randint(max_length // 2, max_length)
         task = rng.choices(tasks, weights)[0] if length >= MIN_LENGTH else "recall"
         jobs.append((task, length, next_seed + len(jobs), list_share, keyed, answer_frame, key_order, key_lists,
-                     shared_prefix))
+                     shared_prefix, far_keys))
         total += length
     return jobs
 
@@ -809,7 +824,7 @@ def train(settings: TrainSettings, out: Path, device: str = "auto", log=print, p
         nonlocal next_seed
         jobs = batch_jobs(rng, settings.stages[stage], settings.tokens_per_step, next_seed, settings.list_recall,
                           settings.keyed_answers, settings.answer_frame, settings.key_order, settings.key_lists,
-                          settings.shared_prefix)
+                          settings.shared_prefix, settings.far_keys)
         next_seed += len(jobs)
         pending.append((stage, pool.map_async(_make_sequence_job, jobs)))
 
@@ -939,6 +954,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-prefix", type=float, default=defaults.shared_prefix,
                         help="share of the number values in list-recall sequences that begin with the first one to "
                         "three digits of a value stated before (list_value): values that only later digits order")
+    parser.add_argument("--far-keys", type=float, default=defaults.far_keys,
+                        help="share of the restatements that name one of the earliest-stated quarter of the keys "
+                        "(restated_keys): recall across most of the text, where the needle first in the document is "
+                        "the one the probes miss")
     parser.add_argument("--answer-frame", type=float, default=defaults.answer_frame,
                         help="share of the restated one-value needles written as RULER's answer ('The special magic "
                         "number for K mentioned in the provided text is V.'): the key five words before the value")
@@ -966,7 +985,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for flag, share, of in (("--list-recall", args.list_recall, "sequences"), ("--key-lists", args.key_lists,
                             "restatements"), ("--answer-frame", args.answer_frame, "restatements"),
-                            ("--shared-prefix", args.shared_prefix, "values")):
+                            ("--shared-prefix", args.shared_prefix, "values"),
+                            ("--far-keys", args.far_keys, "restatements")):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} is a share of {of}, between 0 and 1; got {share}")
     if args.any_key_order and (args.keyed_answers or args.key_order not in ("question", "shuffled")):
@@ -993,6 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.max_steps, workers=args.workers, seed=args.seed, init=args.init, list_recall=args.list_recall,
         keyed_answers=args.keyed_answers, any_order=args.any_order, any_key_order=args.any_key_order,
         key_order=args.key_order, key_lists=args.key_lists, shared_prefix=args.shared_prefix,
+        far_keys=args.far_keys,
         answer_frame=args.answer_frame, first_weight=args.first_weight, grow_after=grow_after,
         grown_rate_scale=args.grown_rate_scale, repeat_kv_heads=args.repeat_kv_heads,
         hyphen_nouns=args.hyphen_nouns, digit_groups=args.digit_groups,

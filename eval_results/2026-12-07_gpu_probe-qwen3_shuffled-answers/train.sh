@@ -1,7 +1,7 @@
 #!/bin/bash
 # Qwen3 probes continued at 4k, 16k and 32k with half list recall and every list of values written in an order drawn
 # anew (--key-order shuffled, any order right; KEY_ORDER and STAGES below change both), several runs side by side (14 sample workers shared out), for
-# SECONDS; then full attention at 16k, 20 samples, float32, on the multi-answer tasks and niah_multikey_1, three
+# SECONDS; then full attention at 16k, SAMPLES samples (20), float32, on the multi-answer tasks and niah_multikey_1, three
 # processes at a time (one that runs out of GPU memory beside the others runs again alone).
 # Trained in one order, J writes the values in orders of its own and then repeats one; here the answers it is trained
 # on start from any order.
@@ -12,7 +12,8 @@
 #   ran 2026-12-07 on an H100 (EVAL.md, "Lists in drawn orders"):
 #     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
-# Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths;
+# Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths,
+#   SAMPLES (default 20) for the evals;
 #   ran 2026-12-07, seventh session, on an H100 (EVAL.md, "Ascending lists at length"; results and the kept
 #   checkpoint in eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/), S = that folder,
 #   C = eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists (J after the 2k CPU pilots of ascending
@@ -23,11 +24,17 @@
 #       more2_key-lists_0.8,S/sorted_long_1e-4_more,1e-4,--key-lists=0.8
 #   (the second ran on the warm machine the first left, from its checkpoint in /tmp; for the third that checkpoint
 #   travelled in the working tree, untracked).
+#   ran 2026-12-07, eighth session, on an H100 (EVAL.md, "Shared prefixes at length"; results in
+#   eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long/), M = S/more2_key-lists_0.8:
+#     KEY_ORDER=sorted train.sh 320 prefix_0.5,M,1e-4,--key-lists=0.8,--shared-prefix=0.5 \
+#       prefix_0.8,M,1e-4,--key-lists=0.8,--shared-prefix=0.8
+#     KEY_ORDER=sorted SAMPLES=40 train.sh 200 far_0.8,M,1e-4,--key-lists=0.8,--far-keys=0.8
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
 W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#)); KEY_ORDER=${KEY_ORDER:-shuffled}; STAGES=${STAGES:-4096,16384,32768}
+SAMPLES=${SAMPLES:-20}
 mkdir -p $W
 for run in "$@"; do
   IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
@@ -41,7 +48,7 @@ done
 wait
 score() {  # name task
   timeout 240 python3 -m asynctls_hf.eval --model $W/$1 --methods full --tasks $2 --context-lengths 16384 \
-    --samples 20 --dtype float32 --no-progress --out /tmp/eval/$1/${2}_16384 > /tmp/eval/$1/${2}_16384.log 2>&1
+    --samples $SAMPLES --dtype float32 --no-progress --out /tmp/eval/$1/${2}_16384 > /tmp/eval/$1/${2}_16384.log 2>&1
 }
 for run in "$@"; do
   NAME=${run%%,*}; E=/tmp/eval/$NAME; rm -rf $E; mkdir -p $E

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -154,6 +155,34 @@ def test_shared_prefix_is_a_share(tmp_path, capsys):
     with pytest.raises(SystemExit) as error:
         train.main(["--shared-prefix", "1.5", "--out", str(tmp_path / "probe")])
     assert error.value.code == 2 and "--shared-prefix is a share of values" in capsys.readouterr().err
+
+
+def test_far_keys_restate_one_of_the_earliest_stated_keys(tokenizer):
+    """--far-keys 1: every restatement names one of the earliest-stated quarter of the keys, among distinct keys
+    in no fixed place; 0 draws as before (one key uniformly, several by rng.sample), and sequences are unchanged."""
+    stated = [f"key{index}" for index in range(12)]
+    rng = random.Random(0)
+    places = set()
+    for _ in range(200):
+        count = rng.randint(1, 4)
+        keys = train.restated_keys(stated, count, 1.0, rng)
+        assert len(keys) == count == len(set(keys)) and set(keys) <= set(stated)
+        assert any(key in stated[:3] for key in keys), keys
+        places |= {index for index, key in enumerate(keys) if key in stated[:3]}
+    assert places == {0, 1, 2, 3}
+    assert [train.restated_keys(stated, 1, 1.0, random.Random(seed))[0] for seed in range(40)].count("key0") > 5
+    assert train.restated_keys(stated, 1, 0.0, random.Random(5)) == [random.Random(5).choice(stated)]
+    assert train.restated_keys(stated, 3, 0.0, random.Random(5)) == random.Random(5).sample(stated, 3)
+    assert train.recall_sequence(tokenizer, 1500, seed=3, list_share=1.0, key_lists=0.5, far_keys=0.0) == (
+        train.recall_sequence(tokenizer, 1500, seed=3, list_share=1.0, key_lists=0.5))
+    assert train.recall_sequence(tokenizer, 1500, seed=3, list_share=1.0, key_lists=0.5, far_keys=1.0) != (
+        train.recall_sequence(tokenizer, 1500, seed=3, list_share=1.0, key_lists=0.5))
+
+
+def test_far_keys_is_a_share(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        train.main(["--far-keys", "-0.1", "--out", str(tmp_path / "probe")])
+    assert error.value.code == 2 and "--far-keys is a share of restatements" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("key_order", ["reverse", "document"])
