@@ -7,7 +7,9 @@ answers.
 
 RULER's niah_multivalue and niah_multiquery prompts (seed 1, not the eval's 0) at LENGTH, the references in
 ascending order after the prompt; greedy (argmax) predictions at each value's tokens, float32. Prints per model and
-task: the first value (k = 1), then the later ones whose first digit is the last value's and those whose is not.
+task: the first value (k = 1), then the later ones whose first digit is the last value's and those whose is not;
+then whole values right by their needle's place in the document (1-4; 1 the farthest from the question: EVAL.md,
+"Shared prefixes at length").
 """
 import sys
 
@@ -23,8 +25,10 @@ def main(length: int, num_samples: int, model_dirs: list[str]) -> None:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         for task in ("niah_multivalue", "niah_multiquery"):
             counts = {group: [0, 0, 0] for group in ("first value", "shares the last's first digit", "does not")}
+            by_place = {place: [0, 0] for place in range(1, 5)}
             for sample in ruler.TASKS[task].make_samples(tokenizer, length, num_samples, 1):
                 values = sorted(sample["outputs"])
+                in_document = sorted(values, key=sample["input"].index)
                 prompt = tokenizer(sample["input"])["input_ids"]
                 answer = tokenizer(" " + ", ".join(values) + ".")["input_ids"]
                 pieces = tokenizer.convert_ids_to_tokens(answer)
@@ -45,9 +49,14 @@ def main(length: int, num_samples: int, model_dirs: list[str]) -> None:
                     counts[group][0] += 1
                     counts[group][1] += bool(right[0])
                     counts[group][2] += bool(right.all())
+                    place = by_place[in_document.index(values[index]) + 1]
+                    place[0] += 1
+                    place[1] += bool(right.all())
             summary = "; ".join(f"{group}: first digit {digit}/{total}, whole value {whole}/{total}"
                                 for group, (total, digit, whole) in counts.items())
             print(f"{model_dir} {task} {length}: {summary}", flush=True)
+            print(f"  whole value right by needle place in the document: "
+                  + ", ".join(f"{place}: {right}/{total}" for place, (total, right) in by_place.items()), flush=True)
 
 
 if __name__ == "__main__":
