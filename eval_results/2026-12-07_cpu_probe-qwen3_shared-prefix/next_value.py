@@ -55,7 +55,7 @@ def main(length: int, num_samples: int, model_dirs: list[str]) -> None:
             summary = "; ".join(f"{group}: first digit {digit}/{total}, whole value {whole}/{total}"
                                 for group, (total, digit, whole) in counts.items())
             print(f"{model_dir} {task} {length}: {summary}", flush=True)
-            print(f"  whole value right by needle place in the document: "
+            print("  whole value right by needle place in the document: "
                   + ", ".join(f"{place}: {right}/{total}" for place, (total, right) in by_place.items()), flush=True)
 
 
