@@ -6,7 +6,7 @@
 # about 34 s a sample (12 min a task).
 # Usage (repo root): bash eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long/score_32k_cpu.sh NAME MODEL TASK...
 #   ran 2026-12-07: score_32k_cpu.sh more2_key-lists_0.8 eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/more2_key-lists_0.8 \
-#     niah_multiquery niah_multivalue niah_multikey_1
+#     niah_multiquery niah_multivalue niah_multikey_1 niah_single_3 niah_single_1 niah_single_2
 set -eu
 export PYTHONPATH=$PWD PATH=$PWD/.venv/bin:$PATH
 D=eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long; NAME=$1; MODEL=$2; shift 2
