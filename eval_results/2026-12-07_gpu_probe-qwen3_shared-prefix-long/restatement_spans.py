@@ -1,7 +1,7 @@
 """How far back the restatements of training's list-recall sequences reach: the share of restatements whose key (for
 several keys, the farthest of them) was first stated more than four fifths, and more than half, of the text before.
 
-    python eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long/restatement_spans.py TOKENIZER_DIR SEQUENCES FAR_KEYS...
+    python restatement_spans.py TOKENIZER_DIR SEQUENCES FAR_KEYS...   (this folder's; from the repo root)
 
 SEQUENCES list-recall sequences of 16k tokens (seeds 0..SEQUENCES-1, `--key-order sorted --key-lists 0.8`) per
 value of --far-keys; distances in characters of the decoded text before its questions, as shares of that text.
