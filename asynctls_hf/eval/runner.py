@@ -195,6 +195,16 @@ def _run_key(model, tokenizer, key: ResultKey, task: Task, task_samples: list[di
     return result
 
 
+def scored_samples(tokenizer, result: dict, chat: bool = False, data_dir: str | None = None) -> list[tuple[dict, dict]]:
+    """The prompts a written result (one key's JSON) was scored on, made again from its task, length, sample count
+    and seed with `tokenizer` (the run's) and the run's `chat` and `data_dir`: [(sample, record)] in the result's
+    order, each sample beside the record of its answer."""
+    task = TASKS[result["task"]]
+    samples = task.samples(tokenizer, result["length"], result["num_samples"], result["seed"], chat=chat,
+                           data_dir=data_dir)
+    return list(zip(samples, result["samples"], strict=True))
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 

@@ -12,18 +12,16 @@ import sys
 
 from transformers import AutoTokenizer
 
-from asynctls_hf.eval import ruler
+from asynctls_hf.eval.runner import scored_samples
 
 
 def main(tokenizer_dir: str, paths: list[str]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     for path in paths:
         result = json.load(open(path))
-        samples = ruler.TASKS["niah_multiquery"].make_samples(tokenizer, result["length"], result["num_samples"],
-                                                              result["seed"])
         counts = dict.fromkeys(["entries", "adjective right", "noun right", "key right", "value right",
                                 "value of the written noun's key"], 0)
-        for sample, scored in zip(samples, result["samples"], strict=True):
+        for sample, scored in scored_samples(tokenizer, result):
             asked = sample["input"].rsplit(" for ", 1)[1].removesuffix(" mentioned in the provided text are")
             asked = re.split(r", and |, ", asked)  # the question's keys, in order
             value_of = dict(zip(asked, sample["outputs"], strict=True))

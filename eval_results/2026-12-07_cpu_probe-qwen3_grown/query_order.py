@@ -16,21 +16,19 @@ import sys
 
 from transformers import AutoTokenizer
 
-from asynctls_hf.eval import ruler
+from asynctls_hf.eval.runner import scored_samples
 
 
 def main(tokenizer_dir: str, paths: list[str]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     for path in paths:
         result = json.load(open(path))
-        samples = ruler.TASKS[result["task"]].make_samples(tokenizer, result["length"], result["num_samples"],
-                                                              result["seed"])
         counts = {"question order": 0, "document order": 0, "first is the first asked": 0,
                   "first is the first in the document": 0, "ascending order": 0, "first is the smallest": 0,
                   "a value written twice": 0}
         kth_smallest, next_right, right_prefixes = [0] * 4, [0] * 3, [0] * 3
         print(path)
-        for sample, scored in zip(samples, result["samples"], strict=True):
+        for sample, scored in scored_samples(tokenizer, result):
             references = sample["outputs"]  # in the question's order of the keys
             in_document = sorted(references, key=sample["input"].index)
             # "V1, V2." or, with keyed answers, "K1 is: V1, K2 is: V2.": a value ends each comma-separated part
@@ -51,7 +49,7 @@ def main(tokenizer_dir: str, paths: list[str]) -> None:
                 if k < 3 and written[: k + 1] == ascending[: k + 1]:
                     right_prefixes[k] += 1
                     next_right[k] += written[k + 1 : k + 2] == ascending[k + 1 : k + 2]
-        print("  " + ", ".join(f"{name}: {count}/{len(samples)}" for name, count in counts.items()))
+        print("  " + ", ".join(f"{name}: {count}/{result['num_samples']}" for name, count in counts.items()))
         print(f"  k-th smallest written k-th (k = 1-4): {kth_smallest}; the next value right after k right ones "
               f"(k = 1-3): {', '.join(f'{right}/{of}' for right, of in zip(next_right, right_prefixes, strict=True))}")
 

@@ -13,17 +13,15 @@ from collections import Counter
 
 from transformers import AutoTokenizer
 
-from asynctls_hf.eval import ruler
+from asynctls_hf.eval.runner import scored_samples
 
 
 def main(tokenizer_dir: str, paths: list[str]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     for path in paths:
         result = json.load(open(path))
-        samples = ruler.TASKS[result["task"]].make_samples(tokenizer, result["length"], result["num_samples"],
-                                                              result["seed"])
         missed, needles = Counter(), Counter()
-        for sample, scored in zip(samples, result["samples"], strict=True):
+        for sample, scored in scored_samples(tokenizer, result):
             references, text = sample["outputs"], sample["input"]
             in_document, ascending = sorted(references, key=text.index), sorted(references)
             written = [part.strip(" .") for part in scored["prediction"].split(",")]
@@ -33,8 +31,9 @@ def main(tokenizer_dir: str, paths: list[str]) -> None:
                 needles.update(places.items())
                 if value not in written:
                     missed.update(places.items())
-        total = sum(count for (kind, _), count in missed.items() if kind == "document")
-        print(f"{path}: {total} missed of {len(references) * len(samples)}")
+        total, asked = (sum(count for (kind, _), count in counter.items() if kind == "document")
+                        for counter in (missed, needles))
+        print(f"{path}: {total} missed of {asked}")
         for kind in ("document", "depth", "question", "ascending"):
             places = sorted(place for k, place in needles if k == kind)
             print(f"  by {kind}: " + ", ".join(f"{place}: {missed[kind, place]}/{needles[kind, place]}"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from asynctls_hf import cli
 from asynctls_hf.eval import runner
@@ -41,6 +42,9 @@ def test_harness_end_to_end(tiny_checkpoint, tmp_path, monkeypatch):
     full = json.loads((run_dir / "niah_single_1/full_budget-all_len-512.json").read_text())
     sparse = json.loads((run_dir / "niah_single_1/asynctls_budget-64_len-512.json").read_text())
     dense = json.loads((run_dir / "niah_single_1/asynctls_budget-1024_len-512.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    for sample, record in runner.scored_samples(tokenizer, full):  # the prompts remade from the result alone
+        assert (sample["index"], sample["outputs"]) == (record["index"], record["references"])
     assert (full["task"], full["model"], full["method"], full["budget"], full["length"]) == (
         "niah_single_1", "tiny-qwen3", "full", None, 512
     )
