@@ -5,6 +5,9 @@
 # float32, on the multi-answer tasks and niah_multikey_1, three processes at a time.
 # digit-groups_1e-3_more_3e-4 itself came from (2026-12-07, H100, an inline call with these steps)
 #   INIT=digit-groups_1e-3 STAGES=4096,16384,32768 continue.sh 290 3e-4
+# The default init's weights left the tree on 2026-12-08 (the GPU machine takes 64 MiB of working tree); back with
+#   git show 8aa07be:eval_results/2026-12-07_gpu_probe-qwen3_digit-groups/digit-groups_1e-3_more_3e-4/model.safetensors \
+#     > eval_results/2026-12-07_gpu_probe-qwen3_digit-groups/digit-groups_1e-3_more_3e-4/model.safetensors
 # Usage (repo root): OUT=dir [INIT=name] [STAGES=...] bash eval_results/2026-12-07_gpu_probe-qwen3_digit-groups/continue.sh SECONDS RATE...
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar (NAME: INIT_more_RATE).
 set -u

@@ -13,7 +13,7 @@
 #     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
 # Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths,
-#   SAMPLES (default 20) for the evals;
+#   SAMPLES (default 20) for the evals, ARCH (default qwen3; glm4_moe_lite for the GLM probe);
 #   ran 2026-12-07, seventh session, on an H100 (EVAL.md, "Ascending lists at length"; results and the kept
 #   checkpoint in eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/), S = that folder,
 #   C = eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists (J after the 2k CPU pilots of ascending
@@ -25,21 +25,27 @@
 #   (the second ran on the warm machine the first left, from its checkpoint in /tmp; for the third that checkpoint
 #   travelled in the working tree, untracked).
 #   ran 2026-12-07, eighth session, on an H100 (EVAL.md, "Shared prefixes at length"; results in
-#   eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long/), M = S/more2_key-lists_0.8:
+#   eval_results/2026-12-07_gpu_probe-qwen3_shared-prefix-long/), M = S/more2_key-lists_0.8 (its weights left the tree
+#   on 2026-12-08: `git show 8aa07be:$M/model.safetensors`):
 #     KEY_ORDER=sorted train.sh 320 prefix_0.5,M,1e-4,--key-lists=0.8,--shared-prefix=0.5 \
 #       prefix_0.8,M,1e-4,--key-lists=0.8,--shared-prefix=0.8
-#     KEY_ORDER=sorted SAMPLES=40 train.sh 200 far_0.8,M,1e-4,--key-lists=0.8,--far-keys=0.8
+#   ran 2026-12-08, ninth session, on an H100 (EVAL.md, "Far keys"; results in
+#   eval_results/2026-12-08_gpu_probe-qwen3_far-keys/), the second on the warm machine the first left:
+#     KEY_ORDER=sorted SAMPLES=40 train.sh 320 far_0.8,M,1e-4,--key-lists=0.8,--far-keys=0.8 \
+#       control,M,1e-4,--key-lists=0.8
+#     KEY_ORDER=sorted SAMPLES=40 train.sh 320 far_0.8_more,/tmp/work/far_0.8,1e-4,--key-lists=0.8,--far-keys=0.8 \
+#       control_more,/tmp/work/control,1e-4,--key-lists=0.8
 # Back: $OUT/NAME.tar (the checkpoint), $OUT/train_NAME.log, $OUT/eval_NAME.tar.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
 W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#)); KEY_ORDER=${KEY_ORDER:-shuffled}; STAGES=${STAGES:-4096,16384,32768}
-SAMPLES=${SAMPLES:-20}
+SAMPLES=${SAMPLES:-20}; ARCH=${ARCH:-qwen3}
 mkdir -p $W
 for run in "$@"; do
   IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
   case $INIT in J) INIT=$J ;; */*) ;; *) INIT=$D/$INIT ;; esac
-  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $INIT --key-order $KEY_ORDER \
+  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch $ARCH --init $INIT --key-order $KEY_ORDER \
       --stages $STAGES --list-recall 0.5 --learning-rate $RATE --time-budget $BUDGET --workers $WORKERS \
       ${FLAGS//,/ } --out $W/$NAME > $W/train_$NAME.log 2>&1
     echo "[$SECONDS s] train $NAME rc=$?"; grep -v "shards\|Loading" $W/train_$NAME.log > $OUT/train_$NAME.log
