@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from asynctls_hf.api import cache_argument, patched
@@ -18,10 +20,50 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+REPEATED_KV_SDPA = "sdpa_repeated_kv"
+
+
+def sdpa_repeated_kv(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA attention with each key/value head repeated for its group of query heads first.
+
+    query [B, Hq, T, D]; key, value [B, Hkv, S, D] -> (output [B, T, Hq, Dv], None), as `sdpa_attention_forward`.
+    On CUDA, SDPA's grouped-query path (`enable_gqa`, taken when no mask is passed) has no float32 kernel but the
+    math one, which holds the attention weights [B, Hq, T, S]: for the Qwen3 probe a 32k prompt's prefill needs
+    about 86 GiB. With the heads repeated, the memory-efficient kernel runs it in blocks; the result is the same
+    attention."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    groups = query.shape[1] // key.shape[1]
+    ungrouped = SimpleNamespace(num_key_value_groups=1, is_causal=getattr(module, "is_causal", True))
+    return sdpa_attention_forward(ungrouped, query, repeat_kv(key, groups), repeat_kv(value, groups),
+                                  attention_mask, **kwargs)
+
+
+def register_repeated_kv_sdpa() -> str:
+    """Registers `sdpa_repeated_kv` (with SDPA's masks) with transformers; returns its attn_implementation name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(REPEATED_KV_SDPA, sdpa_repeated_kv)
+    AttentionMaskInterface.register(REPEATED_KV_SDPA, sdpa_mask)
+    return REPEATED_KV_SDPA
+
+
+def needs_repeated_kv(model) -> bool:
+    """True for a float32 model on CUDA with stock SDPA and fewer key/value heads than query heads: the case in
+    which SDPA would fall back to its math kernel (see `sdpa_repeated_kv`)."""
+    config = model.config
+    heads, kv_heads = config.num_attention_heads, getattr(config, "num_key_value_heads", None)
+    return (model.device.type == "cuda" and model.dtype == torch.float32
+            and config._attn_implementation == "sdpa" and kv_heads is not None and kv_heads < heads)
+
+
 def load_model(path: str, device: str = "auto", dtype: str = "auto"):
     """(model, tokenizer) of a local Hugging Face checkpoint directory; nothing is downloaded.
 
-    dtype "auto" keeps the checkpoint's dtype on CUDA and uses float32 on the CPU.
+    dtype "auto" keeps the checkpoint's dtype on CUDA and uses float32 on the CPU. A float32 grouped-query model on
+    CUDA attends with `sdpa_repeated_kv` (stock SDPA would need the attention weights' memory at long prompts);
+    the model's `config._attn_implementation` says which attention ran.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -33,8 +75,10 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto"):
     else:
         raise ValueError(f"unknown dtype {dtype!r}; expected auto or one of {', '.join(DTYPES)}")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
-    return model.to(device).eval(), tokenizer
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype).to(device).eval()
+    if needs_repeated_kv(model):
+        model.set_attn_implementation(register_repeated_kv_sdpa())
+    return model, tokenizer
 
 
 def stop_token_ids(model, tokenizer, stop_at_newline: bool = False) -> list[int]:

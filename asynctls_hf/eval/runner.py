@@ -111,6 +111,7 @@ def run_eval(model, tokenizer, methods: list[str], tasks: list[str], context_len
         "budgets": budgets, "samples": samples, "seed": seed, "max_new_tokens": max_new_tokens,
         "base_config": base_config, "chat": chat, "longbench_dir": longbench_dir, "ruler_qa_dir": ruler_qa_dir,
         "fidelity_steps": fidelity_steps, "dtype": str(model.dtype), "device": str(model.device),
+        "attention": model.config._attn_implementation,
         "torch": torch.__version__,
     }  # fmt: skip
     keys = run_keys(model_name, methods, tasks, context_lengths, budgets)
@@ -185,6 +186,7 @@ def _run_key(model, tokenizer, key: ResultKey, task: Task, task_samples: list[di
         "attended_tokens": sum(attended) / len(attended) if attended else None,
         "device": str(model.device),
         "dtype": str(model.dtype),
+        "attention": model.config._attn_implementation,
         "torch": torch.__version__,
     }
     if fidelity_steps and config is not None:
