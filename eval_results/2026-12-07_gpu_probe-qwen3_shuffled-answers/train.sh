@@ -1,8 +1,8 @@
 #!/bin/bash
 # Qwen3 probes continued at 4k, 16k and 32k with half list recall and every list of values written in an order drawn
 # anew (--key-order shuffled, any order right; KEY_ORDER and STAGES below change both), several runs side by side (14 sample workers shared out), for
-# SECONDS; then full attention at 16k, SAMPLES samples (20), float32, on the multi-answer tasks and niah_multikey_1, three
-# processes at a time (one that runs out of GPU memory beside the others runs again alone).
+# SECONDS; then full attention at EVAL_LENGTHS (16k), SAMPLES samples (20), float32, on TASKS (the multi-answer tasks and
+# niah_multikey_1), all at once (one that fails beside the others, out of GPU memory, runs again alone).
 # Trained in one order, J writes the values in orders of its own and then repeats one; here the answers it is trained
 # on start from any order.
 # A run: NAME,INIT,RATE[,more training flags]; INIT a checkpoint folder, J for
@@ -13,7 +13,9 @@
 #     train.sh 330 shuffled_1e-4,J,1e-4 shuffled_3e-4,J,3e-4
 #     train.sh 330 shuffled_1e-4_more_1e-4,shuffled_1e-4,1e-4 kv8_shuffled_1e-4,J,1e-4,--repeat-kv-heads=4
 # Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths,
-#   SAMPLES (default 20) for the evals, ARCH (default qwen3; glm4_moe_lite for the GLM probe);
+#   SAMPLES (default 20), TASKS (default the multi-answer tasks and niah_multikey_1) and EVAL_LENGTHS (default 16384;
+#   32768 runs on an H100 since eval's float32 attention over repeated heads, 2026-12-08) for the evals, all in
+#   parallel; ARCH (default qwen3; glm4_moe_lite for the GLM probe);
 #   ran 2026-12-07, seventh session, on an H100 (EVAL.md, "Ascending lists at length"; results and the kept
 #   checkpoint in eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/), S = that folder,
 #   C = eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists (J after the 2k CPU pilots of ascending
@@ -40,7 +42,8 @@ set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
 W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#)); KEY_ORDER=${KEY_ORDER:-shuffled}; STAGES=${STAGES:-4096,16384,32768}
-SAMPLES=${SAMPLES:-20}; ARCH=${ARCH:-qwen3}
+SAMPLES=${SAMPLES:-20}; ARCH=${ARCH:-qwen3}; EVAL_LENGTHS=${EVAL_LENGTHS:-16384}
+TASKS=${TASKS:-niah_multivalue niah_multiquery niah_multikey_1}
 mkdir -p $W
 for run in "$@"; do
   IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
@@ -52,17 +55,17 @@ for run in "$@"; do
     grep "parameters\|stage\|saved" $OUT/train_$NAME.log; tar cf $OUT/$NAME.tar -C $W $NAME ) &
 done
 wait
-score() {  # name task
-  timeout 240 python3 -m asynctls_hf.eval --model $W/$1 --methods full --tasks $2 --context-lengths 16384 \
-    --samples $SAMPLES --dtype float32 --no-progress --out /tmp/eval/$1/${2}_16384 > /tmp/eval/$1/${2}_16384.log 2>&1
+score() {  # name task length
+  timeout 240 python3 -m asynctls_hf.eval --model $W/$1 --methods full --tasks $2 --context-lengths $3 \
+    --samples $SAMPLES --dtype float32 --no-progress --out /tmp/eval/$1/${2}_$3 > /tmp/eval/$1/${2}_$3.log 2>&1
 }
 for run in "$@"; do
   NAME=${run%%,*}; E=/tmp/eval/$NAME; rm -rf $E; mkdir -p $E
-  for task in niah_multivalue niah_multiquery niah_multikey_1; do score $NAME $task & done
+  for task in $TASKS; do for L in ${EVAL_LENGTHS//,/ }; do score $NAME $task $L & done; done
   wait
-  for task in niah_multivalue niah_multiquery niah_multikey_1; do
-    ls $E/${task}_16384/*/results.md > /dev/null 2>&1 || score $NAME $task
-  done
+  for task in $TASKS; do for L in ${EVAL_LENGTHS//,/ }; do
+    ls $E/${task}_$L/*/results.md > /dev/null 2>&1 || score $NAME $task $L
+  done; done
   echo "[$SECONDS s] scored $NAME"
   for f in $E/*/*/results.md; do echo "$f: $(grep '^| full' $f)"; done
   (cd $E && tar cf $OUT/eval_$NAME.tar .)
