@@ -15,7 +15,7 @@
 # Environment: KEY_ORDER (default shuffled) and STAGES (default 4096,16384,32768) for other orders and lengths,
 #   SAMPLES (default 20), TASKS (default the multi-answer tasks and niah_multikey_1) and EVAL_LENGTHS (default 16384;
 #   32768 runs on an H100 since eval's float32 attention over repeated heads, 2026-12-08) for the evals, all in
-#   parallel; ARCH (default qwen3; glm4_moe_lite for the GLM probe);
+#   parallel. A run's flags may hold --arch=glm4_moe_lite for the GLM probe (the last --arch given counts; checked on the CPU);
 #   ran 2026-12-07, seventh session, on an H100 (EVAL.md, "Ascending lists at length"; results and the kept
 #   checkpoint in eval_results/2026-12-07_gpu_probe-qwen3_sorted-lists/), S = that folder,
 #   C = eval_results/2026-12-07_cpu_probe-qwen3_grown/J_sorted_key-lists (J after the 2k CPU pilots of ascending
@@ -42,13 +42,13 @@ set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 D=eval_results/2026-12-07_gpu_probe-qwen3_shuffled-answers; J=eval_results/2026-12-03_h200_probe-qwen3_dense-list-recall/J
 W=/tmp/work; BUDGET=$1; shift; WORKERS=$((14 / $#)); KEY_ORDER=${KEY_ORDER:-shuffled}; STAGES=${STAGES:-4096,16384,32768}
-SAMPLES=${SAMPLES:-20}; ARCH=${ARCH:-qwen3}; EVAL_LENGTHS=${EVAL_LENGTHS:-16384}
+SAMPLES=${SAMPLES:-20}; EVAL_LENGTHS=${EVAL_LENGTHS:-16384}
 TASKS=${TASKS:-niah_multivalue niah_multiquery niah_multikey_1}
 mkdir -p $W
 for run in "$@"; do
   IFS=, read -r NAME INIT RATE FLAGS <<< "$run"
   case $INIT in J) INIT=$J ;; */*) ;; *) INIT=$D/$INIT ;; esac
-  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch $ARCH --init $INIT --key-order $KEY_ORDER \
+  ( timeout $((BUDGET + 60)) python3 -m asynctls_hf.probes.train --arch qwen3 --init $INIT --key-order $KEY_ORDER \
       --stages $STAGES --list-recall 0.5 --learning-rate $RATE --time-budget $BUDGET --workers $WORKERS \
       ${FLAGS//,/ } --out $W/$NAME > $W/train_$NAME.log 2>&1
     echo "[$SECONDS s] train $NAME rc=$?"; grep -v "shards\|Loading" $W/train_$NAME.log > $OUT/train_$NAME.log
